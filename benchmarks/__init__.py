@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks NAME [--json PATH]``; each prints a table."""

@@ -1,0 +1,61 @@
+"""p2pcomm: peer-to-peer micro-communities.
+
+Signed append-only group logs, CRDT membership and moderation, an encrypted gossip
+transport and discovery, with no server. The sans-IO protocol core lives in
+:mod:`p2pcomm.core`; storage in :mod:`p2pcomm.store`; trio networking in
+:mod:`p2pcomm.net`. This module re-exports the most used names.
+"""
+
+from ._version import __version__ as __version__
+from .core.identity import KeyPair as KeyPair
+from .core.identity import MemberId as MemberId
+from .core.log import Entry as Entry
+from .core.log import ForkProof as ForkProof
+from .core.log import Header as Header
+from .core.log import IngestResult as IngestResult
+from .errors import DecodeError as DecodeError
+from .errors import ErrorCode as ErrorCode
+from .errors import IdentityError as IdentityError
+from .errors import LocalProtocolError as LocalProtocolError
+from .errors import P2PCommError as P2PCommError
+from .errors import ProtocolError as ProtocolError
+from .errors import RemoteProtocolError as RemoteProtocolError
+from .errors import StoreError as StoreError
+from .errors import ValidationError as ValidationError
+from .group import GroupLog as GroupLog
+from .group import ThreadedSignatures as ThreadedSignatures
+from .group import VerifyReport as VerifyReport
+from .keys import generate_keypair as generate_keypair
+from .keys import load_keypair as load_keypair
+from .keys import save_keypair as save_keypair
+from .store import MemoryStore as MemoryStore
+from .store import SqliteStore as SqliteStore
+from .store import Store as Store
+
+__all__ = [
+    "DecodeError",
+    "Entry",
+    "ErrorCode",
+    "ForkProof",
+    "GroupLog",
+    "Header",
+    "IdentityError",
+    "IngestResult",
+    "KeyPair",
+    "LocalProtocolError",
+    "MemberId",
+    "MemoryStore",
+    "P2PCommError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "ThreadedSignatures",
+    "ValidationError",
+    "VerifyReport",
+    "__version__",
+    "generate_keypair",
+    "load_keypair",
+    "save_keypair",
+]

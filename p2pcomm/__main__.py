@@ -1,0 +1,5 @@
+"""``python -m p2pcomm``."""
+
+from .cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""The p2pcomm msgpack profile (spec/01-encoding.md).
+
+Theory of operation
+-------------------
+Everything p2pcomm puts on the wire or on disk is msgpack restricted to a small,
+canonical profile:
+
+* allowed types: nil, false/true, integers in [-2**63, 2**64 - 1], bin (bytes), str
+  (UTF-8 text) and arrays. No floats, no maps, no ext types (timestamps included).
+* canonical form: every value uses the shortest msgpack representation (what
+  ``msgpack.packb(..., use_bin_type=True)`` produces). A decoder re-encodes what it
+  decoded and rejects the input if the bytes differ, so one value has exactly one
+  encoding and hashes/signatures over encodings are stable.
+* structures are positional arrays whose first element is usually a version number;
+  the typed decoders (one per wire type, in the module that owns the type) check each
+  position's type and range with the ``expect_*`` helpers below.
+* limits: total size, bin/str length, array length and nesting depth are bounded; a
+  decoder never allocates more than its input allows.
+
+Every failure raises :class:`p2pcomm.errors.DecodeError` with an :class:`ErrorCode`
+and the expected and found values. This module imports msgpack and the standard
+library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias, cast
+
+import msgpack
+
+from ..errors import DecodeError, ErrorCode
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "Value",
+    "decode",
+    "decode_canonical",
+    "encode",
+    "expect_array",
+    "expect_bool",
+    "expect_bytes",
+    "expect_int",
+    "expect_optional_bytes",
+    "expect_str",
+    "expect_uint",
+]
+
+Value: TypeAlias = "bool | int | bytes | str | list[Value] | tuple[Value, ...] | None"
+
+INT_MIN = -(2**63)
+UINT_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds a decoder enforces before and while decoding."""
+
+    #: Largest whole input accepted, in bytes.
+    max_size: int = 1 << 20
+    #: Longest bin or str value, in bytes.
+    max_bytes: int = 1 << 20
+    #: Most elements in one array.
+    max_array: int = 4096
+    #: Deepest nesting of arrays (a scalar has depth 0, ``[1]`` depth 1).
+    max_depth: int = 8
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _reject_ext(code: int, data: bytes) -> object:
+    raise DecodeError(
+        ErrorCode.FORBIDDEN_TYPE,
+        f"ext type {code} is not allowed",
+        expected="nil, bool, int, bin, str or array",
+        found=f"ext {code}",
+    )
+
+
+def _reject_map(pairs: list[tuple[object, object]]) -> object:
+    raise DecodeError(
+        ErrorCode.FORBIDDEN_TYPE,
+        "maps are not allowed; structures are positional arrays",
+        expected="array",
+        found="map",
+    )
+
+
+def encode(value: Value) -> bytes:
+    """Encode ``value`` canonically. Raises ``TypeError``/``ValueError`` for values
+    outside the profile (a programming error, not bad input)."""
+    _check_encodable(value, 0)
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
+
+
+def _check_encodable(value: object, depth: int) -> None:
+    if value is None or value is True or value is False:
+        return
+    if isinstance(value, int):
+        if not INT_MIN <= value <= UINT_MAX:
+            raise ValueError(f"integer {value} is outside the encodable range")
+        return
+    if isinstance(value, bytes | str):
+        return
+    if isinstance(value, list | tuple):
+        if depth >= 64:
+            raise ValueError("value nests too deeply to encode")
+        for item in value:
+            _check_encodable(item, depth + 1)
+        return
+    raise TypeError(f"{type(value).__name__} is not part of the p2pcomm encoding profile")
+
+
+def _raw_unpack(data: bytes, limits: Limits) -> object:
+    if len(data) > limits.max_size:
+        raise DecodeError(
+            ErrorCode.TOO_LARGE,
+            f"input of {len(data)} bytes exceeds the limit of {limits.max_size}",
+            expected=limits.max_size,
+            found=len(data),
+        )
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            object_pairs_hook=_reject_map,
+            max_bin_len=limits.max_bytes,
+            max_str_len=limits.max_bytes,
+            max_array_len=limits.max_array,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except DecodeError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise DecodeError(
+            ErrorCode.TRAILING_DATA,
+            f"{len(exc.extra)} bytes of trailing data after the value",
+            expected="end of input",
+            found=len(exc.extra),
+        ) from None
+    except msgpack.StackError:
+        raise DecodeError(
+            ErrorCode.TOO_DEEP, "nesting exceeds the decoder's stack", expected=limits.max_depth
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            ErrorCode.MALFORMED, f"str is not valid utf-8: {exc.reason}", expected="utf-8"
+        ) from None
+    except msgpack.FormatError:
+        raise DecodeError(
+            ErrorCode.MALFORMED, "reserved or invalid msgpack type byte", expected="msgpack"
+        ) from None
+    except ValueError as exc:
+        text = str(exc)
+        if "incomplete" in text:
+            raise DecodeError(
+                ErrorCode.TRUNCATED, "input ends inside a value", expected="more bytes"
+            ) from None
+        if "exceeds max" in text:
+            raise DecodeError(ErrorCode.TOO_LARGE, f"a length exceeds a limit ({text})") from None
+        raise DecodeError(ErrorCode.MALFORMED, f"undecodable input ({text})") from None
+    except (TypeError, OverflowError) as exc:  # pragma: no cover - msgpack internals
+        raise DecodeError(ErrorCode.MALFORMED, f"undecodable input ({exc})") from None
+
+
+def _check_profile(value: object, depth: int, limits: Limits) -> None:
+    if isinstance(value, list):
+        if depth >= limits.max_depth:
+            raise DecodeError(
+                ErrorCode.TOO_DEEP,
+                f"arrays nest deeper than {limits.max_depth}",
+                expected=limits.max_depth,
+                found=depth + 1,
+            )
+        for item in value:
+            _check_profile(item, depth + 1, limits)
+    elif isinstance(value, float):
+        raise DecodeError(
+            ErrorCode.FORBIDDEN_TYPE, "floats are not allowed", expected="int", found="float"
+        )
+    elif isinstance(value, int) and not INT_MIN <= value <= UINT_MAX:  # pragma: no cover
+        raise DecodeError(ErrorCode.OUT_OF_RANGE, f"integer {value} out of range")
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
+    """Decode one canonical value that must fill ``data`` exactly.
+
+    Raises :class:`DecodeError` for truncation, trailing bytes, forbidden types,
+    non-canonical encodings or exceeded limits.
+    """
+    value = _raw_unpack(data, limits)
+    _check_profile(value, 0, limits)
+    if msgpack.packb(value, use_bin_type=True) != data:
+        raise DecodeError(
+            ErrorCode.NOT_CANONICAL,
+            "input is not the canonical (shortest) encoding of its value",
+            expected="canonical msgpack",
+        )
+    return cast(Value, value)
+
+
+def decode_canonical(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Value]:
+    """Decode a positional structure: like :func:`decode` but the value must be an array.
+
+    The caller checks each position with the ``expect_*`` helpers.
+    """
+    value = decode(data, limits)
+    if not isinstance(value, list):
+        raise DecodeError(
+            ErrorCode.WRONG_TYPE,
+            f"expected an array, found {_type_name(value)}",
+            expected="array",
+            found=_type_name(value),
+        )
+    return value
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, bytes):
+        return "bin"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def _wrong_type(what: str, expected: str, value: object) -> DecodeError:
+    found = _type_name(value)
+    return DecodeError(
+        ErrorCode.WRONG_TYPE,
+        f"{what}: expected {expected}, found {found}",
+        expected=expected,
+        found=found,
+    )
+
+
+def expect_array(
+    value: object, what: str, *, length: int | None = None, max_length: int | None = None
+) -> list[Value]:
+    """``value`` as an array, with an exact ``length`` or at most ``max_length`` items."""
+    if not isinstance(value, list):
+        raise _wrong_type(what, "array", value)
+    if length is not None and len(value) != length:
+        raise DecodeError(
+            ErrorCode.WRONG_LENGTH,
+            f"{what}: expected an array of {length} items, found {len(value)}",
+            expected=length,
+            found=len(value),
+        )
+    if max_length is not None and len(value) > max_length:
+        raise DecodeError(
+            ErrorCode.TOO_LARGE,
+            f"{what}: expected at most {max_length} items, found {len(value)}",
+            expected=max_length,
+            found=len(value),
+        )
+    return cast(list[Value], value)
+
+
+def expect_bytes(
+    value: object, what: str, *, length: int | None = None, max_length: int | None = None
+) -> bytes:
+    """``value`` as bin, with an exact ``length`` or at most ``max_length`` bytes."""
+    if not isinstance(value, bytes):
+        raise _wrong_type(what, "bin", value)
+    if length is not None and len(value) != length:
+        raise DecodeError(
+            ErrorCode.WRONG_LENGTH,
+            f"{what}: expected {length} bytes, found {len(value)}",
+            expected=length,
+            found=len(value),
+        )
+    if max_length is not None and len(value) > max_length:
+        raise DecodeError(
+            ErrorCode.TOO_LARGE,
+            f"{what}: expected at most {max_length} bytes, found {len(value)}",
+            expected=max_length,
+            found=len(value),
+        )
+    return value
+
+
+def expect_optional_bytes(value: object, what: str, *, length: int | None = None) -> bytes | None:
+    """``value`` as nil or bin of ``length`` bytes."""
+    if value is None:
+        return None
+    return expect_bytes(value, what, length=length)
+
+
+def expect_str(value: object, what: str, *, max_length: int | None = None) -> str:
+    """``value`` as str, at most ``max_length`` UTF-8 bytes."""
+    if not isinstance(value, str):
+        raise _wrong_type(what, "str", value)
+    if max_length is not None and len(value) > max_length // 4 and len(value.encode()) > max_length:
+        raise DecodeError(
+            ErrorCode.TOO_LARGE,
+            f"{what}: expected at most {max_length} utf-8 bytes",
+            expected=max_length,
+            found=len(value.encode()),
+        )
+    return value
+
+
+def expect_bool(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong_type(what, "bool", value)
+    return value
+
+
+def expect_int(value: object, what: str, *, minimum: int, maximum: int) -> int:
+    """``value`` as an int in ``[minimum, maximum]`` (bools are not ints here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _wrong_type(what, "int", value)
+    if not minimum <= value <= maximum:
+        raise DecodeError(
+            ErrorCode.OUT_OF_RANGE,
+            f"{what}: expected an integer in [{minimum}, {maximum}], found {value}",
+            expected=(minimum, maximum),
+            found=value,
+        )
+    return value
+
+
+def expect_uint(value: object, what: str, *, maximum: int = UINT_MAX, minimum: int = 0) -> int:
+    """``value`` as a non-negative int no larger than ``maximum``."""
+    return expect_int(value, what, minimum=minimum, maximum=maximum)

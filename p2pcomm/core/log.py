@@ -1,0 +1,991 @@
+"""Signed, hash-chained group log entries and their validation (spec/03-log.md).
+
+Theory of operation
+-------------------
+An *entry* is a header, a signature and an optional body. The header is a positional
+array (see :class:`Header` for the order); its canonical encoding is hashed with
+BLAKE2b-256 to give the *entry id*. The signature is Ed25519 over
+``NS_ENTRY || entry_id``, so the id (and therefore the hash chain) does not depend on
+the signature: an author can build a run of headers and sign them in any order.
+
+Each header names its author's previous entry (``prev``, the hash chain) and up to
+``MAX_LINKS`` other entries of the group the author had seen (``links``, the causal
+DAG). The group is named by the id of its *genesis* entry, whose own group field is
+32 zero bytes.
+
+Validity is a function of the set of entries a replica holds, never of the order they
+came in (spec/03-log.md section "Validity"):
+
+    authentic(e)  :=  sig_ok(e)  or  some entry f by the same author with
+                      f.seq == e.seq + 1, f.prev == id(e) is authentic
+    valid(e)      :=  well_formed(e) and authentic(e)
+                      and (e.seq == 1 or the entry named by e.prev is valid, has the
+                           same author, sequence e.seq - 1 and a timestamp <= e's)
+                      and every link is a valid entry of another author in the group
+
+The chain term is what makes bulk ingest cheap: one good signature at the end of a
+contiguous run authenticates every header before it, because each header is pinned by
+its successor's ``prev`` hash. A replica that receives the same entries one by one
+verifies every signature, and an entry whose own signature is bad waits (pending)
+until an authentic successor vouches for it, or forever. Both end with the same set.
+
+Two valid headers with the same author and sequence are a *fork* (equivocation). Both
+branches stay valid log entries (so honest entries that link to either stay valid);
+the :class:`ForkProof` is stored and forwarded, and what the forking author's entries
+count for is decided by membership (spec/04-membership.md).
+
+:class:`Ingestor` is the sans-IO machine that applies these rules to arriving entries.
+It reads what is already stored through a :class:`LogView` and returns what to store;
+it never stores anything itself, reads no clock and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple, Protocol, cast
+
+import msgpack
+
+from ..errors import DecodeError, ErrorCode, ValidationError
+from . import crypto
+from .encoding import (
+    Limits,
+    _raw_unpack,
+    expect_array,
+    expect_bytes,
+    expect_optional_bytes,
+    expect_uint,
+)
+from .identity import NS_ENTRY, KeyPair
+
+__all__ = [
+    "ENTRY_LIMITS",
+    "HEADER_LIMITS",
+    "KIND_GENESIS",
+    "LOG_VERSION",
+    "MAX_BODY_SIZE",
+    "MAX_LINKS",
+    "MAX_U63",
+    "ZERO_ID",
+    "AuthenticatedRun",
+    "Entry",
+    "EntryMeta",
+    "ForkProof",
+    "Header",
+    "IngestResult",
+    "Ingestor",
+    "LogView",
+    "Rejection",
+    "SignatureChecker",
+    "check_entry",
+    "create_entry",
+    "create_genesis",
+    "decode_entry",
+    "decode_fork_proof",
+    "decode_header",
+    "encode_entry",
+    "encode_fork_proof",
+    "encode_header",
+    "entry_id",
+    "make_header",
+    "sign_header",
+    "verify_fork_proof",
+    "verify_signature",
+]
+
+LOG_VERSION: Final = 1
+KIND_GENESIS: Final = 0
+MAX_KIND: Final = 0xFFFF
+MAX_LINKS: Final = 16
+MAX_BODY_SIZE: Final = 48 * 1024
+#: Sequence numbers and timestamps fit a signed 64-bit integer (SQLite's INTEGER).
+MAX_U63: Final = 2**63 - 1
+ZERO_ID: Final = bytes(32)
+
+HEADER_LIMITS: Final = Limits(max_size=1024, max_bytes=32, max_array=MAX_LINKS, max_depth=2)
+ENTRY_LIMITS: Final = Limits(
+    max_size=MAX_BODY_SIZE + 1200, max_bytes=MAX_BODY_SIZE, max_array=3, max_depth=1
+)
+
+_packb = msgpack.packb
+_blake2b = crypto.blake2b_256
+
+
+class Header(NamedTuple):
+    """An entry header, in wire order. Encoded as a 10-element msgpack array."""
+
+    #: Format version, 1.
+    version: int
+    #: Group id (id of the genesis entry); 32 zero bytes in the genesis entry itself.
+    group: bytes
+    #: Author's Ed25519 public key (member id).
+    author: bytes
+    #: Author's sequence number, starting at 1.
+    seq: int
+    #: Id of the author's entry ``seq - 1``; ``None`` when ``seq == 1``.
+    prev: bytes | None
+    #: Ids of other authors' entries this author had seen, strictly ascending.
+    links: tuple[bytes, ...]
+    #: Claimed creation time, milliseconds since the Unix epoch.
+    timestamp: int
+    #: What the body is (0 = genesis; the rest are defined by spec/04-membership.md).
+    kind: int
+    #: BLAKE2b-256 of the body bytes (of ``b""`` for an empty body).
+    body_hash: bytes
+    #: Length of the body in bytes.
+    body_size: int
+
+
+class Entry(NamedTuple):
+    """A header with its id, exact encoding, signature and (maybe absent) body."""
+
+    id: bytes
+    header: Header
+    header_bytes: bytes
+    signature: bytes
+    #: ``None`` when the body is not held (dropped by moderation or not fetched yet).
+    body: bytes | None
+
+    @property
+    def author(self) -> bytes:
+        return self.header.author
+
+    @property
+    def seq(self) -> int:
+        return self.header.seq
+
+    @property
+    def kind(self) -> int:
+        return self.header.kind
+
+    @property
+    def is_genesis(self) -> bool:
+        return self.header.kind == KIND_GENESIS
+
+    def without_body(self) -> Entry:
+        return self._replace(body=None)
+
+
+class EntryMeta(NamedTuple):
+    """What validation needs to know about a stored entry."""
+
+    author: bytes
+    seq: int
+    timestamp: int
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_header(header: Header) -> bytes:
+    return cast(bytes, _packb(header, use_bin_type=True))
+
+
+def entry_id(header_bytes: bytes) -> bytes:
+    """The entry id: BLAKE2b-256 of the canonical header encoding."""
+    return _blake2b(header_bytes)
+
+
+def decode_header(data: bytes) -> Header:
+    """Decode and type-check a header; raises :class:`DecodeError`."""
+    h = _raw_unpack(data, HEADER_LIMITS)
+    # Fast path for the well-formed case; anything unusual takes the checked path,
+    # which produces the precise error.
+    if type(h) is list and len(h) == 10 and h[0] == LOG_VERSION and h[0] is not True:
+        group, author, seq, prev, links, ts, kind, bh, bs = h[1:]
+        if (
+            type(group) is bytes
+            and len(group) == 32
+            and type(author) is bytes
+            and len(author) == 32
+            and type(seq) is int
+            and 1 <= seq <= MAX_U63
+            and (prev is None or (type(prev) is bytes and len(prev) == 32))
+            and type(links) is list
+            and all(type(x) is bytes and len(x) == 32 for x in links)
+            and type(ts) is int
+            and 0 <= ts <= MAX_U63
+            and type(kind) is int
+            and 0 <= kind <= MAX_KIND
+            and type(bh) is bytes
+            and len(bh) == 32
+            and type(bs) is int
+            and 0 <= bs <= MAX_BODY_SIZE
+        ):
+            header = Header(LOG_VERSION, group, author, seq, prev, tuple(links), ts, kind, bh, bs)
+        else:
+            header = _decode_header_checked(h)
+    else:
+        header = _decode_header_checked(h)
+    if _packb(header, use_bin_type=True) != data:
+        raise DecodeError(
+            ErrorCode.NOT_CANONICAL,
+            "header is not in canonical encoding",
+            expected="canonical msgpack",
+        )
+    return header
+
+
+def _decode_header_checked(value: object) -> Header:
+    h = expect_array(value, "header")
+    if len(h) >= 1 and isinstance(h[0], int) and not isinstance(h[0], bool) and h[0] != LOG_VERSION:
+        raise DecodeError(
+            ErrorCode.UNKNOWN_VERSION,
+            f"header version {h[0]} is not supported",
+            expected=LOG_VERSION,
+            found=h[0],
+        )
+    expect_array(h, "header", length=10)
+    version = expect_uint(h[0], "header.version", minimum=LOG_VERSION, maximum=LOG_VERSION)
+    group = expect_bytes(h[1], "header.group", length=32)
+    author = expect_bytes(h[2], "header.author", length=32)
+    seq = expect_uint(h[3], "header.seq", minimum=1, maximum=MAX_U63)
+    prev = expect_optional_bytes(h[4], "header.prev", length=32)
+    raw_links = expect_array(h[5], "header.links", max_length=MAX_LINKS)
+    links = tuple(expect_bytes(x, "header.links[]", length=32) for x in raw_links)
+    timestamp = expect_uint(h[6], "header.timestamp", maximum=MAX_U63)
+    kind = expect_uint(h[7], "header.kind", maximum=MAX_KIND)
+    body_hash = expect_bytes(h[8], "header.body_hash", length=32)
+    body_size = expect_uint(h[9], "header.body_size", maximum=MAX_BODY_SIZE)
+    return Header(version, group, author, seq, prev, links, timestamp, kind, body_hash, body_size)
+
+
+def _bin_overhead(n: int) -> int:
+    """Bytes msgpack's canonical bin header takes for a bin of ``n`` bytes."""
+    return 2 if n < 256 else 3 if n < 65536 else 5
+
+
+def encode_entry(entry: Entry, *, with_body: bool = True) -> bytes:
+    """Wire/disk form: ``[header_bytes: bin, signature: bin(64), body: bin | nil]``."""
+    body = entry.body if with_body else None
+    return cast(bytes, _packb((entry.header_bytes, entry.signature, body), use_bin_type=True))
+
+
+def decode_entry(data: bytes) -> Entry:
+    """Decode an entry; checks encoding only (see :func:`check_entry` for the rules)."""
+    value = _raw_unpack(data, ENTRY_LIMITS)
+    parts = expect_array(value, "entry", length=3)
+    header_bytes = expect_bytes(parts[0], "entry.header", max_length=HEADER_LIMITS.max_size)
+    signature = expect_bytes(parts[1], "entry.signature", length=crypto.SIGNATURE_SIZE)
+    body = parts[2]
+    if body is not None:
+        body = expect_bytes(body, "entry.body", max_length=MAX_BODY_SIZE)
+    # Every msgpack form of these three values is at least as long as the canonical one,
+    # and only the canonical one has exactly this length.
+    canonical_len = (
+        1
+        + _bin_overhead(len(header_bytes))
+        + len(header_bytes)
+        + 2
+        + crypto.SIGNATURE_SIZE
+        + (1 if body is None else _bin_overhead(len(body)) + len(body))
+    )
+    if len(data) != canonical_len:
+        raise DecodeError(
+            ErrorCode.NOT_CANONICAL,
+            "entry is not in canonical encoding",
+            expected="canonical msgpack",
+        )
+    header = decode_header(header_bytes)
+    return Entry(entry_id(header_bytes), header, header_bytes, signature, body)
+
+
+def entry_from_parts(header_bytes: bytes, signature: bytes, body: bytes | None) -> Entry:
+    """Rebuild an entry from stored columns (decodes and checks the header encoding)."""
+    header = decode_header(header_bytes)
+    return Entry(entry_id(header_bytes), header, header_bytes, signature, body)
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def make_header(
+    *,
+    group: bytes,
+    author: bytes,
+    seq: int,
+    prev: bytes | None,
+    links: Iterable[bytes],
+    timestamp: int,
+    kind: int,
+    body: bytes,
+) -> Header:
+    """Build a header for ``body``; links are sorted and de-duplicated."""
+    return Header(
+        LOG_VERSION,
+        group,
+        author,
+        seq,
+        prev,
+        tuple(sorted(set(links))),
+        timestamp,
+        kind,
+        _blake2b(body),
+        len(body),
+    )
+
+
+def sign_header(keypair: KeyPair, header: Header, body: bytes | None) -> Entry:
+    """Encode, hash and sign ``header``; checks the entry against the stateless rules."""
+    if header.author != keypair.public_key:
+        raise ValueError("header author is not this key pair")
+    header_bytes = encode_header(header)
+    eid = entry_id(header_bytes)
+    entry = Entry(eid, header, header_bytes, keypair.sign(NS_ENTRY, eid), body)
+    group = eid if header.kind == KIND_GENESIS else header.group
+    check_entry(entry, group)
+    return entry
+
+
+def create_entry(
+    keypair: KeyPair,
+    *,
+    group: bytes,
+    seq: int,
+    prev: bytes | None,
+    links: Iterable[bytes],
+    timestamp: int,
+    kind: int,
+    body: bytes = b"",
+) -> Entry:
+    header = make_header(
+        group=group,
+        author=keypair.public_key,
+        seq=seq,
+        prev=prev,
+        links=links,
+        timestamp=timestamp,
+        kind=kind,
+        body=body,
+    )
+    return sign_header(keypair, header, body)
+
+
+def create_genesis(keypair: KeyPair, *, timestamp: int, body: bytes = b"") -> Entry:
+    """The first entry of a new group; its id is the group id."""
+    return create_entry(
+        keypair,
+        group=ZERO_ID,
+        seq=1,
+        prev=None,
+        links=(),
+        timestamp=timestamp,
+        kind=KIND_GENESIS,
+        body=body,
+    )
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _invalid(code: ErrorCode, message: str, **kw: object) -> ValidationError:
+    return ValidationError(code, message, **kw)
+
+
+def check_entry(entry: Entry, group: bytes) -> None:
+    """The stateless rules (spec/03-log.md, rules S1-S8): everything that can be checked
+    from the entry alone, except the signature. Raises :class:`ValidationError`."""
+    h = entry.header
+    if h.kind == KIND_GENESIS:
+        if h.group != ZERO_ID or h.seq != 1 or h.links:
+            raise _invalid(
+                ErrorCode.BAD_GENESIS,
+                "a genesis entry has a zero group, sequence 1 and no links",
+            )
+        if entry.id != group:
+            raise _invalid(
+                ErrorCode.WRONG_GROUP,
+                f"genesis {entry.id.hex()[:16]} is not the genesis of group {group.hex()[:16]}",
+                expected=group.hex(),
+                found=entry.id.hex(),
+            )
+    elif h.group != group:
+        raise _invalid(
+            ErrorCode.WRONG_GROUP,
+            f"entry belongs to group {h.group.hex()[:16]}, not {group.hex()[:16]}",
+            expected=group.hex(),
+            found=h.group.hex(),
+        )
+    if (h.seq == 1) != (h.prev is None):
+        raise _invalid(
+            ErrorCode.BAD_PREVIOUS,
+            f"sequence {h.seq} {'must not' if h.seq == 1 else 'must'} name a previous entry",
+            found=h.seq,
+        )
+    links = h.links
+    for i in range(1, len(links)):
+        if links[i - 1] >= links[i]:
+            raise _invalid(ErrorCode.BAD_LINKS, "links must be strictly ascending")
+    if h.prev is not None and h.prev in links:
+        raise _invalid(ErrorCode.BAD_LINKS, "links must not repeat the previous entry")
+    if h.seq == 1 and h.kind != KIND_GENESIS and not links:
+        raise _invalid(
+            ErrorCode.BAD_LINKS, "an author's first entry must link to entries of the group"
+        )
+    body = entry.body
+    if body is not None and (len(body) != h.body_size or _blake2b(body) != h.body_hash):
+        raise _invalid(
+            ErrorCode.BODY_MISMATCH,
+            f"body of {len(body)} bytes does not match the header's hash and size {h.body_size}",
+            expected=h.body_size,
+            found=len(body),
+        )
+
+
+def verify_signature(entry: Entry) -> bool:
+    """Whether the entry's own signature is valid (``NS_ENTRY || id``)."""
+    return crypto.ed25519_verify(entry.header.author, NS_ENTRY + entry.id, entry.signature)
+
+
+# A signature checker takes (public_key, message, signature) triples and returns one
+# bool per triple; the trio edge passes one that spreads the work over threads.
+SignatureChecker = Callable[[Sequence[tuple[bytes, bytes, bytes]]], list[bool]]
+
+
+def _check_sequentially(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    verify = crypto.ed25519_verify
+    return [verify(k, m, s) for k, m, s in items]
+
+
+# --------------------------------------------------------------------------- forks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthenticatedRun:
+    """Consecutive headers of one author, the last one signed: proof the first is authentic.
+
+    Usually one header and its own signature. Longer when the first header's own
+    signature is bad but a later one vouches for it through the hash chain.
+    """
+
+    headers: tuple[bytes, ...]
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForkProof:
+    """Two authentic, different headers with the same author and sequence number."""
+
+    a: AuthenticatedRun
+    b: AuthenticatedRun
+
+    @property
+    def author(self) -> bytes:
+        return decode_header(self.a.headers[0]).author
+
+    @property
+    def seq(self) -> int:
+        return decode_header(self.a.headers[0]).seq
+
+    def key(self) -> bytes:
+        """A stable id for de-duplication: hash of the two first-header ids, sorted."""
+        ids = sorted((entry_id(self.a.headers[0]), entry_id(self.b.headers[0])))
+        return _blake2b(ids[0] + ids[1])
+
+
+FORK_PROOF_VERSION: Final = 1
+_FORK_LIMITS: Final = Limits(max_size=64 * 1024, max_bytes=1024, max_array=64, max_depth=3)
+
+
+def encode_fork_proof(proof: ForkProof) -> bytes:
+    """``[1, [[header...], sig], [[header...], sig]]``."""
+    return cast(
+        bytes,
+        _packb(
+            (
+                FORK_PROOF_VERSION,
+                (list(proof.a.headers), proof.a.signature),
+                (list(proof.b.headers), proof.b.signature),
+            ),
+            use_bin_type=True,
+        ),
+    )
+
+
+def decode_fork_proof(data: bytes) -> ForkProof:
+    value = _raw_unpack(data, _FORK_LIMITS)
+    parts = expect_array(value, "fork_proof", length=3)
+    expect_uint(
+        parts[0], "fork_proof.version", minimum=FORK_PROOF_VERSION, maximum=FORK_PROOF_VERSION
+    )
+    runs = []
+    for i in (1, 2):
+        run = expect_array(parts[i], "fork_proof.run", length=2)
+        headers = expect_array(run[0], "fork_proof.run.headers", max_length=64)
+        if not headers:
+            raise DecodeError(
+                ErrorCode.WRONG_LENGTH, "a fork proof run needs a header", expected=">= 1"
+            )
+        hs = tuple(expect_bytes(h, "fork_proof.header", max_length=1024) for h in headers)
+        sig = expect_bytes(run[1], "fork_proof.signature", length=crypto.SIGNATURE_SIZE)
+        runs.append(AuthenticatedRun(headers=hs, signature=sig))
+    if _packb(value, use_bin_type=True) != data:
+        raise DecodeError(ErrorCode.NOT_CANONICAL, "fork proof is not canonical")
+    return ForkProof(a=runs[0], b=runs[1])
+
+
+def _verify_run(run: AuthenticatedRun) -> Header:
+    headers = [decode_header(h) for h in run.headers]
+    for prev_bytes, prev, nxt in zip(run.headers, headers, headers[1:], strict=False):
+        if nxt.author != prev.author or nxt.seq != prev.seq + 1 or nxt.prev != entry_id(prev_bytes):
+            raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof run is not a hash chain")
+    last = run.headers[-1]
+    if not crypto.ed25519_verify(headers[-1].author, NS_ENTRY + entry_id(last), run.signature):
+        raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof signature is not valid")
+    return headers[0]
+
+
+def verify_fork_proof(proof: ForkProof, group: bytes | None = None) -> tuple[bytes, int]:
+    """Check a fork proof; returns ``(author, seq)``. Raises :class:`ValidationError`
+    (or :class:`DecodeError` for undecodable headers)."""
+    ha = _verify_run(proof.a)
+    hb = _verify_run(proof.b)
+    if ha.author != hb.author or ha.seq != hb.seq:
+        raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof headers differ in author or sequence")
+    if proof.a.headers[0] == proof.b.headers[0]:
+        raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof headers are identical")
+    if group is not None and (ha.group != group or hb.group != group):
+        raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof is for another group")
+    return ha.author, ha.seq
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+class LogView(Protocol):
+    """Read access to the entries of one group already accepted (and stored)."""
+
+    def entry_meta(self, entry_id: bytes) -> EntryMeta | None:
+        """Author, sequence and timestamp of a stored entry of this group, or None."""
+
+    def ids_at(self, author: bytes, seq: int) -> Sequence[bytes]:
+        """Ids of the stored entries of ``author`` with sequence ``seq`` (two or more
+        only after a fork)."""
+
+    def max_seq(self, author: bytes) -> int:
+        """Highest stored sequence number of ``author``; 0 when none."""
+
+    def get_signed_header(self, entry_id: bytes) -> tuple[bytes, bytes] | None:
+        """``(header_bytes, signature)`` of a stored entry, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An entry that was refused, and why."""
+
+    entry_id: bytes
+    error: ValidationError
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What one :meth:`Ingestor.ingest` call decided."""
+
+    #: Newly valid entries, in an order where every entry follows its dependencies.
+    #: The caller must store all of them (in this order) before the next call.
+    accepted: list[Entry] = field(default_factory=list)
+    #: Entries refused for good (or, for ``PENDING_FULL``, for now).
+    rejected: list[Rejection] = field(default_factory=list)
+    #: Forks discovered by this call.
+    forks: list[ForkProof] = field(default_factory=list)
+    #: Verified bodies arriving with entries that were already stored.
+    bodies: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: How many offered entries were already stored or already pending.
+    duplicates: int = 0
+    #: Entries waiting for a dependency or for authentication after this call.
+    pending: int = 0
+
+
+class Ingestor:
+    """Decides which arriving entries of one group are valid (sans-IO).
+
+    ``view`` answers questions about stored entries. Accepted entries are also kept
+    in a bounded in-memory overlay until the caller has surely stored them; if storing
+    fails, call :meth:`forget_overlay` so the ingestor asks the view again.
+
+    Entries whose dependencies (``prev``, links) are missing, or whose signature is
+    bad and not yet vouched for, wait in a pending set of at most ``max_pending``
+    entries; beyond that new entries are refused with ``PENDING_FULL`` (the sender
+    may offer them again later).
+    """
+
+    def __init__(
+        self,
+        group: bytes,
+        view: LogView,
+        *,
+        max_pending: int = 50_000,
+        overlay_size: int = 200_000,
+        signature_checker: SignatureChecker | None = None,
+    ) -> None:
+        self.group = group
+        self._view = view
+        self.max_pending = max_pending
+        self._overlay_size = overlay_size
+        self._check_signatures = signature_checker or _check_sequentially
+        #: Recently accepted entries: id -> meta. Insertion ordered (oldest first).
+        self._overlay: dict[bytes, EntryMeta] = {}
+        #: Highest accepted sequence per author (cache of view.max_seq).
+        self._max_seq: dict[bytes, int] = {}
+        #: Pending entries by id; ``_unauth`` holds those not yet authenticated.
+        self._pending: dict[bytes, Entry] = {}
+        self._unauth: dict[bytes, Entry] = {}
+        #: Missing dependency id -> ids of pending entries waiting for it.
+        self._waiting: dict[bytes, list[bytes]] = {}
+        #: Ids known to be invalid for good (bounded), with the reason.
+        self._invalid: dict[bytes, ValidationError] = {}
+
+    # -- queries
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def pending_ids(self) -> list[bytes]:
+        return list(self._pending)
+
+    def missing_dependencies(self) -> list[bytes]:
+        """Ids that pending entries wait for and that are not pending themselves."""
+        return [d for d in self._waiting if d not in self._pending]
+
+    def note_accepted(self, entries: Iterable[Entry]) -> None:
+        """Record entries the caller built and stored itself (its own appends, valid
+        by construction) so later ingests see them without asking the view."""
+        overlay = self._overlay
+        for e in entries:
+            h = e.header
+            overlay[e.id] = EntryMeta(h.author, h.seq, h.timestamp)
+            if h.seq > self._max_seq.get(h.author, 0):
+                self._max_seq[h.author] = h.seq
+        if len(overlay) > self._overlay_size:
+            for k in list(overlay)[: len(overlay) - self._overlay_size // 2]:
+                del overlay[k]
+
+    def forget_overlay(self) -> None:
+        """Drop cached knowledge of accepted entries (after a failed store write)."""
+        self._overlay.clear()
+        self._max_seq.clear()
+
+    def _meta(self, eid: bytes) -> EntryMeta | None:
+        meta = self._overlay.get(eid)
+        if meta is None:
+            meta = self._view.entry_meta(eid)
+        return meta
+
+    def _author_max_seq(self, author: bytes) -> int:
+        m = self._max_seq.get(author)
+        if m is None:
+            m = self._view.max_seq(author)
+            self._max_seq[author] = m
+        return m
+
+    # -- the machine
+
+    def ingest(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:
+        """Offer entries; returns what became valid, what was refused, and forks found.
+
+        ``verify_each=False`` (bulk) checks signatures lazily: the last entry of each
+        contiguous run first, and an earlier one only if nothing later vouches for it.
+        ``verify_each=True`` checks every signature. Both give the same valid set.
+        """
+        result = IngestResult()
+        fresh: dict[bytes, Entry] = {}
+        group = self.group
+        for e in entries:
+            eid = e.id
+            if eid in fresh or eid in self._pending:
+                result.duplicates += 1
+                continue
+            h = e.header
+            if h.seq <= self._author_max_seq(h.author) and self._meta(eid) is not None:
+                result.duplicates += 1
+                if e.body is not None:
+                    # The header is the stored one (same id); the body may not be.
+                    try:
+                        check_entry(e, group)
+                    except ValidationError as exc:
+                        result.rejected.append(Rejection(eid, exc))
+                        continue
+                    result.bodies.append((eid, e.body))
+                continue
+            known_bad = self._invalid.get(eid)
+            if known_bad is not None:
+                result.rejected.append(Rejection(eid, known_bad))
+                continue
+            try:
+                check_entry(e, group)
+            except ValidationError as exc:
+                if exc.code is not ErrorCode.BODY_MISMATCH:
+                    self._mark_invalid(eid, exc)
+                result.rejected.append(Rejection(eid, exc))
+                continue
+            fresh[eid] = e
+
+        if fresh:
+            self._authenticate(fresh, verify_each, result)
+        result.pending = len(self._pending)
+        return result
+
+    def _authenticate(
+        self, fresh: dict[bytes, Entry], verify_each: bool, result: IngestResult
+    ) -> None:
+        # Children before parents, so a verified child can vouch for its parent.
+        order = sorted(fresh.values(), key=lambda e: (e.header.author, -e.header.seq))
+        sig_ok: dict[bytes, bool] = {}
+        if verify_each:
+            oks = self._check_signatures(
+                [(e.header.author, NS_ENTRY + e.id, e.signature) for e in order]
+            )
+            sig_ok = {e.id: ok for e, ok in zip(order, oks, strict=True)}
+        vouched: dict[bytes, tuple[bytes, int]] = {}
+        authentic: list[Entry] = []
+        for e in order:
+            h = e.header
+            eid = e.id
+            ok = vouched.get(eid) == (h.author, h.seq) or self._vouched_by_pending(e)
+            if not ok:
+                ok = sig_ok[eid] if verify_each else verify_signature(e)
+            if ok:
+                if h.prev is not None:
+                    vouched[h.prev] = (h.author, h.seq - 1)
+                authentic.append(e)
+            else:
+                if not self._make_room(result, e):
+                    continue
+                self._pending[eid] = e
+                self._unauth[eid] = e
+        # Dependencies: in arrival order (usually causal, so nothing waits).
+        authentic_ids = {e.id for e in authentic}
+        for e in fresh.values():
+            if e.id in authentic_ids and e.id not in self._pending:
+                self._authenticated(e, result)
+
+    def _vouched_by_pending(self, e: Entry) -> bool:
+        for wid in self._waiting.get(e.id, ()):
+            w = self._pending.get(wid)
+            if (
+                w is not None
+                and wid not in self._unauth
+                and w.header.prev == e.id
+                and w.header.author == e.header.author
+                and w.header.seq == e.header.seq + 1
+            ):
+                return True
+        return False
+
+    def _make_room(self, result: IngestResult, e: Entry) -> bool:
+        if len(self._pending) < self.max_pending:
+            return True
+        result.rejected.append(
+            Rejection(
+                e.id,
+                _invalid(
+                    ErrorCode.PENDING_FULL,
+                    f"pending set is full ({self.max_pending} entries); offer this entry again later",
+                    expected=self.max_pending,
+                ),
+            )
+        )
+        return False
+
+    def _authenticated(self, e: Entry, result: IngestResult) -> None:
+        """``e`` is authentic: vouch down the chain for pending unauthenticated parents,
+        then try to accept it."""
+        self._unauth.pop(e.id, None)
+        cur = e
+        chain: list[Entry] = []
+        while cur.header.prev is not None:
+            parent = self._unauth.get(cur.header.prev)
+            if (
+                parent is None
+                or parent.header.author != cur.header.author
+                or parent.header.seq != cur.header.seq - 1
+            ):
+                break
+            del self._unauth[parent.id]
+            chain.append(parent)
+            cur = parent
+        # Parents first; they are already in _pending, so re-examine them.
+        for parent in reversed(chain):
+            del self._pending[parent.id]
+            self._try_accept(parent, result)
+        self._try_accept(e, result)
+
+    def _try_accept(self, first: Entry, result: IngestResult) -> None:
+        stack = [first]
+        while stack:
+            e = stack.pop()
+            outcome = self._accept_one(e, result)
+            if outcome is None:
+                continue
+            eid, accepted = outcome
+            waiters = self._waiting.pop(eid, None)
+            if not waiters:
+                continue
+            for wid in reversed(waiters):
+                w = self._pending.get(wid)
+                if w is None or wid in self._unauth:
+                    continue
+                del self._pending[wid]
+                if accepted:
+                    stack.append(w)
+                else:
+                    self._reject(w, self._invalid[eid], result, dependency=eid)
+                    stack.append(w)  # fall through to cascade its own waiters
+
+    def _reject(
+        self, e: Entry, cause: ValidationError, result: IngestResult, *, dependency: bytes
+    ) -> None:
+        err = _invalid(
+            ErrorCode.BAD_PREVIOUS if e.header.prev == dependency else ErrorCode.BAD_LINKS,
+            f"depends on invalid entry {dependency.hex()[:16]} ({cause.code.value})",
+            found=dependency.hex(),
+        )
+        self._mark_invalid(e.id, err)
+        result.rejected.append(Rejection(e.id, err))
+
+    def _mark_invalid(self, eid: bytes, err: ValidationError) -> None:
+        if len(self._invalid) >= 100_000:
+            for k in list(self._invalid)[:50_000]:
+                del self._invalid[k]
+        self._invalid[eid] = err
+
+    def _accept_one(self, e: Entry, result: IngestResult) -> tuple[bytes, bool] | None:
+        """Accept ``e`` if its dependencies are valid. Returns ``(id, accepted?)`` when
+        decided, None when it went (back) to pending."""
+        eid = e.id
+        if eid in self._invalid:
+            # Rejected as a dependent of an invalid entry: cascade to its own waiters.
+            return eid, False
+        h = e.header
+        # prev
+        if h.prev is not None:
+            bad = self._invalid.get(h.prev)
+            if bad is not None:
+                self._reject(e, bad, result, dependency=h.prev)
+                return eid, False
+            pm = self._meta(h.prev)
+            if pm is None:
+                self._wait(e, h.prev, result)
+                return None
+            if pm.author != h.author:
+                return self._refuse(
+                    e, result, ErrorCode.BAD_PREVIOUS, "previous entry has another author"
+                )
+            if pm.seq != h.seq - 1:
+                return self._refuse(
+                    e,
+                    result,
+                    ErrorCode.BAD_SEQUENCE,
+                    f"expected sequence {pm.seq + 1} after the previous entry but found {h.seq}",
+                    expected=pm.seq + 1,
+                    found=h.seq,
+                )
+            if pm.timestamp > h.timestamp:
+                return self._refuse(
+                    e,
+                    result,
+                    ErrorCode.BAD_TIMESTAMP,
+                    f"timestamp {h.timestamp} is before the previous entry's {pm.timestamp}",
+                    expected=pm.timestamp,
+                    found=h.timestamp,
+                )
+        for link in h.links:
+            bad = self._invalid.get(link)
+            if bad is not None:
+                self._reject(e, bad, result, dependency=link)
+                return eid, False
+            lm = self._meta(link)
+            if lm is None:
+                self._wait(e, link, result)
+                return None
+            if lm.author == h.author:
+                return self._refuse(
+                    e, result, ErrorCode.BAD_LINKS, "links must name other authors' entries"
+                )
+        # Valid. Fork?
+        if h.seq <= self._author_max_seq(h.author):
+            others = [x for x in self._view.ids_at(h.author, h.seq) if x != eid]
+            others += [
+                x.id
+                for x in result.accepted
+                if x.header.author == h.author and x.header.seq == h.seq and x.id != eid
+            ]
+            for other in others:
+                proof = self._fork_proof(e, other, result.accepted)
+                if proof is not None:
+                    result.forks.append(proof)
+        else:
+            self._max_seq[h.author] = h.seq
+        overlay = self._overlay
+        if len(overlay) >= self._overlay_size:
+            for k in list(overlay)[: self._overlay_size // 2]:
+                del overlay[k]
+        overlay[eid] = EntryMeta(h.author, h.seq, h.timestamp)
+        result.accepted.append(e)
+        return eid, True
+
+    def _refuse(
+        self, e: Entry, result: IngestResult, code: ErrorCode, message: str, **kw: object
+    ) -> tuple[bytes, bool]:
+        err = _invalid(code, message, **kw)
+        self._mark_invalid(e.id, err)
+        result.rejected.append(Rejection(e.id, err))
+        return e.id, False
+
+    def _wait(self, e: Entry, missing: bytes, result: IngestResult) -> None:
+        if not self._make_room(result, e):
+            return
+        self._pending[e.id] = e
+        self._waiting.setdefault(missing, []).append(e.id)
+
+    # -- fork proofs
+
+    def _run_for(self, eid: bytes, accepted_now: Sequence[Entry]) -> AuthenticatedRun | None:
+        """An authenticated run starting at stored entry ``eid``."""
+        now = {x.id: x for x in accepted_now}
+        headers: list[bytes] = []
+        cur: bytes | None = eid
+        while cur is not None and len(headers) < 64:
+            if cur in now:
+                hb, sig = now[cur].header_bytes, now[cur].signature
+            else:
+                got = self._view.get_signed_header(cur)
+                if got is None:
+                    return None
+                hb, sig = got
+            headers.append(hb)
+            h = decode_header(hb)
+            if crypto.ed25519_verify(h.author, NS_ENTRY + cur, sig):
+                return AuthenticatedRun(headers=tuple(headers), signature=sig)
+            # Find the successor that vouched for it.
+            nxt = None
+            candidates = list(self._view.ids_at(h.author, h.seq + 1)) + [
+                x.id
+                for x in accepted_now
+                if x.header.author == h.author and x.header.seq == h.seq + 1
+            ]
+            for cand in candidates:
+                m = now.get(cand)
+                ch = m.header if m is not None else None
+                if ch is None:
+                    g = self._view.get_signed_header(cand)
+                    ch = decode_header(g[0]) if g is not None else None
+                if ch is not None and ch.prev == cur:
+                    nxt = cand
+                    break
+            cur = nxt
+        return None
+
+    def _fork_proof(
+        self, e: Entry, other: bytes, overlay: Sequence[Entry] = ()
+    ) -> ForkProof | None:
+        accepted_now = [*overlay, e]
+        a = self._run_for(e.id, accepted_now)
+        b = self._run_for(other, accepted_now)
+        if a is None or b is None:
+            return None
+        if entry_id(a.headers[0]) > entry_id(b.headers[0]):
+            a, b = b, a
+        return ForkProof(a=a, b=b)
