@@ -35,6 +35,7 @@ __all__ = [
     "aead_encrypt",
     "blake2b_256",
     "blake2b_512",
+    "blake2b_keyed",
     "ed25519_public_from_seed",
     "ed25519_sign",
     "ed25519_verify",
@@ -198,3 +199,8 @@ def scrypt_key(passphrase: bytes, salt: bytes, *, log2_n: int, r: int, p: int) -
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
     return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
+
+
+def blake2b_keyed(key: bytes, data: bytes, digest_size: int = 32) -> bytes:
+    """Keyed BLAKE2b (a MAC/PRF); ``key`` is at most 64 bytes."""
+    return hashlib.blake2b(data, key=key, digest_size=digest_size).digest()
