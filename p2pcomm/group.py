@@ -360,6 +360,10 @@ class GroupLog:
     def pending_count(self) -> int:
         return self._ingestor.pending_count
 
+    def missing_dependencies(self) -> list[bytes]:
+        """Ids that pending entries wait for (to ask a peer for)."""
+        return self._ingestor.missing_dependencies()
+
     # -- checking
 
     def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:

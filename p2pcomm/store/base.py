@@ -102,6 +102,16 @@ class Store(Protocol):
     def heads(self, group: bytes) -> dict[bytes, bytes]:
         """Current heads of ``group`` (entries nothing stored refers to): id -> author."""
 
+    def tips(self, group: bytes) -> list[tuple[bytes, int, bytes]]:
+        """``(author, seq, id)`` of every stored entry that no stored entry of the same
+        author follows (one per author, more after a fork), sorted."""
+
+    def iter_author(
+        self, group: bytes, author: bytes, *, after_seq: int = 0
+    ) -> Iterator[tuple[int, Entry]]:
+        """``(position, entry)`` of ``author``'s entries with sequence above
+        ``after_seq``, by sequence (then id)."""
+
     def author_tips(self, group: bytes) -> dict[bytes, tuple[int, bytes, int]]:
         """Per author, ``(seq, id, timestamp)`` of the highest stored entry (the lowest
         id among several after a fork)."""

@@ -29,6 +29,7 @@ class _Group:
     by_author: dict[tuple[bytes, int], list[bytes]] = field(default_factory=dict)
     max_seq: dict[bytes, int] = field(default_factory=dict)
     heads: dict[bytes, bytes] = field(default_factory=dict)
+    tips: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
     forks: dict[bytes, ForkProof] = field(default_factory=dict)
 
 
@@ -81,6 +82,9 @@ class MemoryStore:
             for link in h.links:
                 g.heads.pop(link, None)
             g.heads[e.id] = h.author
+            if h.prev is not None:
+                g.tips.pop(h.prev, None)
+            g.tips[e.id] = (h.author, h.seq)  # entries arrive dependencies first
         for proof in forks:
             g.forks.setdefault(proof.key(), proof)
 
@@ -151,6 +155,26 @@ class MemoryStore:
     def heads(self, group: bytes) -> dict[bytes, bytes]:
         g = self._peek(group)
         return dict(g.heads) if g else {}
+
+    def tips(self, group: bytes) -> list[tuple[bytes, int, bytes]]:
+        g = self._peek(group)
+        return sorted((a, s, i) for i, (a, s) in g.tips.items()) if g else []
+
+    def iter_author(
+        self, group: bytes, author: bytes, *, after_seq: int = 0
+    ) -> Iterator[tuple[int, Entry]]:
+        g = self._peek(group)
+        if g is None:
+            return
+        seq = after_seq + 1
+        while True:
+            ids = g.by_author.get((author, seq))
+            if not ids:
+                return
+            for eid in sorted(ids):
+                row = g.rows[eid]
+                yield row.pos, row.entry
+            seq += 1
 
     def author_tips(self, group: bytes) -> dict[bytes, tuple[int, bytes, int]]:
         g = self._peek(group)

@@ -221,6 +221,14 @@ class SqliteStore:
             "INSERT OR IGNORE INTO heads (gid, id, author) VALUES (?,?,?)",
             [(gid, e.id, e.header.author) for e in entries if e.id not in referenced],
         )
+        followed = {e.header.prev for e in entries if e.header.prev is not None}
+        db.executemany(
+            "DELETE FROM tips WHERE gid=? AND id=?", [(gid, x) for x in followed - added]
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO tips (gid, id, author, seq) VALUES (?,?,?,?)",
+            [(gid, e.id, e.header.author, e.header.seq) for e in entries if e.id not in followed],
+        )
         if forks:
             db.executemany(
                 "INSERT OR IGNORE INTO forks (key, gid, author, seq, proof) VALUES (?,?,?,?,?)",
@@ -370,6 +378,37 @@ class SqliteStore:
                     "SELECT id, author FROM heads WHERE gid=?", (self._gid(group),)
                 )
             }
+
+    def tips(self, group: bytes) -> list[tuple[bytes, int, bytes]]:
+        with self._lock:
+            rows = (
+                self._conn()
+                .execute("SELECT author, seq, id FROM tips WHERE gid=?", (self._gid(group),))
+                .fetchall()
+            )
+        return sorted((r[0], r[1], r[2]) for r in rows)
+
+    def iter_author(
+        self, group: bytes, author: bytes, *, after_seq: int = 0
+    ) -> Iterator[tuple[int, Entry]]:
+        seq, last_id = after_seq, b"\xff" * 32  # keyset paging on (seq, id)
+        while True:
+            with self._lock:
+                rows = (
+                    self._conn()
+                    .execute(
+                        "SELECT pos, header, sig, body, seq, id FROM entries"
+                        " WHERE gid=? AND author=? AND (seq>? OR (seq=? AND id>?))"
+                        " ORDER BY seq, id LIMIT ?",
+                        (self._gid(group), author, seq, seq, last_id, _PAGE),
+                    )
+                    .fetchall()
+                )
+            for pos, header, sig, body, _, _ in rows:
+                yield pos, self._entry(header, sig, body)
+            if len(rows) < _PAGE:
+                return
+            seq, last_id = rows[-1][4], rows[-1][5]
 
     def author_tips(self, group: bytes) -> dict[bytes, tuple[int, bytes, int]]:
         with self._lock:

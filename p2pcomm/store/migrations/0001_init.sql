@@ -27,6 +27,14 @@ CREATE TABLE heads (
     PRIMARY KEY (gid, id)
 ) WITHOUT ROWID;
 
+CREATE TABLE tips (                          -- entries no entry of the same author follows
+    gid    INTEGER NOT NULL,
+    id     BLOB NOT NULL,
+    author BLOB NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (gid, id)
+) WITHOUT ROWID;
+
 CREATE TABLE forks (
     key    BLOB PRIMARY KEY,                 -- ForkProof.key()
     gid    INTEGER NOT NULL,

@@ -1,0 +1,439 @@
+"""The trio node: listens, dials, and replicates group logs with every connected peer.
+
+Theory of operation
+-------------------
+``open_node(...)`` is an async context manager. Inside it a nursery runs:
+
+* the listener (:func:`~p2pcomm.net.transport.serve_secure` on ``host:port``);
+* one *dial loop* per static peer, reconnecting with exponential backoff;
+* per connection, a *reader* and a *writer* task sharing one
+  :class:`~p2pcomm.replication.Replicator`.
+
+The reader never waits for the writer: it ingests what arrives and queues the small
+replies; bulk catch-up is a job the writer advances one window at a time, after the
+previous window was written. So two peers that both stream catch-up at once cannot
+deadlock on full TCP buffers, and memory stays bounded by a window per connection.
+
+All store work (ingest, reads for sync) runs in worker threads under one node-wide
+lock, so the trio thread never blocks on SQLite and no two threads use a GroupLog at
+once. Entries accepted from one peer, and entries appended locally, are pushed at
+once to every other peer whose session is live (store-and-forward).
+
+Hostile peers: a protocol error, an invalid entry, or a stall (no progress for
+``stall_timeout`` while a sync is unfinished) ends that connection with a typed
+reason and refuses the peer for ``ban_seconds``. Nothing a peer sends can crash the
+node or touch the store except through the validating ingest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from ..core import crypto
+from ..core.channel import CloseCode
+from ..core.identity import KeyPair
+from ..core.log import Entry
+from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
+from ..group import GroupLog
+from ..replication import Replicator
+from ..store.base import Store
+from .transport import SecureStream, open_secure_stream, serve_secure
+
+__all__ = [
+    "EntriesAdded",
+    "GroupSynced",
+    "Node",
+    "NodeEvent",
+    "NodeStatistics",
+    "PeerDown",
+    "PeerUp",
+    "open_node",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntriesAdded:
+    """Entries were stored: appended here (``origin is None``) or received from a peer."""
+
+    group: bytes
+    entries: tuple[Entry, ...]
+    #: Member id of the peer they came from; None for local appends.
+    origin: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerUp:
+    peer_id: bytes
+    #: ``(host, port)`` of the connection's remote end.
+    address: tuple[str, int]
+    #: True when this node dialled.
+    outbound: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerDown:
+    peer_id: bytes
+    #: Why the connection ended: ``"closed"``, or an ``ErrorCode`` value and message.
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSynced:
+    """Reconciliation of ``group`` with ``peer_id`` finished; live from now on."""
+
+    group: bytes
+    peer_id: bytes
+
+
+NodeEvent = EntriesAdded | PeerUp | PeerDown | GroupSynced
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStatistics:
+    peers: tuple[bytes, ...]
+    bytes_sent: int
+    bytes_received: int
+    entries_received: int
+    entries_accepted: int
+    refused_peers: int
+
+
+@dataclass(slots=True, eq=False)
+class _Conn:
+    peer_id: bytes
+    stream: SecureStream
+    replicator: Replicator
+    address: tuple[str, int]
+    outbound: bool
+    queue: deque[bytes] = field(default_factory=deque)
+    wake: trio.Event = field(default_factory=trio.Event)
+    synced_announced: set[bytes] = field(default_factory=set)
+
+    def send_later(self, data: bytes) -> None:
+        if data:
+            self.queue.append(data)
+            self.wake.set()
+
+
+class _Refused(Exception):
+    pass
+
+
+class Node:
+    """A running node. Made by :func:`open_node`; do not construct directly."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        identity: KeyPair,
+        groups: Iterable[bytes],
+        nursery: trio.Nursery,
+        stall_timeout: float,
+        ban_seconds: float,
+        forward: Callable[[bytes, Entry], bool] | None,
+        event_buffer: int,
+    ) -> None:
+        self.store = store
+        self.identity = identity
+        self._signer = crypto.Ed25519Signer(identity.seed())
+        self.logs: dict[bytes, GroupLog] = {g: GroupLog(store, g) for g in groups}
+        self._nursery = nursery
+        self._lock = trio.Lock()
+        self._conns: dict[bytes, _Conn] = {}
+        self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
+        self._event_buffer = event_buffer
+        self._banned: dict[bytes, float] = {}
+        self._stall_timeout = stall_timeout
+        self._ban_seconds = ban_seconds
+        self._forward = forward
+        self._bytes_sent = 0
+        self._bytes_received = 0
+        self._entries_received = 0
+        self._entries_accepted = 0
+        self._refused = 0
+        self.address: tuple[str, int] = ("", 0)
+
+    # -- public API
+
+    @property
+    def peer_id(self) -> bytes:
+        return self.identity.public_key
+
+    def peers(self) -> list[bytes]:
+        """Member ids of the peers connected now."""
+        return list(self._conns)
+
+    def subscribe(self) -> trio.MemoryReceiveChannel[NodeEvent]:
+        """A channel of :data:`NodeEvent`. A subscriber that falls more than the node's
+        ``event_buffer`` events behind is closed (it sees ``EndOfChannel``)."""
+        send, receive = trio.open_memory_channel[NodeEvent](self._event_buffer)
+        self._subscribers.append(send)
+        return receive
+
+    async def append(self, group: bytes, kind: int, body: bytes = b"") -> Entry:
+        """Append an entry as this node's member (durably) and push it to live peers."""
+        log = self._log(group)
+        async with self._lock:
+            entry = await trio.to_thread.run_sync(log.append, self.identity, kind, body)
+        self._stored(group, [entry], origin=None)
+        return entry
+
+    async def add_group(self, group: bytes) -> None:
+        """Start replicating ``group`` (new connections include it)."""
+        if group not in self.logs:
+            async with self._lock:
+                self.logs[group] = await trio.to_thread.run_sync(GroupLog, self.store, group)
+
+    async def connect(self, host: str, port: int) -> bytes:
+        """Dial once and run the connection in the background; returns the peer id."""
+        stream = await open_secure_stream(host, port, identity=self._signer)
+        peer = stream.peer_id
+        self._nursery.start_soon(self._run_connection, stream, True, (host, port))
+        return peer
+
+    def add_peer(self, host: str, port: int) -> None:
+        """Keep a connection to ``host:port``, reconnecting with backoff."""
+        self._nursery.start_soon(self._dial_loop, host, port)
+
+    def statistics(self) -> NodeStatistics:
+        return NodeStatistics(
+            peers=tuple(self._conns),
+            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received,
+            entries_received=self._entries_received,
+            entries_accepted=self._entries_accepted,
+            refused_peers=self._refused,
+        )
+
+    def is_synced(self, peer_id: bytes) -> bool:
+        """Whether every shared group with ``peer_id`` finished reconciling."""
+        conn = self._conns.get(peer_id)
+        return (
+            conn is not None and conn.replicator.session.all_live and not conn.replicator.has_bulk
+        )
+
+    # -- internals
+
+    def _log(self, group: bytes) -> GroupLog:
+        log = self.logs.get(group)
+        if log is None:
+            raise KeyError(f"this node does not replicate group {group.hex()[:16]}")
+        return log
+
+    def _emit(self, event: NodeEvent) -> None:
+        for ch in list(self._subscribers):
+            try:
+                ch.send_nowait(event)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(ch)
+                ch.close()
+
+    def _stored(self, group: bytes, entries: Sequence[Entry], origin: bytes | None) -> None:
+        if not entries:
+            return
+        self._emit(EntriesAdded(group=group, entries=tuple(entries), origin=origin))
+        for peer, conn in self._conns.items():
+            if peer != origin:
+                conn.send_later(conn.replicator.push(group, list(entries)))
+
+    async def _dial_loop(self, host: str, port: int) -> None:
+        delay = 0.25
+        while True:
+            try:
+                stream = await open_secure_stream(host, port, identity=self._signer)
+            except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
+                logger.debug("dial %s:%d failed: %s", host, port, exc)
+            else:
+                delay = 0.25
+                await self._run_connection(stream, True, (host, port))
+            await trio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+
+    async def _accept(self, stream: SecureStream) -> None:
+        try:
+            sock = stream.transport
+            name = sock.socket.getpeername() if isinstance(sock, trio.SocketStream) else ("", 0)
+            address = (str(name[0]), int(name[1]))
+        except OSError:
+            address = ("", 0)
+        await self._run_connection(stream, False, address)
+
+    async def _run_connection(
+        self, stream: SecureStream, outbound: bool, address: tuple[str, int]
+    ) -> None:
+        peer = stream.peer_id
+        reason = "closed"
+        code: int = CloseCode.NORMAL
+        try:
+            if peer == self.peer_id:
+                raise _Refused("connected to itself")
+            if self._banned.get(peer, -math.inf) > trio.current_time():
+                self._refused += 1
+                raise _Refused("refused: misbehaved recently")
+            if peer in self._conns:
+                raise _Refused("already connected")
+            rep = Replicator(
+                self.logs,
+                initiator=outbound,
+                session_hash=stream.handshake_hash,
+                forward=self._forward,
+            )
+            conn = _Conn(peer, stream, rep, address, outbound)
+            self._conns[peer] = conn
+            self._emit(PeerUp(peer_id=peer, address=address, outbound=outbound))
+            try:
+                async with self._lock:
+                    conn.send_later(rep.start())
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn)
+                    await self._reader(conn)
+                    nursery.cancel_scope.cancel()
+            finally:
+                del self._conns[peer]
+        except _Refused as exc:
+            reason, code = str(exc), CloseCode.GOING_AWAY
+        except RemoteProtocolError as exc:
+            reason = f"{exc.code.value}: {exc.message}"
+            code = CloseCode.TIMEOUT if exc.code is ErrorCode.TIMEOUT else CloseCode.PROTOCOL_ERROR
+            self._banned[peer] = trio.current_time() + self._ban_seconds
+            logger.info("peer %s misbehaved: %s", peer.hex()[:16], reason)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            cause = exc.__cause__
+            reason = f"broken: {cause}" if cause else "broken"
+            if isinstance(cause, RemoteProtocolError):
+                self._banned[peer] = trio.current_time() + self._ban_seconds
+        finally:
+            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await stream.aclose(code=code, reason=reason)
+        if reason != "already connected" and reason != "connected to itself":
+            self._emit(PeerDown(peer_id=peer, reason=reason))
+
+    async def _reader(self, conn: _Conn) -> None:
+        rep = conn.replicator
+        stream = conn.stream
+        while True:
+            with trio.move_on_after(self._stall_timeout) as scope:
+                data = await stream.receive_some()
+            if scope.cancelled_caught:
+                if rep.session.all_live and not rep.has_bulk:
+                    continue  # an idle live connection is fine
+                raise RemoteProtocolError(
+                    ErrorCode.TIMEOUT, f"no progress for {self._stall_timeout} s during sync"
+                )
+            if not data:
+                return
+            self._bytes_received += len(data)
+            rejected_before = rep.stats.entries_rejected - rep.stats.rejections.get(
+                "pending-full", 0
+            )
+            async with self._lock:
+                out = await trio.to_thread.run_sync(rep.receive, data)
+            conn.send_later(out)
+            rejected = rep.stats.entries_rejected - rep.stats.rejections.get("pending-full", 0)
+            accepted = rep.take_accepted()
+            self._entries_received = sum(
+                c.replicator.stats.entries_received for c in self._conns.values()
+            )
+            for a in accepted:
+                self._entries_accepted += len(a.entries)
+                self._stored(a.group, a.entries, origin=conn.peer_id)
+            for g in rep.synced - conn.synced_announced:
+                conn.synced_announced.add(g)
+                self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
+            if rejected > rejected_before:
+                codes = ", ".join(sorted(k for k in rep.stats.rejections if k != "pending-full"))
+                raise RemoteProtocolError(
+                    ErrorCode.BAD_SIGNATURE if "bad-signature" in codes else ErrorCode.MALFORMED,
+                    f"peer sent invalid entries ({codes})",
+                )
+            if rep.has_bulk:
+                conn.wake.set()
+
+    async def _writer(self, conn: _Conn) -> None:
+        rep = conn.replicator
+        while True:
+            while conn.queue:
+                data = conn.queue.popleft()
+                await conn.stream.send_all(data)
+                self._bytes_sent += len(data)
+            if rep.has_bulk:
+                async with self._lock:
+                    chunk = await trio.to_thread.run_sync(rep.next_bulk)
+                if chunk:
+                    conn.send_later(chunk)
+                for g in rep.synced - conn.synced_announced:
+                    conn.synced_announced.add(g)
+                    self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
+                continue
+            conn.wake = trio.Event()
+            if not conn.queue and not rep.has_bulk:
+                await conn.wake.wait()
+
+
+@contextlib.asynccontextmanager
+async def open_node(
+    store: Store,
+    identity: KeyPair,
+    *,
+    groups: Iterable[bytes] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    peers: Sequence[tuple[str, int]] = (),
+    listen: bool = True,
+    stall_timeout: float = 30.0,
+    ban_seconds: float = 60.0,
+    forward: Callable[[bytes, Entry], bool] | None = None,
+    event_buffer: int = 10_000,
+) -> AsyncIterator[Node]:
+    """Run a node until the block exits.
+
+    ``groups`` defaults to every group in ``store``. ``host``/``port`` is where to
+    listen (port 0 picks a free port; see ``node.address``). ``peers`` are dialled and
+    kept connected with backoff. ``forward(group, entry)`` may refuse to send an entry
+    to peers (membership's "never forwarded" rule).
+    """
+    group_ids = list(groups) if groups is not None else await trio.to_thread.run_sync(store.groups)
+    async with trio.open_nursery() as nursery:
+        node = Node(
+            store=store,
+            identity=identity,
+            groups=group_ids,
+            nursery=nursery,
+            stall_timeout=stall_timeout,
+            ban_seconds=ban_seconds,
+            forward=forward,
+            event_buffer=event_buffer,
+        )
+        if listen:
+            listeners = await nursery.start(
+                functools.partial(
+                    serve_secure,
+                    node._accept,
+                    port,
+                    identity=node._signer,
+                    host=host,
+                    handler_nursery=nursery,
+                )
+            )
+            sockname = listeners[0].socket.getsockname()
+            node.address = (str(sockname[0]), int(sockname[1]))
+        for h, p in peers:
+            node.add_peer(h, p)
+        try:
+            yield node
+        finally:
+            nursery.cancel_scope.cancel()
+            for ch in node._subscribers:
+                ch.close()

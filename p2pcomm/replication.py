@@ -1,0 +1,229 @@
+"""``Replicator``: runs a :class:`~p2pcomm.core.sync.SyncSession` against group logs.
+
+The sync session is a pure protocol machine; this class answers its events from the
+store (tips, the entries the peer lacks, wanted entries) and ingests what arrives,
+through :class:`~p2pcomm.group.GroupLog`, so nothing unverified is stored. It is
+synchronous and transport-agnostic: the trio node runs it in a worker thread and the
+in-memory simulator calls it directly.
+
+Flow control: :meth:`receive` and :meth:`start` return *generators* of outgoing byte
+chunks. A chunk holds at most one window of entries (about 2,048), and the next one is
+built only when the caller asks for it, i.e. after it has written the previous one to
+the peer. Memory stays bounded however many entries a sync moves. Every ingest is one
+durable store transaction, so an interrupted sync resumes, in the next session, from
+what was stored: tips are read from the store when a session starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from .core.log import Entry, ForkProof, decode_fork_proof, encode_fork_proof, verify_fork_proof
+from .core.sync import (
+    EntriesReceived,
+    ForkProofsReceived,
+    GroupSynced,
+    SharedGroups,
+    SyncEvent,
+    SyncSession,
+    TheirTips,
+    Wanted,
+    merge_by_position,
+    plan_send,
+)
+from .errors import P2PCommError
+from .group import GroupLog
+
+__all__ = ["Accepted", "ReplicationStats", "Replicator"]
+
+WINDOW = 2048
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """Entries this session stored, for the node to announce and forward."""
+
+    group: bytes
+    entries: tuple[Entry, ...]
+    forks: tuple[ForkProof, ...] = ()
+
+
+@dataclass(slots=True)
+class ReplicationStats:
+    entries_sent: int = 0
+    entries_received: int = 0
+    entries_accepted: int = 0
+    entries_rejected: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+
+
+class Replicator:
+    """One peer connection's replication of the groups in ``logs``.
+
+    ``forward`` decides whether an entry may be sent to the peer (membership: entries
+    of non-members are not forwarded); by default everything stored is.
+    """
+
+    def __init__(
+        self,
+        logs: Mapping[bytes, GroupLog],
+        *,
+        initiator: bool,
+        session_hash: bytes,
+        forward: Callable[[bytes, Entry], bool] | None = None,
+    ) -> None:
+        self.logs = dict(logs)
+        self.session = SyncSession(initiator=initiator, session_hash=session_hash, groups=self.logs)
+        self._forward = forward
+        self.stats = ReplicationStats()
+        self.accepted: list[Accepted] = []
+        self.synced: set[bytes] = set()
+        self._jobs: list[Iterator[bytes]] = []
+
+    # -- driving
+
+    def start(self) -> bytes:
+        """HELLO, to send first."""
+        self.session.start()
+        return self.session.data_to_send()
+
+    def receive(self, data: bytes) -> bytes:
+        """Feed bytes from the peer: ingests what arrived and returns the replies to
+        send (small: summaries, tips, wanted entries). Bulk sending is queued as a job
+        that :meth:`next_bulk` advances, so reading never waits for writing.
+
+        Raises :class:`~p2pcomm.errors.RemoteProtocolError` if the peer broke the
+        protocol (the caller closes the connection with its code).
+        """
+        self.session.receive_data(data)
+        self._drain_events()
+        return self.session.data_to_send()
+
+    def next_bulk(self) -> bytes | None:
+        """One more window of a bulk send (entries the peer lacks), or None when no
+        bulk job is running. Call again after the returned bytes were written."""
+        while self._jobs:
+            try:
+                chunk = next(self._jobs[0])
+            except StopIteration:
+                self._jobs.pop(0)
+                continue
+            # Our DONE may have completed a group: handle what that started.
+            self._drain_events()
+            return chunk + self.session.data_to_send()
+        return None
+
+    def _drain_events(self) -> None:
+        while (event := self.session.next_event()) is not None:
+            self._handle(event)
+
+    @property
+    def has_bulk(self) -> bool:
+        return bool(self._jobs)
+
+    def push(self, group: bytes, entries: list[Entry]) -> bytes:
+        """Live push of new entries (no-op until the group is live with this peer)."""
+        if group not in self.synced:
+            return b""
+        entries = [e for e in entries if self._may_forward(group, e)]
+        if not entries:
+            return b""
+        self.session.push(group, entries)
+        self.stats.entries_sent += len(entries)
+        return self.session.data_to_send()
+
+    def take_accepted(self) -> list[Accepted]:
+        out, self.accepted = self.accepted, []
+        return out
+
+    # -- events
+
+    def _may_forward(self, group: bytes, e: Entry) -> bool:
+        return self._forward is None or self._forward(group, e)
+
+    def _handle(self, event: SyncEvent) -> None:
+        s = self.session
+        if isinstance(event, SharedGroups):
+            for g in event.groups:
+                s.offer_tips(g, self.logs[g].store.tips(g))
+        elif isinstance(event, TheirTips):
+            self._jobs.append(self._send_missing(event))
+        elif isinstance(event, EntriesReceived):
+            self._ingest(event.group, list(event.entries), bulk=event.bulk)
+            if event.live or not event.bulk:
+                self._want_missing(event.group)
+        elif isinstance(event, Wanted):
+            log = self.logs[event.group]
+            found = [
+                e
+                for i in event.ids
+                if (e := log.get(i)) is not None and self._may_forward(event.group, e)
+            ]
+            s.send_entries(event.group, found, as_runs=False)
+            self.stats.entries_sent += len(found)
+        elif isinstance(event, ForkProofsReceived):
+            self._store_proofs(event.group, event.proofs)
+        elif isinstance(event, GroupSynced):
+            self.synced.add(event.group)
+            self._want_missing(event.group)
+
+    def _send_missing(self, event: TheirTips) -> Iterator[bytes]:
+        """The bulk job for one group: what the peer lacks, a window at a time."""
+        s = self.session
+        log = self.logs[event.group]
+        plan = plan_send(log.store.tips(event.group), event.tips)
+        streams = [
+            log.store.iter_author(event.group, a, after_seq=seq) for a, seq in sorted(plan.items())
+        ]
+        window: list[Entry] = []
+        for e in merge_by_position(streams):
+            if not self._may_forward(event.group, e):
+                continue
+            window.append(e)
+            if len(window) >= WINDOW:
+                s.send_entries(event.group, window)
+                self.stats.entries_sent += len(window)
+                window = []
+                yield s.data_to_send()
+        if window:
+            s.send_entries(event.group, window)
+            self.stats.entries_sent += len(window)
+        s.send_fork_proofs(event.group, [encode_fork_proof(p) for p in log.fork_proofs()])
+        s.send_done(event.group)
+        yield s.data_to_send()
+
+    def _ingest(self, group: bytes, entries: list[Entry], *, bulk: bool) -> None:
+        log = self.logs[group]
+        self.stats.entries_received += len(entries)
+        result = log.ingest(entries, verify_each=not bulk)
+        self.stats.entries_accepted += len(result.accepted)
+        self.stats.entries_rejected += len(result.rejected)
+        for r in result.rejected:
+            key = r.error.code.value
+            self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1
+        if result.accepted or result.forks:
+            self.accepted.append(
+                Accepted(group=group, entries=tuple(result.accepted), forks=tuple(result.forks))
+            )
+
+    def _want_missing(self, group: bytes) -> None:
+        missing = self.logs[group].missing_dependencies()
+        if missing:
+            self.session.want(group, missing)
+
+    def _store_proofs(self, group: bytes, blobs: tuple[bytes, ...]) -> None:
+        log = self.logs[group]
+        good = []
+        for blob in blobs:
+            try:
+                proof = decode_fork_proof(blob)
+                verify_fork_proof(proof, group)
+            except P2PCommError:
+                self.stats.rejections["bad-fork-proof"] = (
+                    self.stats.rejections.get("bad-fork-proof", 0) + 1
+                )
+                continue
+            good.append(proof)
+        if good:
+            log.store.put_entries(group, [], good)
