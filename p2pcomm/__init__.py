@@ -4,7 +4,15 @@ Signed append-only group logs, CRDT membership and moderation, an encrypted goss
 transport and discovery, with no server. The sans-IO protocol core lives in
 :mod:`p2pcomm.core`; storage in :mod:`p2pcomm.store`; trio networking in
 :mod:`p2pcomm.net`. This module re-exports the most used names.
+
+The names that live above the core (stores, ``GroupLog``, key files) are imported on
+first use, so ``import p2pcomm.core`` loads no I/O module (sqlite3, trio, sockets).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as __version__
 from .core.identity import KeyPair as KeyPair
@@ -22,15 +30,39 @@ from .errors import ProtocolError as ProtocolError
 from .errors import RemoteProtocolError as RemoteProtocolError
 from .errors import StoreError as StoreError
 from .errors import ValidationError as ValidationError
-from .group import GroupLog as GroupLog
-from .group import ThreadedSignatures as ThreadedSignatures
-from .group import VerifyReport as VerifyReport
-from .keys import generate_keypair as generate_keypair
-from .keys import load_keypair as load_keypair
-from .keys import save_keypair as save_keypair
-from .store import MemoryStore as MemoryStore
-from .store import SqliteStore as SqliteStore
-from .store import Store as Store
+
+if TYPE_CHECKING:
+    from .group import GroupLog as GroupLog
+    from .group import ThreadedSignatures as ThreadedSignatures
+    from .group import VerifyReport as VerifyReport
+    from .keys import generate_keypair as generate_keypair
+    from .keys import load_keypair as load_keypair
+    from .keys import save_keypair as save_keypair
+    from .store import MemoryStore as MemoryStore
+    from .store import SqliteStore as SqliteStore
+    from .store import Store as Store
+
+_LAZY = {
+    "GroupLog": ".group",
+    "ThreadedSignatures": ".group",
+    "VerifyReport": ".group",
+    "generate_keypair": ".keys",
+    "load_keypair": ".keys",
+    "save_keypair": ".keys",
+    "MemoryStore": ".store",
+    "SqliteStore": ".store",
+    "Store": ".store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'p2pcomm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DecodeError",

@@ -38,6 +38,8 @@ from .group import GroupLog
 __all__ = ["Accepted", "ReplicationStats", "Replicator"]
 
 WINDOW = 2048
+#: Most entries ingested (and committed) in one store transaction.
+INGEST_BATCH = 8192
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +82,8 @@ class Replicator:
         self.accepted: list[Accepted] = []
         self.synced: set[bytes] = set()
         self._jobs: list[Iterator[bytes]] = []
+        self._deferred: list[Entry] = []
+        self._deferred_group = b""
 
     # -- driving
 
@@ -115,8 +119,38 @@ class Replicator:
         return None
 
     def _drain_events(self) -> None:
+        # Catch-up RUNs of one group are gathered and ingested together (one
+        # validation pass, one durable transaction) once INGEST_BATCH entries are in,
+        # when another kind of message arrives, or when the caller calls flush()
+        # because the peer went quiet. Live pushes are ingested at once.
         while (event := self.session.next_event()) is not None:
+            if isinstance(event, EntriesReceived) and event.bulk and not event.live:
+                if self._deferred and event.group != self._deferred_group:
+                    self.flush()
+                self._deferred_group = event.group
+                self._deferred.extend(event.entries)
+                if len(self._deferred) >= INGEST_BATCH:
+                    self.flush()
+                continue
+            self.flush()
             self._handle(event)
+
+    @property
+    def has_deferred(self) -> bool:
+        """Whether received entries wait for :meth:`flush`."""
+        return bool(self._deferred)
+
+    def flush(self) -> bytes:
+        """Ingest the gathered catch-up entries now; returns any replies to send."""
+        if self._deferred:
+            batch, self._deferred = self._deferred, []
+            self._ingest_received(self._deferred_group, batch, bulk=True, live=False)
+        return self.session.data_to_send()
+
+    def _ingest_received(self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool) -> None:
+        self._ingest(group, entries, bulk=bulk)
+        if live or not bulk:
+            self._want_missing(group)
 
     @property
     def has_bulk(self) -> bool:
@@ -150,9 +184,7 @@ class Replicator:
         elif isinstance(event, TheirTips):
             self._jobs.append(self._send_missing(event))
         elif isinstance(event, EntriesReceived):
-            self._ingest(event.group, list(event.entries), bulk=event.bulk)
-            if event.live or not event.bulk:
-                self._want_missing(event.group)
+            self._ingest_received(event.group, list(event.entries), bulk=event.bulk, live=event.live)
         elif isinstance(event, Wanted):
             log = self.logs[event.group]
             found = [

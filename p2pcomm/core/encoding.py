@@ -126,14 +126,17 @@ def _raw_unpack(data: bytes, limits: Limits) -> object:
             data,
             raw=False,
             use_list=True,
-            strict_map_key=True,
+            strict_map_key=False,  # any map is refused by object_pairs_hook
             ext_hook=_reject_ext,
             object_pairs_hook=_reject_map,
             max_bin_len=limits.max_bytes,
             max_str_len=limits.max_bytes,
             max_array_len=limits.max_array,
-            max_map_len=0,
-            max_ext_len=0,
+            # Maps and ext values are refused by the hooks (and _check_profile, for the
+            # timestamp ext that msgpack decodes itself), not by a zero length limit, so
+            # the error says what was wrong.
+            max_map_len=limits.max_array,
+            max_ext_len=limits.max_bytes,
         )
     except DecodeError:
         raise
@@ -162,6 +165,10 @@ def _raw_unpack(data: bytes, limits: Limits) -> object:
             raise DecodeError(
                 ErrorCode.TRUNCATED, "input ends inside a value", expected="more bytes"
             ) from None
+        if "timestamp" in text:
+            raise DecodeError(
+                ErrorCode.FORBIDDEN_TYPE, "ext type -1 (timestamp) is not allowed", found="ext -1"
+            ) from None
         if "exceeds max" in text:
             raise DecodeError(ErrorCode.TOO_LARGE, f"a length exceeds a limit ({text})") from None
         raise DecodeError(ErrorCode.MALFORMED, f"undecodable input ({text})") from None
@@ -184,8 +191,17 @@ def _check_profile(value: object, depth: int, limits: Limits) -> None:
         raise DecodeError(
             ErrorCode.FORBIDDEN_TYPE, "floats are not allowed", expected="int", found="float"
         )
-    elif isinstance(value, int) and not INT_MIN <= value <= UINT_MAX:  # pragma: no cover
-        raise DecodeError(ErrorCode.OUT_OF_RANGE, f"integer {value} out of range")
+    elif isinstance(value, int):
+        if not INT_MIN <= value <= UINT_MAX:  # pragma: no cover - msgpack cannot produce it
+            raise DecodeError(ErrorCode.OUT_OF_RANGE, f"integer {value} out of range")
+    elif not (value is None or isinstance(value, bytes | str)):
+        # msgpack.Timestamp (ext -1) and anything else outside the profile.
+        raise DecodeError(
+            ErrorCode.FORBIDDEN_TYPE,
+            f"{type(value).__name__} is not allowed",
+            expected="nil, bool, int, bin, str or array",
+            found=type(value).__name__,
+        )
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:

@@ -48,6 +48,7 @@ NS_HANDSHAKE: Final = crypto.namespace("p2pcomm/1/handshake")
 NS_ID_CHECKSUM: Final = crypto.namespace("p2pcomm/1/id-checksum")
 
 _CHECKSUM_SIZE = 3
+_BASE32 = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 _TEXT_BODY_LEN = 56  # base32 of 32 + 3 bytes
 
 
@@ -103,7 +104,12 @@ class MemberId:
         ``BAD_CHECKSUM``."""
         if not isinstance(text, str):
             raise IdentityError(ErrorCode.BAD_ID_TEXT, "a member id text must be a str")
-        t = text.strip().lower()
+        t = text.strip(" \t\r\n\v\f")
+        if not t.isascii():
+            raise IdentityError(
+                ErrorCode.BAD_ID_TEXT, "member id contains non-ascii characters", expected="ascii"
+            )
+        t = t.lower()
         if not t.startswith(ID_TEXT_PREFIX):
             raise IdentityError(
                 ErrorCode.BAD_ID_TEXT,
@@ -118,6 +124,12 @@ class MemberId:
                 f"member id must have {_TEXT_BODY_LEN} characters after the prefix, found {len(body)}",
                 expected=_TEXT_BODY_LEN,
                 found=len(body),
+            )
+        if not all(c in _BASE32 for c in body):
+            raise IdentityError(
+                ErrorCode.BAD_ID_TEXT,
+                "member id contains characters outside base32 (a-z, 2-7)",
+                expected="base32",
             )
         try:
             raw = base64.b32decode(body.upper(), casefold=False)

@@ -192,7 +192,7 @@ def decode_header(data: bytes) -> Header:
     h = _raw_unpack(data, HEADER_LIMITS)
     # Fast path for the well-formed case; anything unusual takes the checked path,
     # which produces the precise error.
-    if type(h) is list and len(h) == 10 and h[0] == LOG_VERSION and h[0] is not True:
+    if type(h) is list and len(h) == 10 and type(h[0]) is int and h[0] == LOG_VERSION:
         group, author, seq, prev, links, ts, kind, bh, bs = h[1:]
         if (
             type(group) is bytes
@@ -506,9 +506,14 @@ def encode_fork_proof(proof: ForkProof) -> bytes:
 def decode_fork_proof(data: bytes) -> ForkProof:
     value = _raw_unpack(data, _FORK_LIMITS)
     parts = expect_array(value, "fork_proof", length=3)
-    expect_uint(
-        parts[0], "fork_proof.version", minimum=FORK_PROOF_VERSION, maximum=FORK_PROOF_VERSION
-    )
+    version = expect_uint(parts[0], "fork_proof.version")
+    if version != FORK_PROOF_VERSION:
+        raise DecodeError(
+            ErrorCode.UNKNOWN_VERSION,
+            f"fork proof version {version} is not supported",
+            expected=FORK_PROOF_VERSION,
+            found=version,
+        )
     runs = []
     for i in (1, 2):
         run = expect_array(parts[i], "fork_proof.run", length=2)
@@ -536,6 +541,13 @@ def _verify_run(run: AuthenticatedRun) -> Header:
     return headers[0]
 
 
+def _effective_group(header_bytes: bytes, header: Header) -> bytes:
+    """The group an entry belongs to (a genesis entry's group is its own id)."""
+    if header.kind == KIND_GENESIS and header.group == ZERO_ID:
+        return entry_id(header_bytes)
+    return header.group
+
+
 def verify_fork_proof(proof: ForkProof, group: bytes | None = None) -> tuple[bytes, int]:
     """Check a fork proof; returns ``(author, seq)``. Raises :class:`ValidationError`
     (or :class:`DecodeError` for undecodable headers)."""
@@ -545,7 +557,10 @@ def verify_fork_proof(proof: ForkProof, group: bytes | None = None) -> tuple[byt
         raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof headers differ in author or sequence")
     if proof.a.headers[0] == proof.b.headers[0]:
         raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof headers are identical")
-    if group is not None and (ha.group != group or hb.group != group):
+    if group is not None and (
+        _effective_group(proof.a.headers[0], ha) != group
+        or _effective_group(proof.b.headers[0], hb) != group
+    ):
         raise _invalid(ErrorCode.BAD_FORK_PROOF, "fork proof is for another group")
     return ha.author, ha.seq
 
@@ -635,6 +650,8 @@ class Ingestor:
         self._waiting: dict[bytes, list[bytes]] = {}
         #: Ids known to be invalid for good (bounded), with the reason.
         self._invalid: dict[bytes, ValidationError] = {}
+        #: Forks seen whose proof could not be built yet: (entry id, other id).
+        self._unproven_forks: list[tuple[bytes, bytes]] = []
 
     # -- queries
 
@@ -690,13 +707,31 @@ class Ingestor:
         ``verify_each=True`` checks every signature. Both give the same valid set.
         """
         result = IngestResult()
+        # Entries accepted by earlier calls are stored by now, so the overlay may
+        # forget the oldest of them; never those of the running call.
+        overlay = self._overlay
+        if len(overlay) > self._overlay_size:
+            for k in list(overlay)[: len(overlay) - self._overlay_size // 2]:
+                del overlay[k]
         fresh: dict[bytes, Entry] = {}
         group = self.group
         for e in entries:
             eid = e.id
-            if eid in fresh or eid in self._pending:
+            if eid in fresh:
                 result.duplicates += 1
+                first = fresh[eid]
+                if first.signature != e.signature and not verify_signature(first):
+                    fresh[eid] = e  # (rule A1) keep a copy that may verify
                 continue
+            if eid in self._pending:
+                held = self._unauth.get(eid)
+                if held is None or held.signature == e.signature:
+                    result.duplicates += 1
+                    continue
+                # The copy we hold is not authenticated; this one may carry the
+                # author's real signature (rule A1: any good copy counts).
+                del self._pending[eid]
+                del self._unauth[eid]
             h = e.header
             if h.seq <= self._author_max_seq(h.author) and self._meta(eid) is not None:
                 result.duplicates += 1
@@ -716,50 +751,106 @@ class Ingestor:
             try:
                 check_entry(e, group)
             except ValidationError as exc:
+                result.rejected.append(Rejection(eid, exc))
                 if exc.code is not ErrorCode.BODY_MISMATCH:
                     self._mark_invalid(eid, exc)
-                result.rejected.append(Rejection(eid, exc))
+                    self._reject_waiters(eid, result)
                 continue
             fresh[eid] = e
 
         if fresh:
             self._authenticate(fresh, verify_each, result)
+        if self._unproven_forks:
+            self._retry_fork_proofs(result)
         result.pending = len(self._pending)
         return result
+
+    def _reject_waiters(self, bad: bytes, result: IngestResult) -> None:
+        """Entries waiting for ``bad`` (now known invalid) are invalid too."""
+        stack = [bad]
+        while stack:
+            dep = stack.pop()
+            for wid in self._waiting.pop(dep, ()):
+                w = self._pending.pop(wid, None)
+                if w is None:
+                    continue
+                self._unauth.pop(wid, None)
+                self._reject(w, self._invalid[dep], result, dependency=dep)
+                stack.append(wid)
+
+    def _retry_fork_proofs(self, result: IngestResult) -> None:
+        """Forks whose proof needed entries not accepted yet (a branch authenticated
+        only by a later entry): try again now."""
+        still: list[tuple[bytes, bytes]] = []
+        for a, b in self._unproven_forks:
+            proof = self._proof_for_ids(a, b, result.accepted)
+            if proof is None:
+                still.append((a, b))
+            else:
+                result.forks.append(proof)
+        self._unproven_forks = still[-1000:]
 
     def _authenticate(
         self, fresh: dict[bytes, Entry], verify_each: bool, result: IngestResult
     ) -> None:
-        # Children before parents, so a verified child can vouch for its parent.
-        order = sorted(fresh.values(), key=lambda e: (e.header.author, -e.header.seq))
+        entries = list(fresh.values())
+        # Split the arrivals into chains: maximal stretches where each entry is the
+        # next one of the previous entry's author (bulk sync sends exactly that).
+        chains: list[list[Entry]] = []
+        cur: list[Entry] = []
+        for e in entries:
+            if cur:
+                last = cur[-1]
+                h, p = e.header, last.header
+                if h.prev == last.id and h.author == p.author and h.seq == p.seq + 1:
+                    cur.append(e)
+                    continue
+                chains.append(cur)
+            cur = [e]
+        if cur:
+            chains.append(cur)
         sig_ok: dict[bytes, bool] = {}
         if verify_each:
             oks = self._check_signatures(
-                [(e.header.author, NS_ENTRY + e.id, e.signature) for e in order]
+                [(e.header.author, NS_ENTRY + e.id, e.signature) for e in entries]
             )
-            sig_ok = {e.id: ok for e, ok in zip(order, oks, strict=True)}
+            sig_ok = {e.id: ok for e, ok in zip(entries, oks, strict=True)}
+        # Later chains first and each chain from its tail, so that an entry is decided
+        # after anything in this batch that could vouch for it. Inside a chain an
+        # authentic entry vouches for the one before it (``trusted``).
         vouched: dict[bytes, tuple[bytes, int]] = {}
-        authentic: list[Entry] = []
-        for e in order:
-            h = e.header
+        authentic: set[bytes] = set()
+        for chain in reversed(chains):
+            trusted = False
+            for e in reversed(chain):
+                h = e.header
+                eid = e.id
+                ok = trusted or vouched.get(eid) == (h.author, h.seq) or self._vouched_by_pending(e)
+                if not ok:
+                    ok = sig_ok[eid] if verify_each else verify_signature(e)
+                if ok:
+                    authentic.add(eid)
+                    trusted = True
+                else:
+                    trusted = False
+                    if self._make_room(result, e):
+                        self._pending[eid] = e
+                        self._unauth[eid] = e
+            head = chain[0].header
+            if trusted and head.prev is not None:
+                vouched[head.prev] = (head.author, head.seq - 1)
+        # Dependencies, in arrival order (usually causal, so nothing waits). While
+        # nothing is pending the entries are accepted directly.
+        fast = not self._unauth and not self._waiting
+        for e in entries:
             eid = e.id
-            ok = vouched.get(eid) == (h.author, h.seq) or self._vouched_by_pending(e)
-            if not ok:
-                ok = sig_ok[eid] if verify_each else verify_signature(e)
-            if ok:
-                if h.prev is not None:
-                    vouched[h.prev] = (h.author, h.seq - 1)
-                authentic.append(e)
-            else:
-                if not self._make_room(result, e):
-                    continue
-                self._pending[eid] = e
-                self._unauth[eid] = e
-        # Dependencies: in arrival order (usually causal, so nothing waits).
-        authentic_ids = {e.id for e in authentic}
-        for e in fresh.values():
-            if e.id in authentic_ids and e.id not in self._pending:
-                self._authenticated(e, result)
+            if eid not in authentic or eid in self._pending:
+                continue
+            if fast:
+                self._accept_one(e, result)
+                fast = not self._waiting
+                continue
+            self._authenticated(e, result)
 
     def _vouched_by_pending(self, e: Entry) -> bool:
         for wid in self._waiting.get(e.id, ()):
@@ -916,13 +1007,11 @@ class Ingestor:
                 proof = self._fork_proof(e, other, result.accepted)
                 if proof is not None:
                     result.forks.append(proof)
+                else:
+                    self._unproven_forks.append((eid, other))
         else:
             self._max_seq[h.author] = h.seq
-        overlay = self._overlay
-        if len(overlay) >= self._overlay_size:
-            for k in list(overlay)[: self._overlay_size // 2]:
-                del overlay[k]
-        overlay[eid] = EntryMeta(h.author, h.seq, h.timestamp)
+        self._overlay[eid] = EntryMeta(h.author, h.seq, h.timestamp)
         result.accepted.append(e)
         return eid, True
 
@@ -981,8 +1070,12 @@ class Ingestor:
     def _fork_proof(
         self, e: Entry, other: bytes, overlay: Sequence[Entry] = ()
     ) -> ForkProof | None:
-        accepted_now = [*overlay, e]
-        a = self._run_for(e.id, accepted_now)
+        return self._proof_for_ids(e.id, other, [*overlay, e])
+
+    def _proof_for_ids(
+        self, first: bytes, other: bytes, accepted_now: Sequence[Entry]
+    ) -> ForkProof | None:
+        a = self._run_for(first, accepted_now)
         b = self._run_for(other, accepted_now)
         if a is None or b is None:
             return None

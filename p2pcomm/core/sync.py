@@ -676,7 +676,38 @@ def decode_run(group: bytes, msg: list[Value]) -> list[Entry]:
         raise _err(ErrorCode.MALFORMED, "empty RUN")
     out: list[Entry] = []
     blake = crypto.blake2b_256
+    packb = _packb
     for raw in items:
+        # Fast path: a well-formed item with a body and no links.
+        if (
+            type(raw) is list
+            and len(raw) == 5
+            and type(raw[0]) is int
+            and 0 <= raw[0] <= MAX_U63
+            and type(raw[1]) is int
+            and 0 <= raw[1] <= MAX_KIND
+            and raw[2] == []
+            and type(raw[3]) is bytes
+            and len(raw[3]) <= MAX_BODY_SIZE
+            and type(raw[4]) is bytes
+            and len(raw[4]) == 64
+            and not (seq == 1 and raw[1] == KIND_GENESIS)
+        ):
+            ts += raw[0]
+            fast_body: bytes = raw[3]
+            if ts > MAX_U63:
+                raise _err(ErrorCode.OUT_OF_RANGE, "timestamp out of range")
+            header = Header(
+                1, group, author, seq, prev, (), ts, raw[1], blake(fast_body), len(fast_body)
+            )
+            hb = packb(header, use_bin_type=True)
+            eid = blake(hb)
+            out.append(Entry(eid, header, hb, raw[4], fast_body))
+            prev = eid
+            seq += 1
+            if seq > MAX_U63:
+                raise _err(ErrorCode.OUT_OF_RANGE, "sequence out of range")
+            continue
         if type(raw) is not list or len(raw) not in (5, 6):
             raise _err(ErrorCode.MALFORMED, "run item must be an array of 5 or 6")
         dt = expect_uint(raw[0], "timestamp delta", maximum=MAX_U63)

@@ -33,7 +33,7 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -60,6 +60,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds of quiet after which gathered catch-up entries are ingested.
+FLUSH_AFTER = 0.01
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,8 +105,12 @@ NodeEvent = EntriesAdded | PeerUp | PeerDown | GroupSynced
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStatistics:
     peers: tuple[bytes, ...]
+    #: Sync protocol bytes (plaintext messages), all connections so far.
     bytes_sent: int
     bytes_received: int
+    #: Bytes on the wire (handshakes, record framing and tags included).
+    wire_bytes_sent: int
+    wire_bytes_received: int
     entries_received: int
     entries_accepted: int
     refused_peers: int
@@ -163,6 +170,7 @@ class Node:
         self._entries_received = 0
         self._entries_accepted = 0
         self._refused = 0
+        self._wire_closed = [0, 0]
         self.address: tuple[str, int] = ("", 0)
 
     # -- public API
@@ -208,10 +216,13 @@ class Node:
         self._nursery.start_soon(self._dial_loop, host, port)
 
     def statistics(self) -> NodeStatistics:
+        live = list(self._conns.values())
         return NodeStatistics(
             peers=tuple(self._conns),
             bytes_sent=self._bytes_sent,
             bytes_received=self._bytes_received,
+            wire_bytes_sent=self._wire_closed[0] + sum(c.stream.wire_bytes_sent for c in live),
+            wire_bytes_received=self._wire_closed[1] + sum(c.stream.wire_bytes_received for c in live),
             entries_received=self._entries_received,
             entries_accepted=self._entries_accepted,
             refused_peers=self._refused,
@@ -296,10 +307,24 @@ class Node:
             try:
                 async with self._lock:
                     conn.send_later(rep.start())
+                failure: list[BaseException] = []
+
+                async def guarded(task: Callable[[_Conn], Awaitable[None]], scope: trio.CancelScope) -> None:
+                    # Whichever task ends first ends the connection; its exception (if
+                    # any) is re-raised below, outside the nursery, so it is never
+                    # wrapped in an ExceptionGroup.
+                    try:
+                        await task(conn)
+                    except (RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                        failure.append(exc)
+                    finally:
+                        scope.cancel()
+
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, conn)
-                    await self._reader(conn)
-                    nursery.cancel_scope.cancel()
+                    nursery.start_soon(guarded, self._writer, nursery.cancel_scope)
+                    nursery.start_soon(guarded, self._reader, nursery.cancel_scope)
+                if failure:
+                    raise failure[0]
             finally:
                 del self._conns[peer]
         except _Refused as exc:
@@ -317,6 +342,8 @@ class Node:
         finally:
             with trio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await stream.aclose(code=code, reason=reason)
+            self._wire_closed[0] += stream.wire_bytes_sent
+            self._wire_closed[1] += stream.wire_bytes_received
         if reason != "already connected" and reason != "connected to itself":
             self._emit(PeerDown(peer_id=peer, reason=reason))
 
@@ -324,42 +351,57 @@ class Node:
         rep = conn.replicator
         stream = conn.stream
         while True:
-            with trio.move_on_after(self._stall_timeout) as scope:
-                data = await stream.receive_some()
-            if scope.cancelled_caught:
-                if rep.session.all_live and not rep.has_bulk:
-                    continue  # an idle live connection is fine
-                raise RemoteProtocolError(
-                    ErrorCode.TIMEOUT, f"no progress for {self._stall_timeout} s during sync"
-                )
+            if rep.has_deferred:
+                # Entries are gathered for one big ingest; if the peer pauses, store
+                # what we have rather than wait.
+                with trio.move_on_after(FLUSH_AFTER) as scope:
+                    data = await stream.receive_some()
+                if scope.cancelled_caught:
+                    await self._process(conn, None)
+                    continue
+            else:
+                with trio.move_on_after(self._stall_timeout) as scope:
+                    data = await stream.receive_some()
+                if scope.cancelled_caught:
+                    if rep.session.all_live and not rep.has_bulk:
+                        continue  # an idle live connection is fine
+                    raise RemoteProtocolError(
+                        ErrorCode.TIMEOUT, f"no progress for {self._stall_timeout} s during sync"
+                    )
             if not data:
+                await self._process(conn, None)
                 return
-            self._bytes_received += len(data)
-            rejected_before = rep.stats.entries_rejected - rep.stats.rejections.get(
-                "pending-full", 0
-            )
-            async with self._lock:
+            await self._process(conn, data)
+
+    async def _process(self, conn: _Conn, data: bytes | None) -> None:
+        """Feed ``data`` to the replicator (None: ingest what it gathered) and act on
+        what it stored, refused or finished."""
+        rep = conn.replicator
+        stats = rep.stats
+        rejected_before = stats.entries_rejected - stats.rejections.get("pending-full", 0)
+        async with self._lock:
+            if data is None:
+                out = await trio.to_thread.run_sync(rep.flush)
+            else:
+                self._bytes_received += len(data)
                 out = await trio.to_thread.run_sync(rep.receive, data)
-            conn.send_later(out)
-            rejected = rep.stats.entries_rejected - rep.stats.rejections.get("pending-full", 0)
-            accepted = rep.take_accepted()
-            self._entries_received = sum(
-                c.replicator.stats.entries_received for c in self._conns.values()
+        conn.send_later(out)
+        rejected = stats.entries_rejected - stats.rejections.get("pending-full", 0)
+        self._entries_received = sum(c.replicator.stats.entries_received for c in self._conns.values())
+        for a in rep.take_accepted():
+            self._entries_accepted += len(a.entries)
+            self._stored(a.group, a.entries, origin=conn.peer_id)
+        for g in rep.synced - conn.synced_announced:
+            conn.synced_announced.add(g)
+            self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
+        if rejected > rejected_before:
+            codes = ", ".join(sorted(k for k in stats.rejections if k != "pending-full"))
+            raise RemoteProtocolError(
+                ErrorCode.BAD_SIGNATURE if "bad-signature" in codes else ErrorCode.MALFORMED,
+                f"peer sent invalid entries ({codes})",
             )
-            for a in accepted:
-                self._entries_accepted += len(a.entries)
-                self._stored(a.group, a.entries, origin=conn.peer_id)
-            for g in rep.synced - conn.synced_announced:
-                conn.synced_announced.add(g)
-                self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
-            if rejected > rejected_before:
-                codes = ", ".join(sorted(k for k in rep.stats.rejections if k != "pending-full"))
-                raise RemoteProtocolError(
-                    ErrorCode.BAD_SIGNATURE if "bad-signature" in codes else ErrorCode.MALFORMED,
-                    f"peer sent invalid entries ({codes})",
-                )
-            if rep.has_bulk:
-                conn.wake.set()
+        if rep.has_bulk:
+            conn.wake.set()
 
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator

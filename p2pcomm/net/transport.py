@@ -157,6 +157,9 @@ class SecureStream(trio.abc.Stream):
         self._receive_broken: BaseException | None = None
         self._plaintext = bytearray()
         self._close_received: CloseReceived | None = None
+        #: Bytes written to / read from the transport (handshake and records included).
+        self.wire_bytes_sent = 0
+        self.wire_bytes_received = 0
 
     # -- what the handshake established ------------------------------------------------
 
@@ -242,9 +245,13 @@ class SecureStream(trio.abc.Stream):
         while True:
             event = hs.next_event()
             if event is SEND_NEEDED:
-                await self.transport.send_all(hs.send_message())
+                message = hs.send_message()
+                await self.transport.send_all(message)
+                self.wire_bytes_sent += len(message)
             elif event is NEED_DATA:
-                hs.receive_data(await self.transport.receive_some(_RECEIVE_SIZE))
+                got = await self.transport.receive_some(_RECEIVE_SIZE)
+                self.wire_bytes_received += len(got)
+                hs.receive_data(got)
             elif isinstance(event, HandshakeComplete):
                 result = event.result
                 break
@@ -288,6 +295,7 @@ class SecureStream(trio.abc.Stream):
                 raise trio.BrokenResourceError(f"cannot send: {exc}") from exc
             try:
                 await self.transport.send_all(wire)
+                self.wire_bytes_sent += len(wire)
             except BaseException as exc:  # a frame may be cut short: nothing more can follow
                 self._send_broken = exc
                 raise
@@ -339,7 +347,9 @@ class SecureStream(trio.abc.Stream):
                 elif isinstance(event, CloseReceived):
                     self._close_received = event
                 else:
-                    channel.receive_data(await self.transport.receive_some(_RECEIVE_SIZE))
+                    got = await self.transport.receive_some(_RECEIVE_SIZE)
+                    self.wire_bytes_received += len(got)
+                    channel.receive_data(got)
 
     # -- trio.abc.AsyncResource -------------------------------------------------------
 

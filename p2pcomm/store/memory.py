@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ..core.log import Entry, EntryMeta, ForkProof
+from ..core.log import Entry, EntryMeta, ForkProof, Header
 from ..errors import ErrorCode, StoreError
 from .base import BodyState
 
@@ -65,28 +65,37 @@ class MemoryStore:
     def put_entries(
         self, group: bytes, entries: Iterable[Entry], forks: Sequence[ForkProof] = ()
     ) -> None:
+        # Stage everything first: a producer or an item that fails part way must leave
+        # the store as it was (the same all-or-nothing promise as SQLite's transaction).
+        if self._closed:
+            raise StoreError(ErrorCode.STORE_CLOSED, "store is closed")
+        staged = [(e.id, e.header, e) for e in entries]
+        fork_keys = [(p.key(), p) for p in forks]
+        for _, h, _ in staged:
+            if not isinstance(h, Header):
+                raise StoreError(ErrorCode.STORE_CORRUPT, "put_entries was given a non-entry")
+        if not staged and not fork_keys:
+            return
         g = self._g(group)
-        for e in entries:
-            if e.id in g.rows:
+        for eid, h, e in staged:
+            if eid in g.rows:
                 continue
-            h = e.header
             self._pos += 1
             state = BodyState.PRESENT if e.body is not None else BodyState.MISSING
-            g.rows[e.id] = _Row(self._pos, e, state)
-            g.order.append(e.id)
-            g.by_author.setdefault((h.author, h.seq), []).append(e.id)
+            g.rows[eid] = _Row(self._pos, e, state)
+            g.order.append(eid)
+            g.by_author.setdefault((h.author, h.seq), []).append(eid)
             if h.seq > g.max_seq.get(h.author, 0):
                 g.max_seq[h.author] = h.seq
             if h.prev is not None:
                 g.heads.pop(h.prev, None)
+                g.tips.pop(h.prev, None)
             for link in h.links:
                 g.heads.pop(link, None)
-            g.heads[e.id] = h.author
-            if h.prev is not None:
-                g.tips.pop(h.prev, None)
-            g.tips[e.id] = (h.author, h.seq)  # entries arrive dependencies first
-        for proof in forks:
-            g.forks.setdefault(proof.key(), proof)
+            g.heads[eid] = h.author
+            g.tips[eid] = (h.author, h.seq)  # entries arrive dependencies first
+        for key, proof in fork_keys:
+            g.forks.setdefault(key, proof)
 
     def put_body(self, group: bytes, entry_id: bytes, body: bytes) -> bool:
         g = self._peek(group)

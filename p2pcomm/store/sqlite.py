@@ -33,7 +33,7 @@ from ..core.log import (
 from ..errors import DecodeError, ErrorCode, StoreError
 from .base import BodyState
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SqliteStore"]
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -50,6 +50,8 @@ _MIGRATIONS = _migrations()
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
 _PAGE = 2000
+#: ``PRAGMA application_id`` of p2pcomm stores: ASCII "p2pc".
+APPLICATION_ID = 0x70327063
 
 
 class SqliteStore:
@@ -63,9 +65,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(ErrorCode.STORE_CORRUPT, f"cannot open {self.path}: {exc}") from None
         try:
+            self._check_ownership()
             self._db.execute("PRAGMA journal_mode=WAL").fetchone()
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=10000")
+            # The id index is keyed by hashes, so inserts touch random pages: give
+            # SQLite room (64 MiB) before it has to evict them.
+            self._db.execute("PRAGMA cache_size=-65536")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -76,6 +82,21 @@ class SqliteStore:
         self._gids: dict[bytes, int] = {}
 
     # -- lifecycle
+
+    def _check_ownership(self) -> None:
+        """Refuse, before changing anything, a database that is not ours."""
+        app = self._db.execute("PRAGMA application_id").fetchone()[0]
+        if app == APPLICATION_ID:
+            return
+        tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app != 0 or tables:
+            self._db.close()
+            raise StoreError(
+                ErrorCode.STORE_CORRUPT,
+                f"{self.path} is a database of another application, not a p2pcomm store",
+                expected=f"application_id {APPLICATION_ID:#x}",
+                found=f"application_id {app:#x} with {tables} schema objects",
+            )
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -97,6 +118,7 @@ class SqliteStore:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={number}")
+                self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

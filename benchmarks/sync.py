@@ -1,0 +1,167 @@
+"""Sync benchmark: two OS processes replicating over real loopback TCP.
+
+    python -m benchmarks sync --json bench-sync.json
+
+The history: 100,000 entries (128-byte bodies) by 50 authors, appended in rounds of
+100-entry runs, in a SQLite store served by one process (``_sync_peer serve``).
+Another process (``_sync_peer sync``) dials it and waits for ``GroupSynced``:
+
+* ``entries_per_s``: full initial sync into an empty store, from connect (handshake
+  included) until the receiver has verified and durably stored every entry.
+* ``wire_bytes_per_entry``: TCP payload bytes, both directions, of that sync / entries.
+* ``in_sync_bytes``: sync message bytes (both directions) when the receiver, now
+  complete, connects again; ``in_sync_wire_bytes`` adds the handshake and record
+  framing.
+* ``catchup_overhead_ratio``: wire bytes (both directions) of a sync where the
+  receiver lacks the newest 1% of entries, divided by the encoded size of those
+  entries (``encode_entry``, with bodies).
+* ``handshakes_per_s``: sequential connect + Noise XX handshake + close.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from p2pcomm.core import crypto
+from p2pcomm.core.identity import KeyPair
+from p2pcomm.core.log import encode_entry
+from p2pcomm.group import GroupLog, ThreadedSignatures
+from p2pcomm.store import SqliteStore
+
+TARGETS = {
+    "entries_per_s": ">= 30,000",
+    "wire_bytes_per_entry": "<= 227",
+    "in_sync_bytes": "<= 256",
+    "catchup_overhead_ratio": "<= 1.10 (+ 4 KB allowed)",
+}
+
+KIND_POST = 16
+BODY = b"b" * 128
+SERVER_SEED = crypto.blake2b_256(b"bench-sync-server")
+CLIENT_SEED = crypto.blake2b_256(b"bench-sync-client")
+
+
+def build(path: Path, authors: int, rounds: int, run: int) -> bytes:
+    keys = [KeyPair(crypto.blake2b_256(b"bench-author-%d" % i)) for i in range(authors)]
+    with SqliteStore(path, durable=False) as store, ThreadedSignatures() as sigs:
+        log = GroupLog.create(store, keys[0], body=b"bench", timestamp=1_700_000_000_000, signatures=sigs)
+        for r in range(rounds):
+            for k in keys:
+                log.append_many(k, [(KIND_POST, BODY)] * run, timestamp=1_700_000_000_000 + r)
+        return log.group
+
+
+def _peer(*args: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks._sync_peer", *args]
+
+
+def run_sync(server_db: Path, client_db: Path, group: bytes) -> dict[str, float]:
+    server = subprocess.Popen(
+        _peer("serve", str(server_db), group.hex(), SERVER_SEED.hex()),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        line = server.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"server did not start: {line!r}")
+        port = line.split()[1]
+        out = subprocess.run(
+            _peer("sync", str(client_db), group.hex(), CLIENT_SEED.hex(), port),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        ).stdout
+        result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        return result
+    finally:
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=60)
+
+
+def run_handshakes(server_db: Path, group: bytes, n: int) -> float:
+    server = subprocess.Popen(
+        _peer("serve", str(server_db), group.hex(), SERVER_SEED.hex()),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split()[1]
+        out = subprocess.run(
+            _peer("handshakes", CLIENT_SEED.hex(), port, str(n)),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+        doc = json.loads(out.strip().splitlines()[-1])
+        return float(doc["handshakes"] / doc["elapsed"])
+    finally:
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=60)
+
+
+def run(quick: bool = False) -> dict[str, float | int]:
+    rounds = 2 if quick else 20
+    figures: dict[str, float | int] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="p2pcomm-bench-sync-"))
+    try:
+        server_db = tmp / "server.db"
+        group = build(server_db, 50, rounds, 100)
+        with SqliteStore(server_db) as store:
+            total = store.count(group)
+            ordered = [e for _, e in store.iter_entries(group)]
+        figures["entries"] = total
+
+        # 1. full initial sync into an empty store
+        client_db = tmp / "client.db"
+        full = run_sync(server_db, client_db, group)
+        if full["entries"] != total:
+            raise RuntimeError(f"receiver holds {full['entries']} of {total} entries")
+        figures["entries_per_s"] = round(total / full["elapsed"])
+        wire = full["wire_sent"] + full["wire_received"]
+        figures["wire_bytes_per_entry"] = round(wire / total, 1)
+        with SqliteStore(client_db) as store:
+            figures["receiver_verify_ok"] = int(GroupLog(store, group).verify().ok)
+
+        # 2. already in sync
+        again = run_sync(server_db, client_db, group)
+        figures["in_sync_bytes"] = int(again["sync_sent"] + again["sync_received"])
+        figures["in_sync_wire_bytes"] = int(again["wire_sent"] + again["wire_received"])
+
+        # 3. catch up the newest 1%
+        missing = ordered[-(total // 100) :]
+        partial_db = tmp / "partial.db"
+        with SqliteStore(partial_db, durable=False) as store:
+            log = GroupLog(store, group)
+            have = ordered[: len(ordered) - len(missing)]
+            for i in range(0, len(have), 5000):
+                log.ingest(have[i : i + 5000])
+        catch = run_sync(server_db, partial_db, group)
+        if catch["entries"] != total:
+            raise RuntimeError(f"catch-up receiver holds {catch['entries']} of {total}")
+        missing_size = sum(len(encode_entry(e)) for e in missing)
+        catch_wire = catch["wire_sent"] + catch["wire_received"]
+        figures["catchup_missing_entries"] = len(missing)
+        figures["catchup_missing_bytes"] = missing_size
+        figures["catchup_wire_bytes"] = int(catch_wire)
+        figures["catchup_overhead_ratio"] = round(catch_wire / missing_size, 3)
+        figures["catchup_within_bound"] = int(catch_wire <= 1.10 * missing_size + 4096)
+
+        # 4. handshakes
+        figures["handshakes_per_s"] = round(run_handshakes(server_db, group, 100 if quick else 500), 1)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
