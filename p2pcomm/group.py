@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .core import crypto
@@ -166,6 +166,8 @@ class GroupLog:
         )
         self._heads: dict[bytes, bytes] | None = None
         self._tips: dict[bytes, tuple[int, bytes, int]] = {}
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: tuple[IngestResult, Future[None]] | None = None
 
     @classmethod
     def create(
@@ -261,6 +263,7 @@ class GroupLog:
         transaction. ``items`` are ``(kind, body)`` pairs."""
         if not items:
             return []
+        self.wait_durable()
         prepared = self._prepare(keypair, items, timestamp)
         ids = [entry_id(hb) for _, hb, _ in prepared]
         # Sign everything first (on the worker threads, which then run without
@@ -299,9 +302,62 @@ class GroupLog:
         See :meth:`p2pcomm.core.log.Ingestor.ingest` for ``verify_each``. Bodies that
         arrive for stored entries are kept unless they were dropped on purpose.
         """
-        result = self._ingestor.ingest(entries, verify_each=verify_each)
-        self._store_result(result)
+        result = self.ingest_nowait(entries, verify_each=verify_each)
+        self.wait_durable()
         return result
+
+    def ingest_nowait(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:
+        """Like :meth:`ingest`, but the store write runs on a writer thread and this
+        returns once the entries are validated. The result's entries are durable only
+        after :meth:`wait_durable` (or the next call of any method) returns.
+
+        Validation of the next batch thus overlaps with the SQLite write of this one.
+        Writes happen in call order. If a write fails, the entries validated since are
+        not stored either: the call that notices raises :class:`StoreError`, and those
+        entries may simply be offered again.
+        """
+        result = self._ingestor.ingest(entries, verify_each=verify_each)
+        self.wait_durable()
+        if result.accepted or result.forks or result.bodies:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="p2pcomm-write")
+            self._inflight = (result, self._writer.submit(self._write_result, result))
+        return result
+
+    @property
+    def inflight(self) -> IngestResult | None:
+        """The result whose store write is still running, if any."""
+        return self._inflight[0] if self._inflight is not None else None
+
+    def wait_durable(self) -> None:
+        """Wait until everything ingested so far is stored (raises its StoreError)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        result, future = inflight
+        try:
+            future.result()
+        except BaseException:
+            self._ingestor.forget_overlay()
+            self._heads = None
+            self._tips.clear()
+            raise
+        self._note_stored(result.accepted)
+
+    def close(self) -> None:
+        """Finish pending writes and stop the writer thread (the store stays open)."""
+        try:
+            self.wait_durable()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+
+    def _write_result(self, result: IngestResult) -> None:
+        if result.accepted or result.forks:
+            self.store.put_entries(self.group, result.accepted, result.forks)
+        for eid, body in result.bodies:
+            self.store.put_body(self.group, eid, body)
 
     def ingest_encoded(self, blobs: Iterable[bytes], *, verify_each: bool = False) -> IngestResult:
         """Like :meth:`ingest` for encoded entries; undecodable ones are rejected."""
@@ -317,43 +373,37 @@ class GroupLog:
         result.rejected[:0] = bad
         return result
 
-    def _store_result(self, result: IngestResult) -> None:
-        if result.accepted or result.forks:
-            try:
-                self.store.put_entries(self.group, result.accepted, result.forks)
-            except StoreError:
-                self._ingestor.forget_overlay()
-                self._heads = None
-                self._tips.clear()
-                raise
-            self._note_stored(result.accepted)
-        for eid, body in result.bodies:
-            self.store.put_body(self.group, eid, body)
-
     # -- bodies
 
     def drop_body(self, entry_id: bytes) -> bool:
         """Delete an entry's body for good (the header stays and still verifies)."""
+        self.wait_durable()
         return self.store.drop_body(self.group, entry_id)
 
     def body_state(self, entry_id: bytes) -> BodyState | None:
+        self.wait_durable()
         return self.store.body_state(self.group, entry_id)
 
     # -- reading
 
     def get(self, entry_id: bytes) -> Entry | None:
+        self.wait_durable()
         return self.store.get_entry(self.group, entry_id)
 
     def __len__(self) -> int:
+        self.wait_durable()
         return self.store.count(self.group)
 
     def entries(self, *, after: int = 0, with_bodies: bool = True) -> Iterator[tuple[int, Entry]]:
+        self.wait_durable()
         return self.store.iter_entries(self.group, after=after, with_bodies=with_bodies)
 
     def heads(self) -> list[bytes]:
+        self.wait_durable()
         return sorted(self._current_heads())
 
     def fork_proofs(self) -> list[ForkProof]:
+        self.wait_durable()
         return self.store.fork_proofs(self.group)
 
     @property
@@ -371,6 +421,7 @@ class GroupLog:
         rules, signatures (every one), chain, links and body hashes."""
         from .store.memory import MemoryStore
 
+        self.wait_durable()
         report = VerifyReport()
         scratch = MemoryStore()
         checker = Ingestor(self.group, _View(scratch, self.group), max_pending=10**9)

@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .core.log import Entry, ForkProof, decode_fork_proof, encode_fork_proof, verify_fork_proof
+from .core.log import (
+    Entry,
+    ForkProof,
+    IngestResult,
+    decode_fork_proof,
+    encode_fork_proof,
+    verify_fork_proof,
+)
 from .core.sync import (
     EntriesReceived,
     ForkProofsReceived,
@@ -84,6 +91,8 @@ class Replicator:
         self._jobs: list[Iterator[bytes]] = []
         self._deferred: list[Entry] = []
         self._deferred_group = b""
+        self._unsettled: list[tuple[bytes, IngestResult]] = []
+        self._queued: dict[bytes, list[Entry]] = {}
 
     # -- driving
 
@@ -141,15 +150,20 @@ class Replicator:
         return bool(self._deferred)
 
     def flush(self) -> bytes:
-        """Ingest the gathered catch-up entries now; returns any replies to send."""
+        """Ingest the gathered catch-up entries now and wait until everything is
+        durable; returns any replies to send."""
         if self._deferred:
             batch, self._deferred = self._deferred, []
             self._ingest_received(self._deferred_group, batch, bulk=True, live=False)
+        self.settle()
         return self.session.data_to_send()
 
-    def _ingest_received(self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool) -> None:
+    def _ingest_received(
+        self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool
+    ) -> None:
         self._ingest(group, entries, bulk=bulk)
         if live or not bulk:
+            self.settle()  # announce live entries at once
             self._want_missing(group)
 
     @property
@@ -157,11 +171,16 @@ class Replicator:
         return bool(self._jobs)
 
     def push(self, group: bytes, entries: list[Entry]) -> bytes:
-        """Live push of new entries (no-op until the group is live with this peer)."""
-        if group not in self.synced:
+        """Live push of new entries. Before the group is live with this peer they are
+        queued and pushed when reconciliation ends (the bulk send was planned from
+        the tips of its start, so it may not include them)."""
+        if group not in self.logs:
             return b""
         entries = [e for e in entries if self._may_forward(group, e)]
         if not entries:
+            return b""
+        if group not in self.synced:
+            self._queued.setdefault(group, []).extend(entries)
             return b""
         self.session.push(group, entries)
         self.stats.entries_sent += len(entries)
@@ -184,7 +203,9 @@ class Replicator:
         elif isinstance(event, TheirTips):
             self._jobs.append(self._send_missing(event))
         elif isinstance(event, EntriesReceived):
-            self._ingest_received(event.group, list(event.entries), bulk=event.bulk, live=event.live)
+            self._ingest_received(
+                event.group, list(event.entries), bulk=event.bulk, live=event.live
+            )
         elif isinstance(event, Wanted):
             log = self.logs[event.group]
             found = [
@@ -197,7 +218,12 @@ class Replicator:
         elif isinstance(event, ForkProofsReceived):
             self._store_proofs(event.group, event.proofs)
         elif isinstance(event, GroupSynced):
+            self.settle()  # "synced" means stored
             self.synced.add(event.group)
+            queued = self._queued.pop(event.group, None)
+            if queued:
+                self.session.push(event.group, queued)
+                self.stats.entries_sent += len(queued)
             self._want_missing(event.group)
 
     def _send_missing(self, event: TheirTips) -> Iterator[bytes]:
@@ -226,18 +252,39 @@ class Replicator:
         yield s.data_to_send()
 
     def _ingest(self, group: bytes, entries: list[Entry], *, bulk: bool) -> None:
+        """Validate now; the store write overlaps with what comes next. Entries are
+        announced (``accepted``) only once their write is durable."""
         log = self.logs[group]
         self.stats.entries_received += len(entries)
-        result = log.ingest(entries, verify_each=not bulk)
+        result = log.ingest_nowait(entries, verify_each=not bulk)
         self.stats.entries_accepted += len(result.accepted)
         self.stats.entries_rejected += len(result.rejected)
         for r in result.rejected:
             key = r.error.code.value
             self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1
         if result.accepted or result.forks:
-            self.accepted.append(
-                Accepted(group=group, entries=tuple(result.accepted), forks=tuple(result.forks))
-            )
+            self._unsettled.append((group, result))
+        self._publish(group)
+
+    def _publish(self, group: bytes) -> None:
+        """Announce the results of ``group`` whose store writes are done (every one
+        but the write still in flight, which ingest_nowait started last)."""
+        inflight = self.logs[group].inflight
+        keep: list[tuple[bytes, IngestResult]] = []
+        for g, result in self._unsettled:
+            if g != group or result is inflight:
+                keep.append((g, result))
+            else:
+                self.accepted.append(
+                    Accepted(group=g, entries=tuple(result.accepted), forks=tuple(result.forks))
+                )
+        self._unsettled = keep
+
+    def settle(self) -> None:
+        """Wait for every pending store write and announce what it stored."""
+        for group in {g for g, _ in self._unsettled}:
+            self.logs[group].wait_durable()
+            self._publish(group)
 
     def _want_missing(self, group: bytes) -> None:
         missing = self.logs[group].missing_dependencies()

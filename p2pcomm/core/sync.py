@@ -46,7 +46,15 @@ import msgpack
 
 from ..errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from . import crypto
-from .encoding import Limits, Value, _raw_unpack, expect_array, expect_bytes, expect_uint
+from .encoding import (
+    Limits,
+    Value,
+    _raw_unpack,
+    expect_array,
+    expect_bool,
+    expect_bytes,
+    expect_uint,
+)
 from .log import (
     KIND_GENESIS,
     MAX_BODY_SIZE,
@@ -87,7 +95,9 @@ SYNC_VERSION: Final = 1
 #: Largest message (after the 4-byte length prefix).
 MAX_MESSAGE_SIZE: Final = 1 << 20
 MAX_GROUPS: Final = 256
-MAX_TIPS: Final = 65_536
+#: Tips in one TIPS message: 1 MiB holds about 14,000 (74 bytes each); groups are
+#: small (a few hundred members), so this bounds forks rather than membership.
+MAX_TIPS: Final = 10_000
 MAX_RUN: Final = 4096
 MAX_WANT: Final = 4096
 #: A sender closes a RUN message once it reaches this many bytes of bodies.
@@ -391,6 +401,13 @@ class SyncSession:
             raise LocalProtocolError(
                 ErrorCode.BAD_STATE, "tips were already offered for this group"
             )
+        if len(tips) > MAX_TIPS:
+            raise LocalProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"group has {len(tips)} tips; a session carries at most {MAX_TIPS}",
+                expected=MAX_TIPS,
+                found=len(tips),
+            )
         g.our_tips = tuple(sorted(tips))
         g.our_fp = tips_fingerprint(g.our_tips)
         self._send((Msg.SUMMARY, gi, g.our_fp))
@@ -404,16 +421,18 @@ class SyncSession:
             for run in build_runs(entries):
                 self._send_run(gi, run)
         else:
+            # A reply to WANT is one or more ENTRIES messages; ``more`` is true on
+            # all but the last.
             batch: list[bytes] = []
             size = 0
             for e in entries:
                 blob = encode_entry(e)
+                if batch and (size + len(blob) > RUN_BYTES or len(batch) >= MAX_RUN):
+                    self._send((Msg.ENTRIES, gi, batch, True))
+                    batch, size = [], 0
                 batch.append(blob)
                 size += len(blob)
-                if size >= RUN_BYTES or len(batch) >= MAX_RUN:
-                    self._send((Msg.ENTRIES, gi, batch))
-                    batch, size = [], 0
-            self._send((Msg.ENTRIES, gi, batch))
+            self._send((Msg.ENTRIES, gi, batch, False))
 
     def _send_run(self, gi: int, run: list[Entry]) -> None:
         start = 0
@@ -557,6 +576,8 @@ class SyncSession:
         g = self._gi(msg[1])
         if g.their_tips is not None:
             raise _err(ErrorCode.UNEXPECTED_MESSAGE, "second TIPS for a group")
+        if g.state not in (GroupState.SUMMARY, GroupState.TIPS) or g.their_fp is None:
+            raise _err(ErrorCode.UNEXPECTED_MESSAGE, f"TIPS in state {g.state.value}")
         raw = expect_array(msg[2], "tips", max_length=MAX_TIPS)
         tips: list[Tip] = []
         for item in raw:
@@ -618,17 +639,16 @@ class SyncSession:
 
     def on_entries(self, msg: list[Value]) -> None:
         self._require_hello("ENTRIES")
-        expect_array(msg, "ENTRIES", length=3)
+        expect_array(msg, "ENTRIES", length=4)
         g = self._gi(msg[1])
         if g.wants_outstanding <= 0:
             raise _err(ErrorCode.UNEXPECTED_MESSAGE, "ENTRIES without a WANT")
         blobs = expect_array(msg[2], "entries", max_length=MAX_RUN)
+        more = expect_bool(msg[3], "more")
         entries = tuple(
             decode_entry(expect_bytes(b, "entry", max_length=MAX_MESSAGE_SIZE)) for b in blobs
         )
-        # A reply is one or more ENTRIES messages; an empty one (or one short of a
-        # full batch) ends it.
-        if len(blobs) < MAX_RUN:
+        if not more:
             g.wants_outstanding -= 1
         self._events.append(
             EntriesReceived(

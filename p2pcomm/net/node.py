@@ -315,7 +315,10 @@ class Node:
                     # wrapped in an ExceptionGroup.
                     try:
                         await task(conn)
-                    except (RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    except (P2PCommError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                        failure.append(exc)
+                    except Exception as exc:  # a bug: end this connection, not the node
+                        logger.exception("connection to %s failed", peer.hex()[:16])
                         failure.append(exc)
                     finally:
                         scope.cancel()
@@ -334,11 +337,16 @@ class Node:
             code = CloseCode.TIMEOUT if exc.code is ErrorCode.TIMEOUT else CloseCode.PROTOCOL_ERROR
             self._banned[peer] = trio.current_time() + self._ban_seconds
             logger.info("peer %s misbehaved: %s", peer.hex()[:16], reason)
+        except P2PCommError as exc:  # our side could not go on (store, limits)
+            reason = f"{exc.code.value}: {exc.message}"
+            code = CloseCode.INTERNAL_ERROR
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             cause = exc.__cause__
             reason = f"broken: {cause}" if cause else "broken"
             if isinstance(cause, RemoteProtocolError):
                 self._banned[peer] = trio.current_time() + self._ban_seconds
+        except Exception as exc:
+            reason, code = f"internal error: {exc!r}", CloseCode.INTERNAL_ERROR
         finally:
             with trio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await stream.aclose(code=code, reason=reason)
@@ -405,16 +413,27 @@ class Node:
 
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator
+        ready: bytes | None = None  # a bulk window built and not sent yet
         while True:
             while conn.queue:
                 data = conn.queue.popleft()
                 await conn.stream.send_all(data)
                 self._bytes_sent += len(data)
-            if rep.has_bulk:
-                async with self._lock:
-                    chunk = await trio.to_thread.run_sync(rep.next_bulk)
-                if chunk:
-                    conn.send_later(chunk)
+            if ready is not None or rep.has_bulk:
+                # Build the next window in a worker thread while this one is sent.
+                built: list[bytes | None] = []
+
+                async def build() -> None:
+                    async with self._lock:
+                        built.append(await trio.to_thread.run_sync(rep.next_bulk))
+
+                async with trio.open_nursery() as nursery:
+                    if rep.has_bulk:
+                        nursery.start_soon(build)
+                    if ready is not None:
+                        await conn.stream.send_all(ready)
+                        self._bytes_sent += len(ready)
+                ready = built[0] if built and built[0] else None
                 for g in rep.synced - conn.synced_announced:
                     conn.synced_announced.add(g)
                     self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
