@@ -411,6 +411,10 @@ class Node:
         if rep.has_bulk:
             conn.wake.set()
 
+    async def _build_window(self, rep: Replicator, out: list[bytes | None]) -> None:
+        async with self._lock:
+            out.append(await trio.to_thread.run_sync(rep.next_bulk))
+
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator
         ready: bytes | None = None  # a bulk window built and not sent yet
@@ -422,14 +426,9 @@ class Node:
             if ready is not None or rep.has_bulk:
                 # Build the next window in a worker thread while this one is sent.
                 built: list[bytes | None] = []
-
-                async def build() -> None:
-                    async with self._lock:
-                        built.append(await trio.to_thread.run_sync(rep.next_bulk))
-
                 async with trio.open_nursery() as nursery:
                     if rep.has_bulk:
-                        nursery.start_soon(build)
+                        nursery.start_soon(self._build_window, rep, built)
                     if ready is not None:
                         await conn.stream.send_all(ready)
                         self._bytes_sent += len(ready)
