@@ -7,6 +7,7 @@
     p2pcomm post --key KEYFILE --store DB --group ID TEXT
     p2pcomm log --store DB --group ID    list a group's entries
     p2pcomm verify --store DB [--group ID]
+    p2pcomm run --key KEYFILE --store DB [--listen HOST:PORT] [--peer HOST:PORT ...]
 
 Every user mistake (a missing file, a bad id, a wrong passphrase) ends with a one-line
 message on stderr and exit status 1 (2 for a malformed command line); never a traceback.
@@ -164,6 +165,64 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CliError(f"address must be HOST:PORT, found {text!r}")
+    return host, int(port)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a node: listen, dial peers, replicate, print events until interrupted."""
+    import trio
+
+    from ..core.identity import MemberId as _MemberId
+    from ..net.node import EntriesAdded, GroupSynced, PeerDown, PeerUp, open_node
+
+    kp = _load_key(args.key, args.passphrase_file)
+    host, port = _address(args.listen)
+    peers = [_address(p) for p in args.peer]
+    groups = [_group_id(g) for g in args.group] if args.group else None
+
+    async def serve() -> None:
+        with _open_store(args.store, must_exist=True) as store:
+            async with open_node(
+                store, kp, groups=groups, host=host, port=port, peers=peers
+            ) as node:
+                h, p = node.address
+                print(f"node {kp.id.text()} listening on {h}:{p}", flush=True)
+                for g in node.logs:
+                    print(f"replicating group {g.hex()}", flush=True)
+                async for event in node.subscribe():
+                    if isinstance(event, PeerUp):
+                        print(
+                            f"peer up    {_MemberId(event.peer_id).short()} {event.address[0]}:{event.address[1]}",
+                            flush=True,
+                        )
+                    elif isinstance(event, PeerDown):
+                        print(
+                            f"peer down  {_MemberId(event.peer_id).short()} ({event.reason})",
+                            flush=True,
+                        )
+                    elif isinstance(event, GroupSynced):
+                        print(
+                            f"synced     group {event.group.hex()[:16]} with {_MemberId(event.peer_id).short()}",
+                            flush=True,
+                        )
+                    elif isinstance(event, EntriesAdded):
+                        origin = _MemberId(event.origin).short() if event.origin else "local"
+                        print(
+                            f"entries    {len(event.entries)} in group {event.group.hex()[:16]} from {origin}",
+                            flush=True,
+                        )
+
+    try:
+        trio.run(serve)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep)
 
@@ -214,6 +273,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True)
     p.add_argument("--group", required=True, help="group id (hex)")
     p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("run", help="run a node: listen, dial peers, replicate")
+    p.add_argument("--key", required=True)
+    p.add_argument("--passphrase-file", metavar="F")
+    p.add_argument("--store", required=True)
+    p.add_argument(
+        "--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="default 127.0.0.1:0"
+    )
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="dial and keep connected (repeatable)",
+    )
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only these groups (default: all in the store)",
+    )
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("verify", help="re-verify every stored entry")
     p.add_argument("--store", required=True)
