@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 
@@ -31,7 +32,16 @@ async def serve(store_path: str, group: bytes, seed: bytes) -> None:
             print(f"PORT {node.address[1]}", flush=True)
             await trio.to_thread.run_sync(sys.stdin.read)
             st = node.statistics()
-            print(json.dumps({"wire_sent": st.wire_bytes_sent, "wire_received": st.wire_bytes_received}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "wire_sent": st.wire_bytes_sent,
+                        "wire_received": st.wire_bytes_received,
+                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    }
+                ),
+                flush=True,
+            )
 
 
 async def sync(store_path: str, group: bytes, seed: bytes, port: int) -> None:
@@ -59,6 +69,7 @@ async def sync(store_path: str, group: bytes, seed: bytes, port: int) -> None:
                         "wire_received": st.wire_bytes_received,
                         "accepted": st.entries_accepted,
                         "rejected": conn.replicator.stats.entries_rejected,
+                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                     }
                 ),
                 flush=True,
