@@ -1,0 +1,654 @@
+"""Vectors for spec/04-membership.md: constants, operation and content bodies, invitation
+codes and join proofs, and histories with the membership and visible content every
+replica must compute from them (negative cases name their reason per entry).
+
+Keys are the spec's named test keys (seed ``BLAKE2b-256("p2pcomm test key " || name)``),
+timestamps come from a logical clock starting at 2026-11-23T00:00:00Z with one second
+per entry, invitation secrets are fixed, and Ed25519 is deterministic: the output never
+changes. ``tools/gen_vectors.py`` writes ``spec/vectors/membership.json`` from
+:func:`generate`; running this file directly writes it too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from p2pcomm.core import crypto
+from p2pcomm.core.content import (
+    CONTENT_KINDS,
+    MAX_EMOJI,
+    MAX_TEXT,
+    Delete,
+    Hide,
+    Post,
+    React,
+    Reply,
+    Retract,
+    Unhide,
+    content_view,
+)
+from p2pcomm.core.invitation import (
+    GROUP_PREFIX_SIZE,
+    INVITATION_SECRET_SIZE,
+    NS_INVITATION_CODE,
+    NS_INVITATION_KEY,
+    NS_JOIN,
+    InvitationCode,
+)
+from p2pcomm.core.log import Entry, encode_entry
+from p2pcomm.core.membership import (
+    BODY_VERSION,
+    FIRST_APP_KIND,
+    LEVEL_BANNED,
+    LEVEL_EQUIVOCATED,
+    LEVEL_NONE,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_NOTE,
+    MAX_REASON,
+    MAX_RULES,
+    MEMBERSHIP_KINDS,
+    PERMISSIONS,
+    AddMember,
+    Ban,
+    ClaimAdmin,
+    GenesisBody,
+    Invite,
+    Join,
+    Kind,
+    Leave,
+    RemoveMember,
+    RevokeInvite,
+    Role,
+    SetMetadata,
+    SetRole,
+    resolve,
+)
+from p2pcomm.testing.history import History, Replica, named_keypair
+
+REVISION = 1
+
+Json = dict[str, Any]
+
+NAMES = ["alice", "bob", "carol", "dave", "erin"]
+KEYS = {n: named_keypair(n) for n in NAMES}
+BY_KEY = {k.public_key: n for n, k in KEYS.items()}
+
+
+def secret(label: str) -> bytes:
+    """A fixed invitation secret: ``BLAKE2b-256("p2pcomm test invitation " || label)[0..16]``."""
+    return crypto.blake2b_256(b"p2pcomm test invitation " + label.encode())[:INVITATION_SECRET_SIZE]
+
+
+def _pack(value: object) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- constants
+
+
+def constants() -> Json:
+    return {
+        "type": "constants",
+        "name": "membership-constants",
+        "description": "kinds, roles, levels, the permission table, namespaces and limits of chapter 04",
+        "kinds": {k.name.lower(): int(k) for k in Kind},
+        "membership_kinds": sorted(MEMBERSHIP_KINDS),
+        "content_kinds": sorted(int(k) for k in CONTENT_KINDS),
+        "first_app_kind": FIRST_APP_KIND,
+        "roles": {r.name.lower(): int(r) for r in Role},
+        "levels": {"equivocated": LEVEL_EQUIVOCATED, "banned": LEVEL_BANNED, "none": LEVEL_NONE},
+        "permissions": {p.value: int(r) for p, r in PERMISSIONS.items()},
+        "body_version": BODY_VERSION,
+        "limits": {
+            "name": MAX_NAME,
+            "description": MAX_DESCRIPTION,
+            "rules": MAX_RULES,
+            "reason": MAX_REASON,
+            "note": MAX_NOTE,
+            "text": MAX_TEXT,
+            "emoji": MAX_EMOJI,
+            "invitation_secret": INVITATION_SECRET_SIZE,
+            "group_prefix": GROUP_PREFIX_SIZE,
+        },
+        "namespaces": {
+            "p2pcomm/1/invitation-key": NS_INVITATION_KEY.hex(),
+            "p2pcomm/1/join": NS_JOIN.hex(),
+            "p2pcomm/1/invitation-code": NS_INVITATION_CODE.hex(),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- bodies
+
+M = b"\x11" * 32  # a member id in body vectors
+I = b"\x22" * 32  # an entry id  # noqa: E741
+
+
+def _fields(body: object) -> Json:
+    out: Json = {}
+    for name in getattr(body, "__dataclass_fields__", {}):
+        value = getattr(body, name)
+        out[name] = (
+            value.hex()
+            if isinstance(value, bytes)
+            else int(value)
+            if isinstance(value, Role)
+            else value
+        )
+    return out
+
+
+def body_vectors() -> list[Json]:
+    good: list[tuple[str, Any]] = [
+        (
+            "genesis",
+            GenesisBody(
+                name="garden club",
+                description="we grow things",
+                rules="be kind",
+                founder_name="alice",
+            ),
+        ),
+        ("add", AddMember(member=M, role=Role.MEMBER, cut=0, name="bob")),
+        ("remove", RemoveMember(member=M, cut=7, reason="spam")),
+        ("set-role", SetRole(member=M, role=Role.MODERATOR, cut=3)),
+        ("leave", Leave()),
+        ("ban", Ban(member=M, cut=2**63 - 1, reason="")),
+        ("set-metadata", SetMetadata(name="garden club", description="", rules="no spam")),
+        (
+            "invite",
+            Invite(
+                invitation_key=M,
+                role=Role.MEMBER,
+                max_uses=1,
+                expires_at=1_795_478_400_000,
+                note="for dave",
+            ),
+        ),
+        ("revoke-invite", RevokeInvite(invite=I)),
+        ("join", Join(invite=I, proof=b"\x33" * 64, name="dave")),
+        ("claim-admin", ClaimAdmin()),
+        ("post", Post(text="hello, gardeners")),
+        ("reply", Reply(parent=I, text="hi!")),
+        ("react", React(target=I, emoji="\U0001f331", on=True)),
+        ("retract", Retract(target=I)),
+        ("hide", Hide(target=I, reason="off topic")),
+        ("unhide", Unhide(target=I)),
+        ("delete", Delete(target=I, reason="abuse")),
+    ]
+    out: list[Json] = []
+    for name, body in good:
+        out.append(
+            {
+                "type": "body",
+                "name": f"body-{name}",
+                "description": f"a {name} body",
+                "kind": int(body.KIND),
+                "fields": _fields(body),
+                "encoded": body.encode().hex(),
+            }
+        )
+    bad: list[tuple[str, str, int, bytes, str]] = [
+        ("version-2", "an unknown body version", Kind.LEAVE, _pack([2]), "unknown-version"),
+        ("short", "an add with four fields", Kind.ADD, _pack([1, M, 2, 0]), "wrong-length"),
+        ("role-0", "role 0 is not a role", Kind.ADD, _pack([1, M, 0, 0, ""]), "out-of-range"),
+        ("role-5", "role 5 is not a role", Kind.SET_ROLE, _pack([1, M, 5, 0]), "out-of-range"),
+        (
+            "member-31",
+            "a 31-byte member id",
+            Kind.REMOVE,
+            _pack([1, M[:31], 0, ""]),
+            "wrong-length",
+        ),
+        (
+            "proof-63",
+            "a 63-byte join proof",
+            Kind.JOIN,
+            _pack([1, I, b"\x33" * 63, ""]),
+            "wrong-length",
+        ),
+        ("name-65", "a 65-byte name", Kind.GENESIS, _pack([1, "n" * 65, "", "", ""]), "too-large"),
+        (
+            "uses-bool",
+            "max_uses given as a bool",
+            Kind.INVITE,
+            _pack([1, M, 2, True, 0, ""]),
+            "wrong-type",
+        ),
+        ("not-canonical", "[1] with 1 as int8", Kind.LEAVE, b"\x91\xd0\x01", "not-canonical"),
+        ("map", "a map instead of an array", Kind.LEAVE, _pack({1: 1}), "forbidden-type"),
+        (
+            "trailing",
+            "one byte after the body",
+            Kind.CLAIM_ADMIN,
+            _pack([1]) + b"\xc0",
+            "trailing-data",
+        ),
+        (
+            "empty-emoji",
+            "a reaction without an emoji",
+            Kind.REACT,
+            _pack([1, I, "", True]),
+            "wrong-length",
+        ),
+        ("text-bin", "post text as bin", Kind.POST, _pack([1, b"hi"]), "wrong-type"),
+    ]
+    for name, description, kind, data, fail in bad:
+        out.append(
+            {
+                "type": "body",
+                "name": f"body-fail-{name}",
+                "description": description,
+                "kind": int(kind),
+                "encoded": data.hex(),
+                "fail": fail,
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- invitations
+
+
+def invitation_vectors() -> list[Json]:
+    group = crypto.blake2b_256(b"p2pcomm test group")
+    code = InvitationCode.for_group(group, secret("dave"), hint="192.168.1.20:7777")
+    invite_id = crypto.blake2b_256(b"p2pcomm test invite entry")
+    member = KEYS["dave"].public_key
+    text = code.text()
+    body = text.partition("@")[0]
+    typo = body[:10] + ("b" if body[10] != "b" else "c") + body[11:]
+    return [
+        {
+            "type": "invitation",
+            "name": "invitation-code",
+            "description": "an invitation code with a hint, its key pair and a join proof",
+            "group": group.hex(),
+            "secret": code.secret.hex(),
+            "hint": code.hint,
+            "text": text,
+            "invitation_seed": crypto.blake2b_256(NS_INVITATION_KEY + code.secret).hex(),
+            "invitation_key": code.public_key.hex(),
+            "invite": invite_id.hex(),
+            "member": member.hex(),
+            "join_signable": (NS_JOIN + group + invite_id + member).hex(),
+            "join_proof": code.join_proof(group, invite_id, member).hex(),
+        },
+        {
+            "type": "invitation",
+            "name": "invitation-code-grouped",
+            "description": "the same code, upper case, in groups of four with dashes (accepted)",
+            "text": "-".join(body[i : i + 4] for i in range(0, len(body), 4)).upper(),
+            "group": group.hex(),
+            "secret": code.secret.hex(),
+            "hint": None,
+        },
+        {
+            "type": "invitation",
+            "name": "invitation-fail-typo",
+            "description": "one character changed",
+            "text": typo,
+            "fail": "bad-checksum",
+        },
+        {
+            "type": "invitation",
+            "name": "invitation-fail-prefix",
+            "description": "the member id prefix instead of the invitation prefix",
+            "text": "pc1" + body[4:],
+            "fail": "bad-invitation",
+        },
+        {
+            "type": "invitation",
+            "name": "invitation-fail-length",
+            "description": "one character missing",
+            "text": body[:-1],
+            "fail": "bad-invitation",
+        },
+    ]
+
+
+# --------------------------------------------------------------------------- histories
+
+
+class Story:
+    """A history being written, with a label per entry (``author-seq``)."""
+
+    def __init__(
+        self, founder: str = "alice", *, name: str, description: str = "", rules: str = ""
+    ) -> None:
+        self.history, alice = History.found(
+            KEYS[founder], name=name, description=description, rules=rules, founder_name=founder
+        )
+        self.replicas: dict[str, Replica] = {founder: alice}
+        self.labels: dict[bytes, str] = {self.history.genesis.id: f"{founder}-1"}
+
+    def __getitem__(self, name: str) -> Replica:
+        if name not in self.replicas:
+            self.replicas[name] = self.history.replica(KEYS[name])
+        return self.replicas[name]
+
+    def label(self, entry: Entry, name: str | None = None) -> Entry:
+        who = BY_KEY.get(entry.header.author, "?")
+        self.labels[entry.id] = name or f"{who}-{entry.header.seq}"
+        return entry
+
+    def twin(self, name: str) -> Replica:
+        """A second device of ``name`` (for a fork)."""
+        return self[name].fork()
+
+
+def _history_vector(name: str, description: str, story: Story) -> Json:
+    entries = story.history.entries
+    for e in entries:
+        if e.id not in story.labels:
+            story.label(e)
+    labels = story.labels
+    if len(set(labels.values())) != len(labels):
+        # Forks: two entries share author and sequence.
+        seen: dict[str, int] = {}
+        for e in entries:
+            base = labels[e.id]
+            seen[base] = seen.get(base, 0) + 1
+            if seen[base] > 1:
+                labels[e.id] = f"{base}{chr(ord('a') + seen[base] - 1)}"
+    state = resolve(entries)
+    view = content_view(state, entries)
+
+    def who(member: bytes) -> str:
+        return BY_KEY.get(member, member.hex())
+
+    return {
+        "type": "history",
+        "name": name,
+        "description": description,
+        "authors": {n: KEYS[n].public_key.hex() for n in NAMES},
+        "group": story.history.group.hex(),
+        "entries": [{"label": labels[e.id], "entry": encode_entry(e).hex()} for e in entries],
+        "expect": {
+            "metadata": {
+                "name": state.metadata.name,
+                "description": state.metadata.description,
+                "rules": state.metadata.rules,
+            },
+            "members": {
+                who(m): info.role.name.lower() for m, info in sorted(state.members.items())
+            },
+            "banned": sorted(who(m) for m in state.banned),
+            "equivocators": {who(m): s for m, s in sorted(state.equivocators.items())},
+            "verdicts": {labels[e.id]: state.verdicts[e.id].reason.value for e in entries},
+            "items": [
+                {
+                    "entry": labels[i.id],
+                    "text": i.text,
+                    "parent": labels[i.parent] if i.parent is not None else None,
+                    "hidden": i.hidden,
+                    "reactions": [list(r) for r in i.reactions],
+                }
+                for i in view.items
+            ],
+            "drop_bodies": sorted(labels.get(x, x.hex()) for x in view.drop_bodies),
+        },
+    }
+
+
+def story_basic() -> Story:
+    s = Story(name="garden club", description="we grow things", rules="be kind")
+    alice, bob, carol, dave = s["alice"], s["bob"], s["carol"], s["dave"]
+    alice.add(bob, Role.MODERATOR, name="bob")
+    bob.sync(alice)
+    inv, code = bob.invite(secret("carol"), max_uses=1, note="for carol")
+    carol.sync(bob)
+    carol.join(code, inv, name="carol")
+    hello = carol.post("hello, gardeners")
+    alice.sync(carol)
+    alice.reply(hello, "welcome, carol")
+    alice.react(hello, "\U0001f331")
+    bob.sync(alice)
+    bob.react(hello, "\U0001f331")
+    spam = carol.post("buy seeds at my shop")
+    bob.sync(carol)
+    bob.hide(spam, "advertising")
+    rude = carol.post("you all grow badly")
+    bob.sync(carol)
+    bob.delete(rude, "rude")
+    carol.sync(bob)
+    carol.retract(spam)
+    dave.sync(alice)
+    dave.post("can I join?")  # not a member
+    carol.add(dave, Role.MEMBER)  # members cannot add
+    alice.set_metadata("garden club", "we grow things together", "be kind; no ads")
+    return s
+
+
+def story_mutual_removal() -> Story:
+    s = Story(name="mutual")
+    alice, bob = s["alice"], s["bob"]
+    alice.add(bob, Role.ADMIN)
+    bob.sync(alice)
+    alice.remove(bob)
+    bob.remove(alice)
+    bob.post("I run this place now")
+    return s
+
+
+def story_strong_removal() -> Story:
+    s = Story(name="strong removal")
+    alice, bob, dave = s["alice"], s["bob"], s["dave"]
+    alice.add(bob, Role.ADMIN)
+    bob.sync(alice)
+    bob.post("before")
+    alice.sync(bob)
+    alice.remove(bob)
+    bob.add(dave, Role.MEMBER)
+    bob.post("after")
+    dave.sync(bob)
+    dave.post("Bob let me in")
+    return s
+
+
+def story_demotion_race() -> Story:
+    s = Story(name="demotion")
+    alice, bob, carol = s["alice"], s["bob"], s["carol"]
+    alice.add(bob, Role.ADMIN)
+    alice.add(carol, Role.MEMBER)
+    bob.sync(alice)
+    carol.sync(alice)
+    p = carol.post("a post")
+    bob.sync(carol)
+    alice.set_role(bob, Role.MEMBER)
+    bob.add(KEYS["dave"].public_key, Role.MEMBER)
+    bob.delete(p)
+    bob.post("still a member")
+    return s
+
+
+def story_remove_and_re_add() -> Story:
+    s = Story(name="re-add")
+    alice, bob = s["alice"], s["bob"]
+    alice.add(bob, Role.MEMBER)
+    bob.sync(alice)
+    alice.remove(bob, reason="cooling off")
+    bob.post("written while being removed")
+    alice.add(bob, Role.MEMBER)
+    bob.sync(alice)
+    bob.post("back again")
+    return s
+
+
+def story_last_admin() -> Story:
+    s = Story(name="succession")
+    alice, bob, carol = s["alice"], s["bob"], s["carol"]
+    alice.add(bob, Role.MODERATOR)
+    alice.add(carol, Role.MEMBER)
+    bob.sync(alice)
+    carol.sync(alice)
+    bob.claim_admin()  # refused: Alice is admin
+    alice.leave()
+    bob.sync(alice)
+    carol.sync(alice)
+    carol.claim_admin()  # refused: Bob outranks Carol
+    bob.claim_admin()
+    return s
+
+
+def story_equivocation() -> Story:
+    s = Story(name="fork")
+    alice, bob = s["alice"], s["bob"]
+    alice.add(bob, Role.ADMIN)
+    bob.sync(alice)
+    bob.add(KEYS["carol"].public_key, Role.MEMBER)
+    twin = bob.fork()
+    bob.add(KEYS["dave"].public_key, Role.MEMBER)
+    twin.remove(KEYS["carol"].public_key)
+    carol = s["carol"]
+    carol.sync(bob)
+    carol.post("still here")
+    return s
+
+
+def story_invitation_uses() -> Story:
+    s = Story(name="invitation uses")
+    alice, carol, dave, erin, bob = s["alice"], s["carol"], s["dave"], s["erin"], s["bob"]
+    inv, code = alice.invite(secret("open"), max_uses=2)
+    alice.ban(KEYS["carol"].public_key, reason="known troll")
+    for r in (carol, dave, erin, bob):
+        r.sync(alice)
+    carol.join(code, inv)  # banned: refused, and uses nothing
+    dave.join(code, inv)
+    erin.join(code, inv)
+    bob.join(code, inv)  # three concurrent joins for two uses: order T decides
+    alice.sync(carol, dave, erin, bob)
+    alice.add(carol, Role.READER)  # an explicit add lifts the ban
+    carol.sync(alice)
+    carol.post("readers cannot post")
+    alice.ban(KEYS["erin"].public_key)
+    return s
+
+
+def story_invitation_refusals() -> Story:
+    s = Story(name="invitation refusals")
+    alice, bob, carol, dave = s["alice"], s["bob"], s["carol"], s["dave"]
+    short, short_code = alice.invite(secret("short"), max_uses=0, expires_at=s.history.clock + 1)
+    revoked, revoked_code = alice.invite(secret("revoked"))
+    kept, _kept_code = alice.invite(secret("kept"))
+    for r in (bob, carol, dave):
+        r.sync(alice)
+    alice.revoke_invite(revoked)
+    bob.join(revoked_code, revoked)  # concurrent with the revocation
+    carol.join(short_code, short)  # after the expiry
+    dave.join(short_code, kept)  # a proof made with the wrong code
+    return s
+
+
+def story_unauthorized() -> Story:
+    s = Story(name="unauthorized")
+    alice, bob, carol = s["alice"], s["bob"], s["carol"]
+    alice.add(bob, Role.MODERATOR)
+    alice.add(carol, Role.MEMBER)
+    bob.sync(alice)
+    carol.sync(alice)
+    bob.remove(alice)  # a moderator cannot remove an admin
+    bob.set_role(carol, Role.ADMIN)  # only admins set roles
+    carol.invite(secret("carol-invites"))  # members cannot invite
+    alice.remove(alice)  # self-targeted
+    alice.append(Kind.ADD, b"\x92\x01\x02")  # malformed
+    alice.append(11, _pack([1]))  # a reserved kind
+    alice.append(FIRST_APP_KIND, b"application data")
+    carol.append(Kind.POST, b"\x92\x01\xc0")  # malformed post: authorized, not shown
+    return s
+
+
+STORIES: list[tuple[str, str, Callable[[], Story]]] = [
+    (
+        "history-basic",
+        "a small group: an add, an invitation and join, posts, a reply, reactions, a hide, a "
+        "delete, a retract, a non-member's post, a member's refused add, new metadata",
+        story_basic,
+    ),
+    (
+        "history-mutual-removal",
+        "1: Alice removes Bob / 2: Bob, concurrently, removes Alice, then posts; rule 6: the "
+        "founder is senior, Bob's removal is excluded (conflict) and his post revoked",
+        story_mutual_removal,
+    ),
+    (
+        "history-strong-removal",
+        "1: Alice removes Bob (cut 2) / 2: Bob, concurrently, adds Dave and posts; rule 2 voids "
+        "both, so Dave's post is a non-member's; Bob's earlier post stands",
+        story_strong_removal,
+    ),
+    (
+        "history-demotion-race",
+        "1: Alice demotes Bob to member / 2: Bob, concurrently, adds Dave, deletes Carol's post "
+        "and posts; only what a member may do stands",
+        story_demotion_race,
+    ),
+    (
+        "history-remove-and-re-add",
+        "1: Alice removes Bob / 2: Bob, concurrently, posts / 3: Alice adds Bob again / 4: Bob "
+        "posts; he is a member, the post written while removed stays void",
+        story_remove_and_re_add,
+    ),
+    (
+        "history-last-admin",
+        "an early claim is refused; Alice, the only admin, leaves; Carol's claim is refused "
+        "(Bob outranks her); Bob's claim makes him admin",
+        story_last_admin,
+    ),
+    (
+        "history-equivocation",
+        "Bob adds Carol, then forks: one branch adds Dave, the other removes Carol; both "
+        "branches are void from the fork on and Bob is expelled; Carol stays",
+        story_equivocation,
+    ),
+    (
+        "history-invitation-uses",
+        "a ban refuses a join (and uses nothing); three concurrent joins share two uses, "
+        "given in order T; an add lifts the ban, to reader, and a reader cannot post; a "
+        "member is banned at the end",
+        story_invitation_uses,
+    ),
+    (
+        "history-invitation-refusals",
+        "a join concurrent with the revocation of its invitation, a join after the expiry, "
+        "and a join whose proof was made with another invitation's code",
+        story_invitation_refusals,
+    ),
+    (
+        "history-unauthorized",
+        "refused operations, each with its reason: insufficient role, self target, "
+        "malformed body, reserved kind; an application kind is accepted",
+        story_unauthorized,
+    ),
+]
+
+
+def generate() -> Json:
+    vectors: list[Json] = [constants(), *body_vectors(), *invitation_vectors()]
+    for name, description, build in STORIES:
+        vectors.append(_history_vector(name, description, build()))
+    return {
+        "description": (
+            "p2pcomm membership (spec/04-membership.md): constants, operation and content bodies, "
+            "invitation codes and join proofs, and histories with the members, verdicts and "
+            "visible content they resolve to"
+        ),
+        "revision": REVISION,
+        "vectors": vectors,
+    }
+
+
+if __name__ == "__main__":
+    tools = Path(__file__).resolve().parent
+    sys.path.insert(0, str(tools))
+    import gen_vectors
+
+    target = tools.parent / "spec" / "vectors" / "membership.json"
+    target.write_text(gen_vectors.render(generate()), encoding="utf-8", newline="\n")
+    print(f"wrote {target.relative_to(tools.parent)}")
