@@ -410,6 +410,13 @@ class GroupLog:
     def pending_count(self) -> int:
         return self._ingestor.pending_count
 
+    def unauthenticated(self, ids: Iterable[bytes]) -> list[bytes]:
+        """Those of ``ids`` waiting because no valid signature covers them yet."""
+        return self._ingestor.unauthenticated(ids)
+
+    def discard_unauthenticated(self, ids: Iterable[bytes]) -> None:
+        self._ingestor.discard(ids)
+
     def missing_dependencies(self) -> list[bytes]:
         """Ids that pending entries wait for (to ask a peer for)."""
         return self._ingestor.missing_dependencies()

@@ -39,12 +39,14 @@ from .core.sync import (
     merge_by_position,
     plan_send,
 )
-from .errors import P2PCommError
+from .errors import ErrorCode, P2PCommError, RemoteProtocolError
 from .group import GroupLog
 
 __all__ = ["Accepted", "ReplicationStats", "Replicator"]
 
 WINDOW = 2048
+#: WANTed ids we do not hold, per session, before the peer counts as flooding.
+MAX_WANT_MISSES = 4096
 #: Most entries ingested (and committed) in one store transaction.
 INGEST_BATCH = 8192
 
@@ -93,6 +95,11 @@ class Replicator:
         self._deferred_group = b""
         self._unsettled: list[tuple[bytes, IngestResult]] = []
         self._queued: dict[bytes, list[Entry]] = {}
+        #: Entries this peer sent that wait for a valid signature: id -> group.
+        self._suspects: dict[bytes, bytes] = {}
+        #: Suspects already seen at the previous check (one read of grace, live mode).
+        self._strikes: set[bytes] = set()
+        self.want_misses = 0
 
     # -- driving
 
@@ -111,6 +118,7 @@ class Replicator:
         """
         self.session.receive_data(data)
         self._drain_events()
+        self._check_suspects()
         return self.session.data_to_send()
 
     def next_bulk(self) -> bytes | None:
@@ -213,12 +221,21 @@ class Replicator:
                 for i in event.ids
                 if (e := log.get(i)) is not None and self._may_forward(event.group, e)
             ]
+            self.want_misses += len(event.ids) - len(found)
+            if self.want_misses > MAX_WANT_MISSES:
+                raise RemoteProtocolError(
+                    ErrorCode.FLOOD,
+                    f"peer asked for {self.want_misses} entries we do not hold",
+                    expected=MAX_WANT_MISSES,
+                    found=self.want_misses,
+                )
             s.send_entries(event.group, found, as_runs=False)
             self.stats.entries_sent += len(found)
         elif isinstance(event, ForkProofsReceived):
             self._store_proofs(event.group, event.proofs)
         elif isinstance(event, GroupSynced):
             self.settle()  # "synced" means stored
+            self._check_suspects(final_for=event.group)
             self.synced.add(event.group)
             queued = self._queued.pop(event.group, None)
             if queued:
@@ -264,7 +281,40 @@ class Replicator:
             self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1
         if result.accepted or result.forks:
             self._unsettled.append((group, result))
+        for eid in log.unauthenticated(e.id for e in entries):
+            self._suspects[eid] = group
         self._publish(group)
+
+    def _check_suspects(self, *, final_for: bytes | None = None) -> None:
+        """An entry whose signature is bad and that nothing vouches for is forged (an
+        honest peer sends a vouching successor with it). Reconciliation must end with
+        none; in live mode one more read is allowed, for a push split across reads."""
+        if not self._suspects:
+            return
+        still = {}
+        for group in set(self._suspects.values()):
+            ids = [i for i, g in self._suspects.items() if g == group]
+            for i in self.logs[group].unauthenticated(ids):
+                still[i] = group
+        self._suspects = still
+        forged = [
+            i
+            for i, g in still.items()
+            if g == final_for or (g in self.synced and i in self._strikes)
+        ]
+        self._strikes = {i for i, g in still.items() if g in self.synced}
+        if forged:
+            for group in set(still.values()):
+                self.logs[group].discard_unauthenticated(
+                    [i for i, g in still.items() if g == group]
+                )
+            self._suspects.clear()
+            self._strikes.clear()
+            raise RemoteProtocolError(
+                ErrorCode.BAD_SIGNATURE,
+                f"peer sent {len(forged)} entries whose signature is not valid and that nothing vouches for",
+                found=len(forged),
+            )
 
     def _publish(self, group: bytes) -> None:
         """Announce the results of ``group`` whose store writes are done (every one

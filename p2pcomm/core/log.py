@@ -662,6 +662,17 @@ class Ingestor:
     def pending_ids(self) -> list[bytes]:
         return list(self._pending)
 
+    def unauthenticated(self, ids: Iterable[bytes]) -> list[bytes]:
+        """Those of ``ids`` that are pending because no valid signature covers them."""
+        return [i for i in ids if i in self._unauth]
+
+    def discard(self, ids: Iterable[bytes]) -> None:
+        """Forget pending unauthenticated entries (sent by a peer found to misbehave),
+        so they stop taking room in the pending set."""
+        for i in ids:
+            if self._unauth.pop(i, None) is not None:
+                self._pending.pop(i, None)
+
     def missing_dependencies(self) -> list[bytes]:
         """Ids that pending entries wait for and that are not pending themselves."""
         return [d for d in self._waiting if d not in self._pending]

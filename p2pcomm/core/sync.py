@@ -348,6 +348,11 @@ class SyncSession:
             self._on_message(payload)
         del buf[:offset]
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete message received so far (0 between messages)."""
+        return len(self._buf)
+
     def next_event(self) -> SyncEvent | None:
         return self._events.pop(0) if self._events else None
 

@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds of quiet after which gathered catch-up entries are ingested.
 FLUSH_AFTER = 0.01
+#: Replies waiting for a peer that does not read, before it counts as flooding.
+MAX_QUEUED_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,11 +128,22 @@ class _Conn:
     queue: deque[bytes] = field(default_factory=deque)
     wake: trio.Event = field(default_factory=trio.Event)
     synced_announced: set[bytes] = field(default_factory=set)
+    queued_bytes: int = 0
+    scope: trio.CancelScope | None = None
+    closing_reason: str | None = None
 
     def send_later(self, data: bytes) -> None:
         if data:
             self.queue.append(data)
+            self.queued_bytes += len(data)
             self.wake.set()
+            if self.queued_bytes > MAX_QUEUED_BYTES:
+                raise RemoteProtocolError(
+                    ErrorCode.FLOOD,
+                    f"peer does not read: {self.queued_bytes} bytes of replies are waiting",
+                    expected=MAX_QUEUED_BYTES,
+                    found=self.queued_bytes,
+                )
 
 
 class _Refused(Exception):
@@ -171,6 +184,7 @@ class Node:
         self._entries_accepted = 0
         self._refused = 0
         self._wire_closed = [0, 0]
+        self._conn_gone = trio.Event()
         self.address: tuple[str, int] = ("", 0)
 
     # -- public API
@@ -255,9 +269,14 @@ class Node:
         if not entries:
             return
         self._emit(EntriesAdded(group=group, entries=tuple(entries), origin=origin))
-        for peer, conn in self._conns.items():
+        for peer, conn in list(self._conns.items()):
             if peer != origin:
-                conn.send_later(conn.replicator.push(group, list(entries)))
+                try:
+                    conn.send_later(conn.replicator.push(group, list(entries)))
+                except RemoteProtocolError as exc:  # that peer stopped reading
+                    conn.closing_reason = f"{exc.code.value}: {exc.message}"
+                    if conn.scope is not None:
+                        conn.scope.cancel()
 
     async def _dial_loop(self, host: str, port: int) -> None:
         delay = 0.25
@@ -293,8 +312,21 @@ class Node:
             if self._banned.get(peer, -math.inf) > trio.current_time():
                 self._refused += 1
                 raise _Refused("refused: misbehaved recently")
-            if peer in self._conns:
-                raise _Refused("already connected")
+            existing = self._conns.get(peer)
+            if existing is not None:
+                # Both may have dialled at once: keep, on both sides, the connection
+                # dialled by the smaller member id.
+                def dialler(outbound: bool) -> bytes:
+                    return self.peer_id if outbound else peer
+
+                if dialler(outbound) < dialler(existing.outbound):
+                    existing.closing_reason = "replaced by a simultaneous connection"
+                    if existing.scope is not None:
+                        existing.scope.cancel()
+                    while peer in self._conns:
+                        await self._conn_gone.wait()
+                else:
+                    raise _Refused("already connected")
             rep = Replicator(
                 self.logs,
                 initiator=outbound,
@@ -324,12 +356,18 @@ class Node:
                         scope.cancel()
 
                 async with trio.open_nursery() as nursery:
+                    conn.scope = nursery.cancel_scope
                     nursery.start_soon(guarded, self._writer, nursery.cancel_scope)
                     nursery.start_soon(guarded, self._reader, nursery.cancel_scope)
                 if failure:
                     raise failure[0]
+                if conn.closing_reason is not None:
+                    reason, code = conn.closing_reason, CloseCode.GOING_AWAY
             finally:
-                del self._conns[peer]
+                if self._conns.get(peer) is conn:
+                    del self._conns[peer]
+                self._conn_gone.set()
+                self._conn_gone = trio.Event()
         except _Refused as exc:
             reason, code = str(exc), CloseCode.GOING_AWAY
         except RemoteProtocolError as exc:
@@ -377,6 +415,12 @@ class Node:
                         ErrorCode.TIMEOUT, f"no progress for {self._stall_timeout} s during sync"
                     )
             if not data:
+                if rep.session.buffered:
+                    raise RemoteProtocolError(
+                        ErrorCode.TRUNCATED,
+                        f"stream ended inside a sync message ({rep.session.buffered} bytes of it)",
+                        found=rep.session.buffered,
+                    )
                 await self._process(conn, None)
                 return
             await self._process(conn, data)
@@ -421,6 +465,7 @@ class Node:
         while True:
             while conn.queue:
                 data = conn.queue.popleft()
+                conn.queued_bytes -= len(data)
                 await conn.stream.send_all(data)
                 self._bytes_sent += len(data)
             if ready is not None or rep.has_bulk:

@@ -239,13 +239,6 @@ async def test_store_and_forward_through_a_middle_node(tmp_path: Path) -> None:
         log.store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG p2pcomm/net/node.py Node._run_connection: a second connection to a peer "
-    "is refused ('already connected') on each side, with no rule for which one to keep; "
-    "when two nodes dial each other at once, each refuses the other's connection and "
-    "both die (6 runs out of 6); with connect() nothing retries",
-)
 async def test_nodes_dialling_each_other_at_once_stay_connected(tmp_path: Path) -> None:
     a_log = group_history(authors=2, entries=10, seed=28, store=sqlite(tmp_path, "a"))
     b_log = follower(tmp_path, "b", a_log)
@@ -463,12 +456,6 @@ class Hostile:
     close: CloseCode
 
 
-BUG_UNAUTHENTICATED = (
-    "BUG p2pcomm/net/node.py Node._process: only rejections end a connection; an entry "
-    "with a bad signature in a RUN goes to the ingestor's pending set (it might be vouched "
-    "for later) and is never counted, so the peer is neither closed nor banned and can fill "
-    "the group's shared pending set (max_pending 50,000) for every other peer"
-)
 HOSTILE = [
     pytest.param(
         Hostile(malformed_frame, ErrorCode.MALFORMED, CloseCode.PROTOCOL_ERROR),
@@ -490,32 +477,18 @@ HOSTILE = [
     pytest.param(
         Hostile(truncated_then_close, ErrorCode.TRUNCATED, CloseCode.PROTOCOL_ERROR),
         id="truncated-then-close",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG p2pcomm/net/node.py Node._reader: at the end of the stream the sync "
-            "session's partial message is dropped silently (PeerDown 'closed', no ban); "
-            "SyncSession has no end-of-stream check (the channel layer has one: TRUNCATED)",
-        ),
     ),
     pytest.param(
         Hostile(invalid_entry_in_run, ErrorCode.BAD_SIGNATURE, CloseCode.PROTOCOL_ERROR),
         id="invalid-entry",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_UNAUTHENTICATED),
     ),
     pytest.param(
         Hostile(repeated_invalid_runs, ErrorCode.BAD_SIGNATURE, CloseCode.PROTOCOL_ERROR),
         id="flood-invalid-runs",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_UNAUTHENTICATED),
     ),
     pytest.param(
         Hostile(junk_wants, ErrorCode.FLOOD, CloseCode.PROTOCOL_ERROR),
         id="flood-wants",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG p2pcomm/net/node.py: nothing limits WANTs (ErrorCode.FLOOD is never "
-            "raised); each one is answered from the store, and the replies pile up in the "
-            "connection's unbounded queue while the peer does not read",
-        ),
     ),
 ]
 
