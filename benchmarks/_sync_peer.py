@@ -1,13 +1,13 @@
 """One side of the sync benchmark, run as its own OS process by ``benchmarks/sync.py``.
 
-    python -m benchmarks._sync_peer serve STORE GROUP_HEX SEED_HEX
-        listens on 127.0.0.1 port 0, prints "PORT <n>", serves until stdin closes,
-        then prints a JSON line of its statistics.
-    python -m benchmarks._sync_peer sync STORE GROUP_HEX SEED_HEX PORT
-        dials, waits until the group is reconciled, prints a JSON line with the
-        elapsed time, the entry count, and byte counts.
-    python -m benchmarks._sync_peer handshakes SEED_HEX PORT N
-        N sequential secure handshakes (connect, handshake, close); prints a JSON line.
+python -m benchmarks._sync_peer serve STORE GROUP_HEX SEED_HEX
+    listens on 127.0.0.1 port 0, prints "PORT <n>", serves until stdin closes,
+    then prints a JSON line of its statistics.
+python -m benchmarks._sync_peer sync STORE GROUP_HEX SEED_HEX PORT
+    dials, waits until the group is reconciled, prints a JSON line with the
+    elapsed time, the entry count, and byte counts.
+python -m benchmarks._sync_peer handshakes SEED_HEX PORT N
+    N sequential secure handshakes (connect, handshake, close); prints a JSON line.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from p2pcomm.store import SqliteStore
 
 async def serve(store_path: str, group: bytes, seed: bytes) -> None:
     with SqliteStore(store_path) as store:
-        async with open_node(store, KeyPair(seed), groups=[group]) as node:
+        async with open_node(store, KeyPair(seed), groups=[group], membership=False) as node:
             print(f"PORT {node.address[1]}", flush=True)
             await trio.to_thread.run_sync(sys.stdin.read)
             st = node.statistics()
@@ -46,7 +46,9 @@ async def serve(store_path: str, group: bytes, seed: bytes) -> None:
 
 async def sync(store_path: str, group: bytes, seed: bytes, port: int) -> None:
     with SqliteStore(store_path) as store:
-        async with open_node(store, KeyPair(seed), groups=[group], listen=False) as node:
+        async with open_node(
+            store, KeyPair(seed), groups=[group], listen=False, membership=False
+        ) as node:
             events = node.subscribe()
             start = time.perf_counter()
             peer = await node.connect("127.0.0.1", port)

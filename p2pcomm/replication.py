@@ -72,8 +72,10 @@ class ReplicationStats:
 class Replicator:
     """One peer connection's replication of the groups in ``logs``.
 
-    ``forward`` decides whether an entry may be sent to the peer (membership: entries
-    of non-members are not forwarded); by default everything stored is.
+    ``forward(group, entry)`` decides what of an entry may be sent to the peer: True (all
+    of it), False or None (nothing), or an entry to send instead (the node sends the
+    header alone of entries membership voids, spec/04-membership.md 4.11). By default
+    everything stored is sent.
     """
 
     def __init__(
@@ -82,7 +84,7 @@ class Replicator:
         *,
         initiator: bool,
         session_hash: bytes,
-        forward: Callable[[bytes, Entry], bool] | None = None,
+        forward: Callable[[bytes, Entry], bool | Entry | None] | None = None,
     ) -> None:
         self.logs = dict(logs)
         self.session = SyncSession(initiator=initiator, session_hash=session_hash, groups=self.logs)
@@ -184,7 +186,7 @@ class Replicator:
         the tips of its start, so it may not include them)."""
         if group not in self.logs:
             return b""
-        entries = [e for e in entries if self._may_forward(group, e)]
+        entries = [o for e in entries if (o := self._outgoing(group, e)) is not None]
         if not entries:
             return b""
         if group not in self.synced:
@@ -200,8 +202,17 @@ class Replicator:
 
     # -- events
 
-    def _may_forward(self, group: bytes, e: Entry) -> bool:
-        return self._forward is None or self._forward(group, e)
+    def _outgoing(self, group: bytes, e: Entry) -> Entry | None:
+        """What to send of ``e``: the policy may pass it, refuse it (None/False), or
+        return another form of it (the header without its body)."""
+        if self._forward is None:
+            return e
+        decision = self._forward(group, e)
+        if decision is True:
+            return e
+        if decision is False or decision is None:
+            return None
+        return decision
 
     def _handle(self, event: SyncEvent) -> None:
         s = self.session
@@ -219,7 +230,7 @@ class Replicator:
             found = [
                 e
                 for i in event.ids
-                if (e := log.get(i)) is not None and self._may_forward(event.group, e)
+                if (x := log.get(i)) is not None and (e := self._outgoing(event.group, x)) is not None
             ]
             self.want_misses += len(event.ids) - len(found)
             if self.want_misses > MAX_WANT_MISSES:
@@ -253,9 +264,10 @@ class Replicator:
         ]
         window: list[Entry] = []
         for e in merge_by_position(streams):
-            if not self._may_forward(event.group, e):
+            out = self._outgoing(event.group, e)
+            if out is None:
                 continue
-            window.append(e)
+            window.append(out)
             if len(window) >= WINDOW:
                 s.send_entries(event.group, window)
                 self.stats.entries_sent += len(window)

@@ -33,15 +33,17 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
 from ..core import crypto
 from ..core.channel import CloseCode
+from ..core.content import ContentMachine
 from ..core.identity import KeyPair
 from ..core.log import Entry
+from ..core.membership import Kind, Role
 from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
 from ..group import GroupLog
 from ..replication import Replicator
@@ -51,6 +53,7 @@ from .transport import SecureStream, open_secure_stream, serve_secure
 __all__ = [
     "EntriesAdded",
     "GroupSynced",
+    "MembershipChanged",
     "Node",
     "NodeEvent",
     "NodeStatistics",
@@ -94,6 +97,18 @@ class PeerDown:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MembershipChanged:
+    """Who is in ``group`` with which role changed (spec/04-membership.md)."""
+
+    group: bytes
+    #: Member id -> role, after the change.
+    members: Mapping[bytes, Role]
+    #: Member ids that joined, and that left (removed, banned, expelled or gone).
+    added: frozenset[bytes]
+    removed: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupSynced:
     """Reconciliation of ``group`` with ``peer_id`` finished; live from now on."""
 
@@ -101,7 +116,7 @@ class GroupSynced:
     peer_id: bytes
 
 
-NodeEvent = EntriesAdded | PeerUp | PeerDown | GroupSynced
+NodeEvent = EntriesAdded | PeerUp | PeerDown | GroupSynced | MembershipChanged
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,8 +177,9 @@ class Node:
         nursery: trio.Nursery,
         stall_timeout: float,
         ban_seconds: float,
-        forward: Callable[[bytes, Entry], bool] | None,
+        forward: Callable[[bytes, Entry], bool | Entry | None] | None,
         event_buffer: int,
+        membership: bool,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -178,6 +194,13 @@ class Node:
         self._stall_timeout = stall_timeout
         self._ban_seconds = ban_seconds
         self._forward = forward
+        #: Per group: membership and content state, fed with every stored entry.
+        self.content: dict[bytes, ContentMachine] = (
+            {g: ContentMachine() for g in self.logs} if membership else {}
+        )
+        self._track_membership = membership
+        self._roles: dict[bytes, dict[bytes, Role]] = {}
+        self._dropped: dict[bytes, set[bytes]] = {}
         self._bytes_sent = 0
         self._bytes_received = 0
         self._entries_received = 0
@@ -209,6 +232,7 @@ class Node:
         log = self._log(group)
         async with self._lock:
             entry = await trio.to_thread.run_sync(log.append, self.identity, kind, body)
+            await self._track(group, [entry])
         self._stored(group, [entry], origin=None)
         return entry
 
@@ -217,6 +241,9 @@ class Node:
         if group not in self.logs:
             async with self._lock:
                 self.logs[group] = await trio.to_thread.run_sync(GroupLog, self.store, group)
+                if self._track_membership:
+                    self.content[group] = ContentMachine()
+                    await self._load(group)
 
     async def connect(self, host: str, port: int) -> bytes:
         """Dial once and run the connection in the background; returns the peer id."""
@@ -236,7 +263,8 @@ class Node:
             bytes_sent=self._bytes_sent,
             bytes_received=self._bytes_received,
             wire_bytes_sent=self._wire_closed[0] + sum(c.stream.wire_bytes_sent for c in live),
-            wire_bytes_received=self._wire_closed[1] + sum(c.stream.wire_bytes_received for c in live),
+            wire_bytes_received=self._wire_closed[1]
+            + sum(c.stream.wire_bytes_received for c in live),
             entries_received=self._entries_received,
             entries_accepted=self._entries_accepted,
             refused_peers=self._refused,
@@ -264,6 +292,57 @@ class Node:
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(ch)
                 ch.close()
+
+    def _outgoing(self, group: bytes, entry: Entry) -> bool | Entry | None:
+        """What peers get of an entry: everything if its author could write it; the
+        header alone if membership voids it (its content is neither shown nor forwarded,
+        but entries that link to it stay acceptable); and the user's policy on top."""
+        machine = self.content.get(group)
+        if machine is not None and entry.body is not None and not machine.should_forward(entry.id):
+            entry = entry.without_body()
+        if self._forward is not None:
+            return self._forward(group, entry)
+        return entry
+
+    def membership(self, group: bytes) -> ContentMachine:
+        """Membership and content state of ``group`` (when the node tracks them)."""
+        return self.content[group]
+
+    async def _track(self, group: bytes, entries: Sequence[Entry]) -> None:
+        """Feed stored entries to membership; announce changes; drop deleted bodies.
+        Call with the node lock held."""
+        machine = self.content.get(group)
+        if machine is None or not entries:
+            return
+        changed = await trio.to_thread.run_sync(machine.apply_many, list(entries))
+        state = machine.state
+        roles = {m: member.role for m, member in state.members.items()}
+        before = self._roles.get(group, {})
+        if roles != before:
+            self._roles[group] = roles
+            self._emit(
+                MembershipChanged(
+                    group=group,
+                    members=roles,
+                    added=frozenset(roles.keys() - before.keys()),
+                    removed=frozenset(before.keys() - roles.keys()),
+                )
+            )
+        deleting = any(e.header.kind == Kind.DELETE for e in entries) or any(
+            (v := machine.membership.verdict(i)) is not None and v.kind == Kind.DELETE
+            for i in changed
+        )
+        if deleting:
+            drop = set(machine.view().drop_bodies) - self._dropped.setdefault(group, set())
+            if drop:
+                log = self.logs[group]
+                await trio.to_thread.run_sync(_drop_bodies, log, sorted(drop))
+                self._dropped[group] |= drop
+
+    async def _load(self, group: bytes) -> None:
+        """Feed what the store already holds of ``group`` to its membership state."""
+        entries = await trio.to_thread.run_sync(_all_entries, self.store, group)
+        await self._track(group, entries)
 
     def _stored(self, group: bytes, entries: Sequence[Entry], origin: bytes | None) -> None:
         if not entries:
@@ -331,7 +410,7 @@ class Node:
                 self.logs,
                 initiator=outbound,
                 session_hash=stream.handshake_hash,
-                forward=self._forward,
+                forward=self._outgoing if (self.content or self._forward) else None,
             )
             conn = _Conn(peer, stream, rep, address, outbound)
             self._conns[peer] = conn
@@ -341,13 +420,19 @@ class Node:
                     conn.send_later(rep.start())
                 failure: list[BaseException] = []
 
-                async def guarded(task: Callable[[_Conn], Awaitable[None]], scope: trio.CancelScope) -> None:
+                async def guarded(
+                    task: Callable[[_Conn], Awaitable[None]], scope: trio.CancelScope
+                ) -> None:
                     # Whichever task ends first ends the connection; its exception (if
                     # any) is re-raised below, outside the nursery, so it is never
                     # wrapped in an ExceptionGroup.
                     try:
                         await task(conn)
-                    except (P2PCommError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    except (
+                        P2PCommError,
+                        trio.BrokenResourceError,
+                        trio.ClosedResourceError,
+                    ) as exc:
                         failure.append(exc)
                     except Exception as exc:  # a bug: end this connection, not the node
                         logger.exception("connection to %s failed", peer.hex()[:16])
@@ -437,10 +522,15 @@ class Node:
             else:
                 self._bytes_received += len(data)
                 out = await trio.to_thread.run_sync(rep.receive, data)
+            accepted = rep.take_accepted()
+            for a in accepted:
+                await self._track(a.group, a.entries)
         conn.send_later(out)
         rejected = stats.entries_rejected - stats.rejections.get("pending-full", 0)
-        self._entries_received = sum(c.replicator.stats.entries_received for c in self._conns.values())
-        for a in rep.take_accepted():
+        self._entries_received = sum(
+            c.replicator.stats.entries_received for c in self._conns.values()
+        )
+        for a in accepted:
             self._entries_accepted += len(a.entries)
             self._stored(a.group, a.entries, origin=conn.peer_id)
         for g in rep.synced - conn.synced_announced:
@@ -499,15 +589,20 @@ async def open_node(
     listen: bool = True,
     stall_timeout: float = 30.0,
     ban_seconds: float = 60.0,
-    forward: Callable[[bytes, Entry], bool] | None = None,
+    forward: Callable[[bytes, Entry], bool | Entry | None] | None = None,
     event_buffer: int = 10_000,
+    membership: bool = True,
 ) -> AsyncIterator[Node]:
     """Run a node until the block exits.
 
     ``groups`` defaults to every group in ``store``. ``host``/``port`` is where to
     listen (port 0 picks a free port; see ``node.address``). ``peers`` are dialled and
-    kept connected with backoff. ``forward(group, entry)`` may refuse to send an entry
-    to peers (membership's "never forwarded" rule).
+    kept connected with backoff. With ``membership`` (the default) the node keeps each
+    group's membership and content state (:meth:`Node.membership`), emits
+    :class:`MembershipChanged`, sends peers only the header of entries whose author
+    could not write them, and drops bodies that an effective delete targets.
+    ``forward(group, entry)`` adds the application's own policy on top (True, False,
+    or an entry to send instead).
     """
     group_ids = list(groups) if groups is not None else await trio.to_thread.run_sync(store.groups)
     async with trio.open_nursery() as nursery:
@@ -520,7 +615,11 @@ async def open_node(
             ban_seconds=ban_seconds,
             forward=forward,
             event_buffer=event_buffer,
+            membership=membership,
         )
+        for g in list(node.content):
+            async with node._lock:
+                await node._load(g)
         if listen:
             listeners = await nursery.start(
                 functools.partial(
@@ -542,3 +641,12 @@ async def open_node(
             nursery.cancel_scope.cancel()
             for ch in node._subscribers:
                 ch.close()
+
+
+def _all_entries(store: Store, group: bytes) -> list[Entry]:
+    return [e for _, e in store.iter_entries(group)]
+
+
+def _drop_bodies(log: GroupLog, ids: list[bytes]) -> None:
+    for i in ids:
+        log.drop_body(i)
