@@ -302,8 +302,18 @@ class GroupLog:
         See :meth:`p2pcomm.core.log.Ingestor.ingest` for ``verify_each``. Bodies that
         arrive for stored entries are kept unless they were dropped on purpose.
         """
-        result = self.ingest_nowait(entries, verify_each=verify_each)
+        result = self._ingestor.ingest(entries, verify_each=verify_each)
         self.wait_durable()
+        # On this thread: a second thread only pays off when the caller has I/O to wait
+        # for meanwhile (ingest_nowait); for CPU-bound callers the GIL makes it slower.
+        try:
+            self._write_result(result)
+        except BaseException:
+            self._ingestor.forget_overlay()
+            self._heads = None
+            self._tips.clear()
+            raise
+        self._note_stored(result.accepted)
         return result
 
     def ingest_nowait(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:

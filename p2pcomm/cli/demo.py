@@ -7,15 +7,20 @@ shows forgeries and an equivocation being caught.
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from ..core.content import visible_content
 from ..core.identity import KeyPair
 from ..core.log import create_entry, decode_entry, encode_entry
+from ..core.membership import Role
 from ..group import GroupLog
 from ..keys import generate_keypair, load_keypair, save_keypair
 from ..store import SqliteStore
+from ..testing.history import History
 
 KIND_TEXT = 16
 
@@ -33,6 +38,59 @@ def run_demo(*, keep: bool = False) -> int:
             print(f"\n(kept {folder})")
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _membership_tour(folder: Path, check: Callable[[bool, str], None]) -> None:
+    _step(8, "Membership decides what counts, the same on every replica")
+    history, alice = History.found(generate_keypair(), name="Garden club")
+    bob, carol, dave = (history.replica(generate_keypair()) for _ in range(3))
+    alice.add(bob, Role.MEMBER, name="bob")
+    alice.add(carol, Role.MODERATOR, name="carol")
+    for r in (bob, carol, dave):
+        r.sync(alice)
+    seeds = bob.post("I'll bring tomato seeds.")
+    alice.sync(bob)
+    print("   1: Alice removes Bob / 2: Bob, not having seen it, posts again")
+    alice.remove(bob, reason="selling in the group")
+    ad = bob.post("Seeds for sale, 5 euros!")
+    spam = dave.post("Cheap watches!!!")
+    print("   3: Dave, never a member, posts / 4: Carol (moderator) deletes Bob's first post")
+    carol.sync(bob)
+    carol.delete(seeds, "moved to the swap list")
+    welcome = carol.post("Welcome to the garden club!")
+    with SqliteStore(folder / "club.db") as store:
+        log = GroupLog(store, history.entries[0].id)
+        log.ingest(reversed(history.entries))
+        entries = [e for _, e in log.entries()]
+    state, view = visible_content(entries)
+    names = {alice.id: "alice", bob.id: "bob", carol.id: "carol", dave.id: "dave"}
+    roles = {names[m]: member.role.name.lower() for m, member in state.members.items()}
+    print(f"   members now: {roles}")
+    for entry, what in (
+        (ad, "bob's concurrent post"),
+        (spam, "dave's post"),
+        (welcome, "carol's post"),
+    ):
+        print(f"   {what:<22} {state.verdicts[entry.id].reason.value}")
+    print(f"   visible: {[item.text for item in view.visible()]}")
+    check(roles == {"alice": "admin", "carol": "moderator"}, "bob removed, carol moderator")
+    check(
+        not state.authorized(ad.id)
+        and not state.authorized(spam.id)
+        and state.authorized(welcome.id),
+        "the removed member's concurrent post and the non-member's post take no effect",
+    )
+    check(
+        seeds.id in view.drop_bodies and seeds.id not in {i.id for i in view.visible()},
+        "the deleted post is gone",
+    )
+    shuffled = list(entries)
+    random.Random(7).shuffle(shuffled)
+    again, view_again = visible_content(shuffled)
+    check(
+        again.members == state.members and again.verdicts == state.verdicts and view_again == view,
+        "a replica given the entries in another order computes the same state",
+    )
 
 
 def _tour(folder: Path) -> int:
@@ -125,11 +183,15 @@ def _tour(folder: Path) -> int:
                 bool(r.rejected),
                 f"truncated entry refused: {r.rejected[0].error.code.value if r.rejected else '-'}",
             )
-            check(len(bob_log) == before and bob_log.verify().ok, "bob's store is unchanged and verifies")
+            check(
+                len(bob_log) == before and bob_log.verify().ok,
+                "bob's store is unchanged and verifies",
+            )
 
             _step(6, "Carol equivocates (two different entries with one sequence number)")
             tip = max(
-                (e for _, e in bob_log.entries() if e.author == carol.public_key), key=lambda e: e.seq
+                (e for _, e in bob_log.entries() if e.author == carol.public_key),
+                key=lambda e: e.seq,
             )
             twins = [
                 create_entry(
@@ -160,6 +222,8 @@ def _tour(folder: Path) -> int:
                 and report.ok,
                 f"header kept, body gone and not re-added; {report.entries} entries verify",
             )
+
+    _membership_tour(folder, check)
 
     print()
     if failures:
