@@ -230,7 +230,8 @@ class Replicator:
             found = [
                 e
                 for i in event.ids
-                if (x := log.get(i)) is not None and (e := self._outgoing(event.group, x)) is not None
+                if (x := log.get(i)) is not None
+                and (e := self._outgoing(event.group, x)) is not None
             ]
             self.want_misses += len(event.ids) - len(found)
             if self.want_misses > MAX_WANT_MISSES:
@@ -259,8 +260,12 @@ class Replicator:
         s = self.session
         log = self.logs[event.group]
         plan = plan_send(log.store.tips(event.group), event.tips)
+        # Merging every lagging author at once holds one page per author: keep the
+        # pages together near two windows, however many authors there are.
+        page = max(16, 2 * WINDOW // max(1, len(plan)))
         streams = [
-            log.store.iter_author(event.group, a, after_seq=seq) for a, seq in sorted(plan.items())
+            log.store.iter_author(event.group, a, after_seq=seq, page=page)
+            for a, seq in sorted(plan.items())
         ]
         window: list[Entry] = []
         for e in merge_by_position(streams):

@@ -265,12 +265,23 @@ def encode_entry(entry: Entry, *, with_body: bool = True) -> bytes:
 def decode_entry(data: bytes) -> Entry:
     """Decode an entry; checks encoding only (see :func:`check_entry` for the rules)."""
     value = _raw_unpack(data, ENTRY_LIMITS)
-    parts = expect_array(value, "entry", length=3)
-    header_bytes = expect_bytes(parts[0], "entry.header", max_length=HEADER_LIMITS.max_size)
-    signature = expect_bytes(parts[1], "entry.signature", length=crypto.SIGNATURE_SIZE)
-    body = parts[2]
-    if body is not None:
-        body = expect_bytes(body, "entry.body", max_length=MAX_BODY_SIZE)
+    if (
+        type(value) is list
+        and len(value) == 3
+        and type(value[0]) is bytes
+        and len(value[0]) <= HEADER_LIMITS.max_size
+        and type(value[1]) is bytes
+        and len(value[1]) == crypto.SIGNATURE_SIZE
+        and (value[2] is None or type(value[2]) is bytes)
+    ):
+        header_bytes, signature, body = value  # fast path; the body limit is ENTRY_LIMITS'
+    else:
+        parts = expect_array(value, "entry", length=3)
+        header_bytes = expect_bytes(parts[0], "entry.header", max_length=HEADER_LIMITS.max_size)
+        signature = expect_bytes(parts[1], "entry.signature", length=crypto.SIGNATURE_SIZE)
+        body = parts[2]
+        if body is not None:
+            body = expect_bytes(body, "entry.body", max_length=MAX_BODY_SIZE)
     # Every msgpack form of these three values is at least as long as the canonical one,
     # and only the canonical one has exactly this length.
     canonical_len = (

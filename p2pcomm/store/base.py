@@ -107,10 +107,11 @@ class Store(Protocol):
         author follows (one per author, more after a fork), sorted."""
 
     def iter_author(
-        self, group: bytes, author: bytes, *, after_seq: int = 0
+        self, group: bytes, author: bytes, *, after_seq: int = 0, page: int = 2000
     ) -> Iterator[tuple[int, Entry]]:
         """``(position, entry)`` of ``author``'s entries with sequence above
-        ``after_seq``, by sequence (then id)."""
+        ``after_seq``, by sequence (then id); read ``page`` entries at a time (what a
+        caller merging many authors keeps in memory per author)."""
 
     def author_tips(self, group: bytes) -> dict[bytes, tuple[int, bytes, int]]:
         """Per author, ``(seq, id, timestamp)`` of the highest stored entry (the lowest

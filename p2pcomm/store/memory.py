@@ -170,7 +170,7 @@ class MemoryStore:
         return sorted((a, s, i) for i, (a, s) in g.tips.items()) if g else []
 
     def iter_author(
-        self, group: bytes, author: bytes, *, after_seq: int = 0
+        self, group: bytes, author: bytes, *, after_seq: int = 0, page: int = 2000
     ) -> Iterator[tuple[int, Entry]]:
         g = self._peek(group)
         if g is None:

@@ -411,7 +411,7 @@ class SqliteStore:
         return sorted((r[0], r[1], r[2]) for r in rows)
 
     def iter_author(
-        self, group: bytes, author: bytes, *, after_seq: int = 0
+        self, group: bytes, author: bytes, *, after_seq: int = 0, page: int = 2000
     ) -> Iterator[tuple[int, Entry]]:
         seq, last_id = after_seq, b"\xff" * 32  # keyset paging on (seq, id)
         while True:
@@ -422,13 +422,13 @@ class SqliteStore:
                         "SELECT pos, header, sig, body, seq, id FROM entries"
                         " WHERE gid=? AND author=? AND (seq>? OR (seq=? AND id>?))"
                         " ORDER BY seq, id LIMIT ?",
-                        (self._gid(group), author, seq, seq, last_id, _PAGE),
+                        (self._gid(group), author, seq, seq, last_id, page),
                     )
                     .fetchall()
                 )
             for pos, header, sig, body, _, _ in rows:
                 yield pos, self._entry(header, sig, body)
-            if len(rows) < _PAGE:
+            if len(rows) < page:
                 return
             seq, last_id = rows[-1][4], rows[-1][5]
 
