@@ -179,6 +179,10 @@ class KeyPair:
         """Sign ``ns || data``; ``ns`` is one of the ``NS_*`` namespaces."""
         return self._signer.sign(ns + data)
 
+    def signer(self) -> crypto.Ed25519Signer:
+        """The underlying signer (for code that signs many messages in a row)."""
+        return self._signer
+
     def sign_raw(self, message: bytes) -> bytes:
         """Sign ``message`` as is (for protocols that build their own signable bytes)."""
         return self._signer.sign(message)
