@@ -285,8 +285,7 @@ class GroupLog:
         try:
             self.store.put_entries(group, entries)
         except BaseException:
-            self._heads = None
-            self._tips.clear()
+            self._forget_caches()
             raise
         # The run is ours and was built on our stored tip, so it is valid by
         # construction; the tail signature is checked once more as a guard, which by
@@ -312,9 +311,7 @@ class GroupLog:
         try:
             self._write_result(result)
         except BaseException:
-            self._ingestor.forget_overlay()
-            self._heads = None
-            self._tips.clear()
+            self._forget_caches()
             raise
         self._note_stored(result.accepted)
         return result
@@ -342,6 +339,13 @@ class GroupLog:
         """The result whose store write is still running, if any."""
         return self._inflight[0] if self._inflight is not None else None
 
+    def _forget_caches(self) -> None:
+        """After a failed store write: what this object remembers of the store may be
+        wrong, so ask the store again next time."""
+        self._ingestor.forget_overlay()
+        self._heads = None
+        self._tips.clear()
+
     def wait_durable(self) -> None:
         """Wait until everything ingested so far is stored (raises its StoreError)."""
         inflight, self._inflight = self._inflight, None
@@ -351,9 +355,7 @@ class GroupLog:
         try:
             future.result()
         except BaseException:
-            self._ingestor.forget_overlay()
-            self._heads = None
-            self._tips.clear()
+            self._forget_caches()
             raise
         self._note_stored(result.accepted)
 

@@ -533,9 +533,7 @@ class Node:
         for a in accepted:
             self._entries_accepted += len(a.entries)
             self._stored(a.group, a.entries, origin=conn.peer_id)
-        for g in rep.synced - conn.synced_announced:
-            conn.synced_announced.add(g)
-            self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
+        self._announce_synced(conn)
         if rejected > rejected_before:
             codes = ", ".join(sorted(k for k in stats.rejections if k != "pending-full"))
             raise RemoteProtocolError(
@@ -544,6 +542,13 @@ class Node:
             )
         if rep.has_bulk:
             conn.wake.set()
+
+    def _announce_synced(self, conn: _Conn) -> None:
+        """Emit GroupSynced once for each group whose reconciliation with ``conn`` ended
+        (the reader or the writer may be the one that sees it end)."""
+        for g in conn.replicator.synced - conn.synced_announced:
+            conn.synced_announced.add(g)
+            self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
 
     async def _build_window(self, rep: Replicator, out: list[bytes | None]) -> None:
         async with self._lock:
@@ -568,9 +573,7 @@ class Node:
                         await conn.stream.send_all(ready)
                         self._bytes_sent += len(ready)
                 ready = built[0] if built and built[0] else None
-                for g in rep.synced - conn.synced_announced:
-                    conn.synced_announced.add(g)
-                    self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
+                self._announce_synced(conn)
                 continue
             conn.wake = trio.Event()
             if not conn.queue and not rep.has_bulk:
