@@ -145,13 +145,13 @@ class Replicator:
         while (event := self.session.next_event()) is not None:
             if isinstance(event, EntriesReceived) and event.bulk and not event.live:
                 if self._deferred and event.group != self._deferred_group:
-                    self.flush()
+                    self._ingest_deferred()
                 self._deferred_group = event.group
                 self._deferred.extend(event.entries)
                 if len(self._deferred) >= INGEST_BATCH:
-                    self.flush()
+                    self._ingest_deferred()
                 continue
-            self.flush()
+            self._ingest_deferred()
             self._handle(event)
 
     @property
@@ -162,11 +162,15 @@ class Replicator:
     def flush(self) -> bytes:
         """Ingest the gathered catch-up entries now and wait until everything is
         durable; returns any replies to send."""
+        self._ingest_deferred()
+        self.settle()
+        return self.session.data_to_send()
+
+    def _ingest_deferred(self) -> None:
+        # Ingest only: the replies queued so far stay queued for the caller to send.
         if self._deferred:
             batch, self._deferred = self._deferred, []
             self._ingest_received(self._deferred_group, batch, bulk=True, live=False)
-        self.settle()
-        return self.session.data_to_send()
 
     def _ingest_received(
         self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from p2pcomm.core.log import Entry
 from p2pcomm.core.sync import Msg
 from p2pcomm.group import GroupLog
-from p2pcomm.replication import INGEST_BATCH, WINDOW
+from p2pcomm.replication import INGEST_BATCH, WINDOW, Replicator
 from p2pcomm.store import BodyState, MemoryStore, SqliteStore, Store
 from tests.sync_helpers import (
     BASE_TS,
@@ -36,8 +36,10 @@ from tests.sync_helpers import (
     closure,
     encoded_size,
     entry_ids,
+    frame,
     group_history,
     key,
+    msg,
     pump,
     replica,
     replicator_pair,
@@ -561,3 +563,82 @@ def test_forward_filter_keeps_refused_entries_off_the_wire(kind: str) -> None:
         wire = bytes(link.wrote["a"])
         assert not any(e.signature in wire for e in refused)
         assert dependent.signature in wire
+
+
+# --------------------------------------------------------------------------- coalescing
+
+
+def pump_coalesced(a: Replicator, b: Replicator) -> None:
+    """Like a TCP connection under load: everything one side has written reaches the
+    other in a single read, so one ``receive`` sees many messages of several groups."""
+    to_b, to_a = [a.start()], [b.start()]
+    for _ in range(10_000):
+        for side, queue in ((a, to_b), (b, to_a)):
+            while (chunk := side.next_bulk()) is not None:
+                queue.append(chunk)
+        if not any(to_b) and not any(to_a):
+            to_a.append(a.flush())
+            to_b.append(b.flush())
+            if not any(to_b) and not any(to_a):
+                return
+        data_b, data_a = b"".join(to_b), b"".join(to_a)
+        to_b.clear()
+        to_a.clear()
+        if data_b:
+            to_a.append(b.receive(data_b))
+        if data_a:
+            to_b.append(a.receive(data_a))
+    raise AssertionError("the session did not go quiet")
+
+
+def test_several_groups_converge_when_each_read_carries_everything() -> None:
+    """Two groups, both out of sync, with every write of a side arriving in one read
+    (many messages of several groups per ``receive``): both groups converge."""
+    g1 = group_history(authors=3, entries=120, seed=41)
+    g2 = group_history(authors=3, entries=120, seed=42, first_author=5)
+    h1, h2 = all_entries(g1), all_entries(g2)
+    b1, b2 = replica(h1[:40]), replica(h2[:60])
+    a1, a2 = replica(h1), replica(h2)
+    # each side has something the other lacks in group 1
+    own = b1.append_many(key(9), [(KIND_POST, b"b's own %d" % i) for i in range(30)])
+    a, b = replicator_pair({g1.group: a1, g2.group: a2}, {g1.group: b1, g2.group: b2})
+    pump_coalesced(a, b)
+    assert entry_ids(a1) == entry_ids(b1) == {e.id for e in h1} | {e.id for e in own}
+    assert entry_ids(a2) == entry_ids(b2) == {e.id for e in h2}
+    assert a.session.all_live and b.session.all_live
+
+
+def frames(data: bytes) -> list[list[object]]:
+    out = []
+    while data:
+        n = int.from_bytes(data[:4], "big")
+        out.append(msgpack.unpackb(data[4 : 4 + n], raw=False))
+        data = data[4 + n :]
+    return out
+
+
+def test_a_flush_in_the_middle_of_a_read_keeps_earlier_replies() -> None:
+    """One read carries, in this order: a WANT for group 2 (answered with ENTRIES at
+    once), RUNs of group 1 (gathered for one ingest) and group 1's DONE (which ingests
+    them). The ENTRIES answer queued before that ingest must still be sent."""
+    g1 = group_history(authors=2, entries=40, seed=51)
+    g2 = group_history(authors=2, entries=10, seed=52, first_author=5)
+    h1, h2 = all_entries(g1), all_entries(g2)
+    a1, a2 = replica(h1), replica(h2)
+    b1, b2 = replica(h1[:10]), replica(h2[:-1])  # mismatches in both groups
+    a, b = replicator_pair({g1.group: a1, g2.group: a2}, {g1.group: b1, g2.group: b2})
+    ha, hb = a.start(), b.start()
+    sa, sb = a.receive(hb), b.receive(ha)  # SUMMARYs
+    ta, tb = a.receive(sb), b.receive(sa)  # TIPS
+    a.receive(tb)
+    b.receive(ta)
+    for side in (a, b):  # both plan their bulk sends
+        assert side.has_bulk
+    while b.next_bulk() is not None:  # B sends its part (and its DONEs) first
+        pass
+    bulk_a = b"".join(iter(a.next_bulk, None))
+    shared = b.session.shared
+    want = frame(msg(Msg.WANT, shared.index(g2.group), [h2[0].id]))
+    reply = frames(b.receive(want + bulk_a))
+    assert [m[0] for m in reply].count(Msg.ENTRIES) == 1, [m[0] for m in reply]
+    assert entry_ids(b1) == {e.id for e in h1}
