@@ -52,7 +52,9 @@ CLIENT_SEED = crypto.blake2b_256(b"bench-sync-client")
 def build(path: Path, authors: int, rounds: int, run: int) -> bytes:
     keys = [KeyPair(crypto.blake2b_256(b"bench-author-%d" % i)) for i in range(authors)]
     with SqliteStore(path, durable=False) as store, ThreadedSignatures() as sigs:
-        log = GroupLog.create(store, keys[0], body=b"bench", timestamp=1_700_000_000_000, signatures=sigs)
+        log = GroupLog.create(
+            store, keys[0], body=b"bench", timestamp=1_700_000_000_000, signatures=sigs
+        )
         for r in range(rounds):
             for k in keys:
                 log.append_many(k, [(KIND_POST, BODY)] * run, timestamp=1_700_000_000_000 + r)
@@ -165,7 +167,9 @@ def run(quick: bool = False) -> dict[str, float | int]:
         figures["catchup_within_bound"] = int(catch_wire <= 1.10 * missing_size + 4096)
 
         # 4. handshakes
-        figures["handshakes_per_s"] = round(run_handshakes(server_db, group, 100 if quick else 500), 1)
+        figures["handshakes_per_s"] = round(
+            run_handshakes(server_db, group, 100 if quick else 500), 1
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures

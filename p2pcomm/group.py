@@ -19,6 +19,7 @@ Thread safety: one ``GroupLog`` per group and per thread at a time.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,8 +47,21 @@ from .core.log import (
 )
 from .errors import DecodeError, ErrorCode, StoreError, ValidationError
 from .store.base import BodyState, Store
+from .store.sqlite import entry_row, fork_row
+from .store.writer import ProcessWriter
 
 __all__ = ["GroupLog", "ThreadedSignatures", "VerifyReport", "now_ms"]
+
+#: Calls that write at least this many entries use the store's writer process, when it
+#: has one (:meth:`SqliteStore.writer <p2pcomm.store.SqliteStore.writer>`).
+OFFLOAD_MIN = 256
+#: A large :meth:`GroupLog.ingest` validates and writes in steps of this many entries,
+#: one transaction each, so that validating a step overlaps with writing the last.
+INGEST_STEP = 2048
+#: A large :meth:`GroupLog.append_many` signs and sends its run in parts of this size
+#: (still one transaction), so that signing overlaps with writing.
+APPEND_PART = 200
+APPEND_FIRST_PART = 50
 
 
 def now_ms() -> int:
@@ -117,6 +131,11 @@ class ThreadedSignatures:
             out.extend(f.result())
         return out
 
+    def sign_async(self, keypair: KeyPair, messages: Sequence[bytes]) -> Future[list[bytes]]:
+        """Sign ``NS_ENTRY || m`` for each ``m`` on one worker thread."""
+        sign = keypair.signer().raw_sign
+        return self._pool.submit(lambda: [sign(NS_ENTRY + m) for m in messages])
+
     def sign(self, keypair: KeyPair, messages: Sequence[bytes]) -> list[bytes]:
         """Sign ``NS_ENTRY || m`` for each ``m``."""
         sign = keypair.signer().raw_sign
@@ -168,8 +187,8 @@ class GroupLog:
         )
         self._heads: dict[bytes, bytes] | None = None
         self._tips: dict[bytes, tuple[int, bytes, int]] = {}
-        self._writer: ThreadPoolExecutor | None = None
-        self._inflight: tuple[IngestResult, Future[None]] | None = None
+        #: The write sent to the writer process and not yet known durable.
+        self._inflight: tuple[IngestResult, ProcessWriter, int] | None = None
 
     @classmethod
     def create(
@@ -224,12 +243,17 @@ class GroupLog:
     def _prepare(
         self, keypair: KeyPair, items: Sequence[tuple[int, bytes]], timestamp: int | None
     ) -> list[tuple[Header, bytes, bytes, bytes]]:
+        return list(self._headers(keypair, items, timestamp))
+
+    def _headers(
+        self, keypair: KeyPair, items: Iterable[tuple[int, bytes]], timestamp: int | None
+    ) -> Iterator[tuple[Header, bytes, bytes, bytes]]:
+        """The run's headers, encoded, with the bodies and ids, made as consumed."""
         author = keypair.public_key
         seq, prev, prev_ts = self._tip(author)
         ts = max(now_ms() if timestamp is None else timestamp, prev_ts)
         heads = self._current_heads()
         links = [i for i, a in heads.items() if a != author][-MAX_LINKS:]
-        out = []
         for kind, body in items:
             seq += 1
             header = make_header(
@@ -244,9 +268,8 @@ class GroupLog:
             )
             hb = encode_header(header)
             eid = entry_id(hb)
-            out.append((header, hb, body, eid))
+            yield header, hb, body, eid
             prev, links = eid, []
-        return out
 
     def append(
         self, keypair: KeyPair, kind: int, body: bytes = b"", *, timestamp: int | None = None
@@ -266,24 +289,13 @@ class GroupLog:
         if not items:
             return []
         self.wait_durable()
-        prepared = self._prepare(keypair, items, timestamp)
-        ids = [p[3] for p in prepared]
-        # Sign everything first (on the worker threads, which then run without
-        # competing for the GIL), then write in one transaction.
-        if self._signatures is not None:
-            sigs = self._signatures.sign(keypair, ids)
-        else:
-            sigs = [keypair.sign(NS_ENTRY, i) for i in ids]
-        group = self.group
-        entries = [
-            Entry(eid, header, hb, sig, body)
-            for (header, hb, body, eid), sig in zip(prepared, sigs, strict=True)
-        ]
-        check_entry(entries[0], group)
-        for e in entries[1:]:
-            check_entry(e, group, check_body=False)  # headers made from these bodies
+        writer = self._offload(len(items))
         try:
-            self.store.put_entries(group, entries)
+            if writer is not None:
+                entries = self._append_offloaded(keypair, items, timestamp, writer)
+            else:
+                entries = self._entries(keypair, self._prepare(keypair, items, timestamp))
+                self.store.put_entries(self.group, entries)
         except BaseException:
             self._forget_caches()
             raise
@@ -296,42 +308,135 @@ class GroupLog:
         self._note_stored(entries)
         return entries
 
+    def _entries(
+        self,
+        keypair: KeyPair,
+        prepared: Sequence[tuple[Header, bytes, bytes, bytes]],
+        sigs: Sequence[bytes] | None = None,
+    ) -> list[Entry]:
+        """Sign (unless ``sigs`` are given) and check prepared entries."""
+        if sigs is None:
+            ids = [p[3] for p in prepared]
+            if self._signatures is not None:
+                sigs = self._signatures.sign(keypair, ids)
+            else:
+                sigs = [keypair.sign(NS_ENTRY, i) for i in ids]
+        entries = [
+            Entry(eid, header, hb, sig, body)
+            for (header, hb, body, eid), sig in zip(prepared, sigs, strict=True)
+        ]
+        group = self.group
+        check_entry(entries[0], group)
+        for e in entries[1:]:
+            check_entry(e, group, check_body=False)  # headers made from these bodies
+        return entries
+
+    def _append_offloaded(
+        self,
+        keypair: KeyPair,
+        items: Sequence[tuple[int, bytes]],
+        timestamp: int | None,
+        writer: ProcessWriter,
+    ) -> list[Entry]:
+        """Make and sign the run part after part (on the signature threads) while the
+        writer process stores the parts already signed, all in one transaction. The
+        first part is small so that the writer starts early."""
+        headers = self._headers(keypair, items, timestamp)
+        sizes = [APPEND_FIRST_PART]
+        while sum(sizes) < len(items):
+            sizes.append(APPEND_PART)
+        parts = []
+        pending: list[Future[list[bytes]]] = []
+        for size in sizes:
+            part = list(itertools.islice(headers, size))
+            parts.append(part)
+            if self._signatures is not None:
+                pending.append(self._signatures.sign_async(keypair, [p[3] for p in part]))
+        entries: list[Entry] = []
+        ticket = 0
+        with writer.transaction():
+            for n, part in enumerate(parts):
+                done = self._entries(keypair, part, pending[n].result() if pending else None)
+                entries.extend(done)
+                ticket = writer.put(
+                    self.group, [entry_row(e) for e in done], commit=n == len(parts) - 1
+                )
+        writer.wait(ticket)
+        return entries
+
+    def _offload(self, count: int) -> ProcessWriter | None:
+        """The store's writer process, for a write of ``count`` entries worth it."""
+        if count < OFFLOAD_MIN:
+            return None
+        get: Callable[[], ProcessWriter | None] | None = getattr(self.store, "writer", None)
+        return get() if get is not None else None
+
     # -- ingesting
 
     def ingest(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:
-        """Validate entries from elsewhere and store the valid ones (one transaction).
+        """Validate entries from elsewhere and store the valid ones.
 
         See :meth:`p2pcomm.core.log.Ingestor.ingest` for ``verify_each``. Bodies that
         arrive for stored entries are kept unless they were dropped on purpose.
+
+        Everything accepted is durable when this returns. ``entries`` is consumed in
+        steps of :data:`INGEST_STEP`, one transaction each, so a long iterable (a
+        generator decoding a bundle, say) needs memory for one step only. With a store
+        that has a writer process, each step is validated while the previous one is
+        written. If this raises, the steps before the failing one are stored.
         """
-        result = self._ingestor.ingest(entries, verify_each=verify_each)
+        source = iter(entries)
+        step = list(itertools.islice(source, INGEST_STEP))
+        # A small call is written here and now; a large one overlaps with the writer.
+        offload = len(step) >= OFFLOAD_MIN
+        total = self._ingest_step(step, verify_each, offload)
+        while len(step) == INGEST_STEP:
+            step = list(itertools.islice(source, INGEST_STEP))
+            result = self._ingest_step(step, verify_each, offload)
+            total.accepted += result.accepted
+            total.rejected += result.rejected
+            total.forks += result.forks
+            total.bodies += result.bodies
+            total.duplicates += result.duplicates
+            total.pending = result.pending
         self.wait_durable()
-        # On this thread: a second thread only pays off when the caller has I/O to wait
-        # for meanwhile (ingest_nowait); for CPU-bound callers the GIL makes it slower.
-        try:
-            self._write_result(result)
-        except BaseException:
-            self._forget_caches()
-            raise
-        self._note_stored(result.accepted)
-        return result
+        return total
 
     def ingest_nowait(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:
-        """Like :meth:`ingest`, but the store write runs on a writer thread and this
-        returns once the entries are validated. The result's entries are durable only
-        after :meth:`wait_durable` (or the next call of any method) returns.
+        """Like :meth:`ingest` (one transaction), but with a store that has a writer
+        process, return once the entries are validated: they are durable only after
+        :meth:`wait_durable` (or the next call of any method) returns.
 
-        Validation of the next batch thus overlaps with the SQLite write of this one.
-        Writes happen in call order. If a write fails, the entries validated since are
-        not stored either: the call that notices raises :class:`StoreError`, and those
+        Validation of the next batch thus overlaps with the write of this one. Writes
+        happen in call order. If a write fails, the entries validated since are not
+        stored either: the call that notices raises :class:`StoreError`, and those
         entries may simply be offered again.
         """
+        return self._ingest_step(entries, verify_each, True)
+
+    def _ingest_step(
+        self, entries: Iterable[Entry], verify_each: bool, offload: bool
+    ) -> IngestResult:
         result = self._ingestor.ingest(entries, verify_each=verify_each)
         self.wait_durable()
         if result.accepted or result.forks or result.bodies:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="p2pcomm-write")
-            self._inflight = (result, self._writer.submit(self._write_result, result))
+            writer = self._offload(OFFLOAD_MIN) if offload else None
+            try:
+                if writer is None:
+                    self._write_result(result)
+                else:
+                    ticket = writer.put(
+                        self.group,
+                        [entry_row(e) for e in result.accepted],
+                        [fork_row(p) for p in result.forks],
+                        result.bodies,
+                    )
+                    self._inflight = (result, writer, ticket)
+                    return result
+            except BaseException:
+                self._forget_caches()
+                raise
+            self._note_stored(result.accepted)
         return result
 
     @property
@@ -351,22 +456,17 @@ class GroupLog:
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return
-        result, future = inflight
+        result, writer, ticket = inflight
         try:
-            future.result()
+            writer.wait(ticket)
         except BaseException:
             self._forget_caches()
             raise
         self._note_stored(result.accepted)
 
     def close(self) -> None:
-        """Finish pending writes and stop the writer thread (the store stays open)."""
-        try:
-            self.wait_durable()
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
-                self._writer = None
+        """Finish pending writes (the store stays open)."""
+        self.wait_durable()
 
     def _write_result(self, result: IngestResult) -> None:
         if result.accepted or result.forks:
@@ -374,17 +474,27 @@ class GroupLog:
         for eid, body in result.bodies:
             self.store.put_body(self.group, eid, body)
 
+    def store_fork_proofs(self, proofs: Sequence[ForkProof]) -> None:
+        """Store verified fork proofs (received on their own) after pending writes."""
+        self.wait_durable()
+        self.store.put_entries(self.group, [], proofs)
+
     def ingest_encoded(self, blobs: Iterable[bytes], *, verify_each: bool = False) -> IngestResult:
-        """Like :meth:`ingest` for encoded entries; undecodable ones are rejected."""
-        entries: list[Entry] = []
+        """Like :meth:`ingest` for encoded entries, decoded as they are consumed (so a
+        bundle of any size streams through); undecodable ones are rejected."""
         bad: list[Rejection] = []
-        for blob in blobs:
-            try:
-                entries.append(decode_entry(blob))
-            except DecodeError as exc:
-                err = ValidationError(exc.code, exc.message, expected=exc.expected, found=exc.found)
-                bad.append(Rejection(crypto.blake2b_256(blob), err))
-        result = self.ingest(entries, verify_each=verify_each)
+
+        def decoded() -> Iterator[Entry]:
+            for blob in blobs:
+                try:
+                    yield decode_entry(blob)
+                except DecodeError as exc:
+                    err = ValidationError(
+                        exc.code, exc.message, expected=exc.expected, found=exc.found
+                    )
+                    bad.append(Rejection(crypto.blake2b_256(blob), err))
+
+        result = self.ingest(decoded(), verify_each=verify_each)
         result.rejected[:0] = bad
         return result
 

@@ -376,4 +376,4 @@ class Replicator:
                 continue
             good.append(proof)
         if good:
-            log.store.put_entries(group, [], good)
+            log.store_fork_proofs(good)

@@ -19,6 +19,7 @@ import importlib.resources
 import re
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,9 +32,32 @@ from ..core.log import (
     entry_from_parts,
 )
 from ..errors import DecodeError, ErrorCode, StoreError
+from . import _sql
 from .base import BodyState
+from .writer import ProcessWriter
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SqliteStore", "entry_row", "fork_row"]
+
+
+def entry_row(e: Entry) -> _sql.Row:
+    """The :mod:`_sql` row of a (validated) entry."""
+    h = e.header
+    return (
+        e.id,
+        h.author,
+        h.seq,
+        h.timestamp,
+        h.kind,
+        e.header_bytes,
+        e.signature,
+        e.body,
+        h.prev,
+        h.links,
+    )
+
+
+def fork_row(p: ForkProof) -> _sql.ForkRow:
+    return (p.key(), p.author, p.seq, encode_fork_proof(p))
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -57,8 +81,13 @@ APPLICATION_ID = 0x70327063
 class SqliteStore:
     """A store in one SQLite file (created if missing)."""
 
-    def __init__(self, path: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = True, offload: bool = True) -> None:
         self.path = str(path)
+        self.durable = durable
+        #: Whether large writes may go to a writer process (see :meth:`writer`).
+        self.offload = offload and self.path != ":memory:" and not self.path.startswith("file:")
+        self._writer: ProcessWriter | None = None
+        self._writer_failed: str | None = None
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -67,11 +96,7 @@ class SqliteStore:
         try:
             self._check_ownership()
             self._db.execute("PRAGMA journal_mode=WAL").fetchone()
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            # The id index is keyed by hashes, so inserts touch random pages: give
-            # SQLite room (64 MiB) before it has to evict them.
-            self._db.execute("PRAGMA cache_size=-65536")
+            _sql.configure(self._db, durable=durable)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -128,7 +153,36 @@ class SqliteStore:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                writer, self._writer = self._writer, None
+                if writer is not None:
+                    writer.close()
                 self._db.close()
+
+    def writer(self) -> ProcessWriter | None:
+        """The process that performs this store's bulk writes, started on first call;
+        None when ``offload`` is off or it cannot run here (the caller then writes
+        through this object). :class:`~p2pcomm.group.GroupLog` uses it for large
+        ingests and appends, so that SQLite works on another core while this process
+        validates or signs the next entries. It ends when the store closes."""
+        if not self.offload or self._writer_failed is not None:
+            return None
+        with self._lock:
+            self._conn()
+            if self._writer is not None and not self._writer.alive:
+                self._writer.close()
+                self._writer = None
+            if self._writer is None:
+                try:
+                    self._writer = ProcessWriter(self.path, durable=self.durable)
+                except StoreError as exc:
+                    self._writer_failed = str(exc)
+                    warnings.warn(
+                        f"p2pcomm: writing {self.path} in this process: {exc}",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    return None
+            return self._writer
 
     def __enter__(self) -> SqliteStore:
         return self
@@ -146,15 +200,9 @@ class SqliteStore:
         gid = self._gids.get(group)
         if gid is not None:
             return gid
-        db = self._conn()
-        row = db.execute("SELECT gid FROM groups WHERE id=?", (group,)).fetchone()
-        if row is None:
-            if not create:
-                return -1
-            gid = int(db.execute("INSERT INTO groups (id) VALUES (?)", (group,)).lastrowid or 0)
-        else:
-            gid = int(row[0])
-        self._gids[group] = gid
+        gid = _sql.gid_of(self._conn(), group, create=create)
+        if gid != -1:
+            self._gids[group] = gid
         return gid
 
     def integrity_check(self) -> list[str]:
@@ -192,78 +240,16 @@ class SqliteStore:
         entries: Iterable[Entry],
         forks: Sequence[ForkProof],
     ) -> None:
-        gid = self._gid(group, create=True)
-        seen: list[Entry] = []
-
-        def rows() -> Iterator[tuple[object, ...]]:
-            for e in entries:
-                seen.append(e)
-                h = e.header
-                yield (
-                    e.id,
-                    gid,
-                    h.author,
-                    h.seq,
-                    h.timestamp,
-                    h.kind,
-                    e.header_bytes,
-                    e.signature,
-                    e.body,
-                    1 if e.body is not None else 0,
-                )
-
-        cur = db.executemany(
-            "INSERT OR IGNORE INTO entries (id, gid, author, seq, ts, kind, header, sig, body, body_state)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            rows(),
+        _sql.insert(
+            db,
+            self._gid(group, create=True),
+            (entry_row(e) for e in entries),
+            [fork_row(p) for p in forks],
         )
-        entries = seen
-        if cur.rowcount != len(entries):
-            # Some were stored already. This transaction's rows have the highest
-            # positions, so anything at or below ``before`` was there earlier.
-            before = (
-                int(db.execute("SELECT MAX(pos) FROM entries").fetchone()[0] or 0) - cur.rowcount
-            )
-            old = set()
-            for e in entries:
-                row = db.execute("SELECT pos FROM entries WHERE id=?", (e.id,)).fetchone()
-                if row is not None and row[0] <= before:
-                    old.add(e.id)
-            entries = [e for e in entries if e.id not in old]
-        referenced: set[bytes] = set()
-        for e in entries:
-            if e.header.prev is not None:
-                referenced.add(e.header.prev)
-            referenced.update(e.header.links)
-        added = {e.id for e in entries}
-        gone = referenced - added
-        if gone:
-            db.executemany("DELETE FROM heads WHERE gid=? AND id=?", [(gid, x) for x in gone])
-        db.executemany(
-            "INSERT OR IGNORE INTO heads (gid, id, author) VALUES (?,?,?)",
-            [(gid, e.id, e.header.author) for e in entries if e.id not in referenced],
-        )
-        followed = {e.header.prev for e in entries if e.header.prev is not None}
-        db.executemany(
-            "DELETE FROM tips WHERE gid=? AND id=?", [(gid, x) for x in followed - added]
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO tips (gid, id, author, seq) VALUES (?,?,?,?)",
-            [(gid, e.id, e.header.author, e.header.seq) for e in entries if e.id not in followed],
-        )
-        if forks:
-            db.executemany(
-                "INSERT OR IGNORE INTO forks (key, gid, author, seq, proof) VALUES (?,?,?,?,?)",
-                [(p.key(), gid, p.author, p.seq, encode_fork_proof(p)) for p in forks],
-            )
 
     def put_body(self, group: bytes, entry_id: bytes, body: bytes) -> bool:
         with self._lock:
-            cur = self._conn().execute(
-                "UPDATE entries SET body=?, body_state=1 WHERE id=? AND gid=? AND body_state=0",
-                (body, entry_id, self._gid(group)),
-            )
-            return cur.rowcount == 1
+            return _sql.put_body(self._conn(), self._gid(group), entry_id, body)
 
     def drop_body(self, group: bytes, entry_id: bytes) -> bool:
         with self._lock:

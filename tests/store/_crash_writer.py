@@ -4,7 +4,8 @@ Usage: ``python _crash_writer.py DB BLOBS GROUP_HEX CHUNK``
 
 ``BLOBS`` holds encoded entries, each preceded by its length (4 bytes, big-endian), in
 causal order. They are ingested ``CHUNK`` at a time through ``GroupLog.ingest_encoded``
-(one store transaction per call); after each call returns the child prints
+(one store transaction per call, committed by the store's writer process, whose pid
+the child prints first as ``writer PID``); after each call returns the child prints
 ``stored N`` (N = entries stored so far) and flushes, so the parent knows that at least
 N entries are durable. The parent kills this process with SIGKILL at some point.
 """
@@ -35,6 +36,10 @@ def main() -> int:
     chunk = int(chunk_text)
     store = SqliteStore(db)  # durable: each commit is fsynced before the call returns
     log = GroupLog(store, bytes.fromhex(group_hex))
+    # Calls of CHUNK >= OFFLOAD_MIN entries are written by the store's writer process;
+    # the parent waits for it to end before looking at the file.
+    writer = store.writer()
+    print(f"writer {writer.pid if writer else 0}", flush=True)
     stored = 0
     for i in range(0, len(blobs), chunk):
         batch = blobs[i : i + chunk]

@@ -7,7 +7,8 @@ The parent reads a given number of those lines, then SIGKILLs the child wherever
 
 * it opens cleanly and ``integrity_check()`` finds nothing;
 * it holds every entry the child had reported stored, and in fact exactly a whole
-  number of chunks (no transaction is half there);
+  number of chunks (no transaction is half there), once the child's store writer
+  process (which outlives it long enough to finish what it was sent) has ended;
 * every stored row is byte-for-byte the entry that was written (header, signature,
   body), in the order written; the heads are right;
 * ``GroupLog.verify()`` is ok.
@@ -17,6 +18,8 @@ The kill point is varied by the number of lines read, not by time: no sleeps.
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -46,9 +49,23 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> tuple[History, Path]:
     return history, path
 
 
+def _wait_for_exit(pid: int) -> None:
+    """Wait (without polling) until process ``pid``, not our child, has ended."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], 60)
+        assert ready, f"process {pid} did not end"
+    finally:
+        os.close(fd)
+
+
 def _run_and_kill(db: Path, blobs: Path, group: bytes, lines_to_read: int, log: Path) -> int:
     """Start the writer, read ``lines_to_read`` "stored N" lines, SIGKILL it. Returns
-    the last N read."""
+    the last N read once its store writer process has ended too (it finishes what it
+    had been sent, then sees its input close)."""
     with log.open("wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, str(WRITER), str(db), str(blobs), group.hex(), str(CHUNK)],
@@ -58,6 +75,10 @@ def _run_and_kill(db: Path, blobs: Path, group: bytes, lines_to_read: int, log: 
         )
         try:
             assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("writer "), (first, log.read_text())
+            writer_pid = int(first.split()[1])
+            assert writer_pid > 0
             last = 0
             for _ in range(lines_to_read):
                 line = proc.stdout.readline()
@@ -71,6 +92,7 @@ def _run_and_kill(db: Path, blobs: Path, group: bytes, lines_to_read: int, log: 
             proc.wait()
             assert proc.stdout is not None
             proc.stdout.close()
+    _wait_for_exit(writer_pid)
     return last
 
 

@@ -1,0 +1,314 @@
+"""``ProcessWriter``: a :class:`~p2pcomm.store.SqliteStore`'s bulk writes, run in a
+child process so that SQLite's work happens on another core.
+
+Python threads cannot do this: a thread that writes to SQLite needs the GIL back
+after every row, and while the main thread is busy validating entries it gets it only
+every few milliseconds, so the writer crawls. A process has its own interpreter.
+
+The parent validates entries and sends plain rows (see :mod:`._sql`) over a pipe; the
+child writes them on its own connection to the same WAL file. Each *commit* gets a
+ticket, and :meth:`ProcessWriter.wait` returns once the child has committed it
+(durably, with ``synchronous=FULL``), or raises :class:`~p2pcomm.errors.StoreError`.
+
+Wire format of both pipes: frames of a 4-byte little-endian length and a msgpack
+array. Parent to child:
+
+* ``[1, ticket, group, rows, fork_rows, bodies, commit]``: write in the open
+  transaction (opened by the first put after a commit); with ``commit`` true, commit it
+  and answer. A failure rolls the transaction back and is answered at its commit.
+* ``[2]``: roll the open transaction back (the parent gave up on it).
+
+Child to parent: ``[ticket, error]``, ``error`` None or a message; ticket 0 answers
+start-up. The child ends when its input closes (the parent closed it, or died), after
+finishing what it had been sent; it rolls back a transaction left open.
+
+The child starts with ``sys.executable`` and imports only this module, :mod:`._sql`,
+sqlite3 and msgpack, so it is ready in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import msgpack
+
+from ..errors import ErrorCode, StoreError
+from . import _sql
+
+__all__ = ["ProcessWriter"]
+
+_LEN = struct.Struct("<I")
+_PUT = 1
+_ABORT = 2
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    (n,) = _LEN.unpack(head)
+    data = stream.read(n)
+    if len(data) < n:
+        return None
+    return msgpack.unpackb(data, raw=False, use_list=True)
+
+
+def _write_frame(stream: IO[bytes], value: object) -> None:
+    data = msgpack.packb(value, use_bin_type=True)
+    stream.write(_LEN.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+class ProcessWriter:
+    """The writer process of one SQLite file. Thread-safe.
+
+    Normally obtained from :meth:`SqliteStore.writer`, which starts it on first use
+    and stops it when the store closes.
+    """
+
+    def __init__(self, path: str, *, durable: bool = True) -> None:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from p2pcomm.store.writer import child_main; child_main(sys.argv[2], sys.argv[3])"
+        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code, root, path, "1" if durable else "0"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise StoreError(
+                ErrorCode.STORE_CORRUPT, f"cannot start the store writer process: {exc}"
+            ) from None
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._in = self._proc.stdin
+        self._out = self._proc.stdout
+        self._send_lock = threading.RLock()
+        self._recv_lock = threading.Lock()
+        self._ticket = 0
+        self._answered = 0
+        self._errors: dict[int, str] = {}
+        self._dead: str | None = None
+        self._open = False  # a transaction is open in the child
+        self._txn_owner: int | None = None  # thread inside transaction()
+        self._finalizer = weakref.finalize(self, _stop, self._proc)
+        hello = _read_frame(self._out)
+        if hello != [0, None]:
+            reason = hello[1] if isinstance(hello, list) and len(hello) == 2 else None
+            self._fail(str(reason) if reason else "it ended at start-up")
+            raise StoreError(
+                ErrorCode.STORE_CORRUPT, f"the store writer process did not start: {self._dead}"
+            )
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None
+
+    # -- failure
+
+    def _fail(self, reason: str) -> None:
+        if self._dead is None:
+            detail = ""
+            with contextlib.suppress(OSError):
+                self._in.close()
+            try:
+                self._proc.wait(timeout=5)
+                assert self._proc.stderr is not None
+                lines = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+                if lines:
+                    detail = f" ({lines[-1]})"
+            except (subprocess.TimeoutExpired, OSError, ValueError):
+                pass
+            self._dead = f"{reason}{detail}"
+
+    def _gone(self) -> StoreError:
+        return StoreError(
+            ErrorCode.STORE_CORRUPT,
+            f"the store writer process failed: {self._dead}; writes not confirmed may or"
+            " may not be stored",
+        )
+
+    # -- writing
+
+    def put(
+        self,
+        group: bytes,
+        rows: Sequence[_sql.Row],
+        forks: Sequence[_sql.ForkRow] = (),
+        bodies: Sequence[tuple[bytes, bytes]] = (),
+        *,
+        commit: bool = True,
+    ) -> int:
+        """Send a write; with ``commit``, the transaction ends with it and the ticket
+        returned is what :meth:`wait` takes (0 otherwise). ``commit=False`` is only
+        allowed inside :meth:`transaction`."""
+        with self._send_lock:
+            if self._dead is not None:
+                raise self._gone()
+            if not commit and self._txn_owner != threading.get_ident():
+                raise RuntimeError("ProcessWriter.put(commit=False) outside transaction()")
+            ticket = 0
+            if commit:
+                self._ticket += 1
+                ticket = self._ticket
+            try:
+                _write_frame(self._in, [_PUT, ticket, group, rows, forks, bodies, commit])
+            except (OSError, ValueError) as exc:
+                self._fail(f"cannot send to it: {exc}")
+                raise self._gone() from None
+            self._open = not commit
+            return ticket
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[ProcessWriter]:
+        """Hold the pipe for a write sent in several parts: ``put(..., commit=False)``
+        any number of times, then one ``put(..., commit=True)``. If the block ends
+        without that commit, the transaction is rolled back."""
+        with self._send_lock:
+            outer, self._txn_owner = self._txn_owner, threading.get_ident()
+            try:
+                yield self
+            finally:
+                self._txn_owner = outer
+                if self._open and self._dead is None:
+                    self._open = False
+                    try:
+                        _write_frame(self._in, [_ABORT])
+                    except (OSError, ValueError) as exc:
+                        self._fail(f"cannot send to it: {exc}")
+
+    def wait(self, ticket: int) -> None:
+        """Return once the write of ``ticket`` is committed; raise its error if it
+        failed, or :class:`StoreError` if the writer process died first."""
+        with self._recv_lock:
+            while self._answered < ticket:
+                if self._dead is not None:
+                    raise self._gone()
+                try:
+                    reply = _read_frame(self._out)
+                except (OSError, ValueError, msgpack.UnpackException) as exc:
+                    reply = None
+                    reason = f"unreadable answer: {exc}"
+                else:
+                    reason = "it ended"
+                if not (isinstance(reply, list) and len(reply) == 2 and type(reply[0]) is int):
+                    with self._send_lock:
+                        self._fail(reason)
+                    raise self._gone()
+                self._answered = reply[0]
+                if reply[1] is not None:
+                    self._errors[reply[0]] = str(reply[1])
+            error = self._errors.pop(ticket, None)
+        if error is not None:
+            raise StoreError(ErrorCode.STORE_CORRUPT, f"write failed, nothing stored: {error}")
+
+    def close(self) -> None:
+        """Let the child finish what it was sent, then end it."""
+        with self._send_lock:
+            if self._dead is None:
+                self._dead = "it was closed"
+            self._finalizer()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the child: close its input, read its last answers while it finishes what
+    it was sent (so it never writes to a closed pipe), then reap it."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                while stream.read(65536):
+                    pass
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a wedged child
+        proc.kill()
+        proc.wait()
+
+
+# ----------------------------------------------------------------------------- child
+
+
+def child_main(path: str, durable: str) -> None:
+    """The writer process: apply the parent's writes until its input closes."""
+    # Ctrl-C goes to the whole process group; the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        _sql.configure(db, durable=durable == "1")
+    except sqlite3.Error as exc:
+        _write_frame(out, [0, f"cannot open {path}: {exc}"])
+        return
+    _write_frame(out, [0, None])
+    with contextlib.suppress(BrokenPipeError):  # the parent is gone: SQLite rolls back
+        _serve(db, inp, out)
+    db.close()
+
+
+def _serve(db: sqlite3.Connection, inp: IO[bytes], out: IO[bytes]) -> None:
+    gids: dict[bytes, int] = {}
+    in_txn = False
+    failed: str | None = None
+
+    def rollback() -> None:
+        nonlocal in_txn
+        if in_txn:
+            in_txn = False
+            gids.clear()
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+
+    while True:
+        msg = _read_frame(inp)
+        if msg is None:
+            break
+        if msg[0] == _ABORT:
+            rollback()
+            failed = None
+            continue
+        _, ticket, group, rows, forks, bodies, commit = msg
+        if failed is None:
+            try:
+                if not in_txn:
+                    db.execute("BEGIN IMMEDIATE")
+                    in_txn = True
+                gid = gids.get(group)
+                if gid is None:
+                    gid = gids[group] = _sql.gid_of(db, group, create=True)
+                if rows or forks:
+                    _sql.insert(db, gid, rows, forks)
+                for eid, body in bodies:
+                    _sql.put_body(db, gid, eid, body)
+                if commit:
+                    db.execute("COMMIT")
+                    in_txn = False
+            except Exception as exc:  # reported to the parent, which raises it
+                failed = f"{type(exc).__name__}: {exc}"
+                rollback()
+        if commit:
+            _write_frame(out, [ticket, failed])
+            failed = None
+    rollback()

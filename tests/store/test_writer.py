@@ -1,0 +1,313 @@
+"""The store's writer process (``p2pcomm.store.writer``) and ``GroupLog``'s use of it.
+
+Real child processes and real SQLite files; the child is killed with SIGKILL where a
+test needs it dead. Large calls (at least ``OFFLOAD_MIN`` entries) go through the
+writer; the same calls on a store with ``offload=False`` are written in-process, and
+both must leave the same stored log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pcomm.core.log import decode_entry, encode_entry
+from p2pcomm.errors import DecodeError, ErrorCode, StoreError
+from p2pcomm.group import INGEST_STEP, OFFLOAD_MIN, GroupLog, ThreadedSignatures
+from p2pcomm.store import SqliteStore
+from p2pcomm.store._sql import Row
+from p2pcomm.store.sqlite import entry_row
+from p2pcomm.store.writer import ProcessWriter
+from tests.helpers import KIND_POST, History, build_history, keypair
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    return build_history(authors=4, per_author=700, seed=7, body_size=40, link_probability=0.3)
+
+
+def _rows(history: History, lo: int, hi: int) -> list[Row]:
+    return [entry_row(e) for e in history.entries[lo:hi]]
+
+
+def _stored(store: SqliteStore, group: bytes) -> list[bytes]:
+    return [e.id for _, e in store.iter_entries(group)]
+
+
+def _kill(writer: ProcessWriter) -> None:
+    os.kill(writer.pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+def test_writes_are_visible_once_waited_for(tmp_path: Path, history: History) -> None:
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None and writer.alive
+        assert store.writer() is writer  # one per store
+        t1 = writer.put(history.group, _rows(history, 0, 100))
+        t2 = writer.put(history.group, _rows(history, 100, 300))
+        assert 0 < t1 < t2
+        writer.wait(t2)  # answers come in order: t1 is done too
+        writer.wait(t1)
+        assert _stored(store, history.group) == [e.id for e in history.entries[:300]]
+        assert store.heads(history.group) == {
+            e.id: e.author for e in history.entries[:300] if e.id in _heads(history, 300)
+        }
+
+
+def _heads(history: History, n: int) -> set[bytes]:
+    written = history.entries[:n]
+    referenced = {x for e in written for x in [e.header.prev, *e.header.links] if x}
+    return {e.id for e in written if e.id not in referenced}
+
+
+def test_a_transaction_in_parts_is_all_or_nothing(tmp_path: Path, history: History) -> None:
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None
+        with writer.transaction():
+            writer.put(history.group, _rows(history, 0, 50), commit=False)
+            writer.put(history.group, _rows(history, 50, 100), commit=False)
+        # left without a commit: rolled back
+        writer.wait(writer.put(history.group, []))
+        assert store.count(history.group) == 0
+        with writer.transaction():
+            writer.put(history.group, _rows(history, 0, 50), commit=False)
+            ticket = writer.put(history.group, _rows(history, 50, 100))
+        writer.wait(ticket)
+        assert store.count(history.group) == 100
+
+
+def test_an_open_part_needs_a_transaction(tmp_path: Path, history: History) -> None:
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None
+        with pytest.raises(RuntimeError, match="transaction"):
+            writer.put(history.group, _rows(history, 0, 1), commit=False)
+
+
+def test_a_failed_write_is_reported_and_stores_nothing(tmp_path: Path, history: History) -> None:
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None
+        rows = _rows(history, 0, 20)
+        broken: list[Any] = [*rows[:10], ("not", "a", "row"), *rows[10:]]
+        with writer.transaction():
+            writer.put(history.group, rows[:5], commit=False)
+            ticket = writer.put(history.group, broken)
+        with pytest.raises(StoreError) as info:
+            writer.wait(ticket)
+        assert info.value.code is ErrorCode.STORE_CORRUPT
+        assert "nothing stored" in str(info.value)
+        assert store.count(history.group) == 0
+        # the writer carries on
+        writer.wait(writer.put(history.group, rows))
+        assert store.count(history.group) == 20
+
+
+def test_a_killed_writer_is_reported_and_replaced(tmp_path: Path, history: History) -> None:
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None
+        writer.wait(writer.put(history.group, _rows(history, 0, 100)))
+        _kill(writer)
+        with pytest.raises(StoreError, match="writer process failed"):
+            writer.wait(writer.put(history.group, _rows(history, 100, 200)))
+        assert not writer.alive
+        with pytest.raises(StoreError, match="writer process failed"):
+            writer.put(history.group, [])
+        # What was confirmed is there; the store starts a new writer on demand.
+        assert _stored(store, history.group)[:100] == [e.id for e in history.entries[:100]]
+        fresh = store.writer()
+        assert fresh is not None and fresh is not writer and fresh.alive
+        fresh.wait(fresh.put(history.group, _rows(history, 0, 300)))
+        assert _stored(store, history.group) == [e.id for e in history.entries[:300]]
+        assert store.integrity_check() == []
+
+
+def test_closing_the_store_ends_the_writer(tmp_path: Path, history: History) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    writer = store.writer()
+    assert writer is not None
+    ticket = writer.put(history.group, _rows(history, 0, 500))
+    store.close()  # without waiting: the child still finishes what it was sent
+    assert writer._proc.returncode == 0
+    assert not writer.alive
+    with pytest.raises(StoreError):
+        writer.wait(ticket)
+    with SqliteStore(tmp_path / "s.db") as again:
+        assert again.count(history.group) == 500
+
+
+def test_no_writer_when_offload_is_off_or_in_memory(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "s.db", offload=False) as store:
+        assert store.writer() is None
+    with SqliteStore(":memory:") as store:
+        assert store.writer() is None
+
+
+def test_threads_share_the_writer_without_mixing_transactions(
+    tmp_path: Path, history: History
+) -> None:
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None
+        others = build_history(authors=2, per_author=300, seed=8, body_size=8)
+        errors: list[BaseException] = []
+
+        def work(h: History) -> None:
+            try:
+                for lo in range(0, len(h.entries), 60):
+                    with writer.transaction():
+                        rows = [entry_row(e) for e in h.entries[lo : lo + 60]]
+                        writer.put(h.group, rows[:30], commit=False)
+                        ticket = writer.put(h.group, rows[30:])
+                    writer.wait(ticket)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(h,)) for h in (history, others)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert _stored(store, history.group) == [e.id for e in history.entries]
+        assert _stored(store, others.group) == [e.id for e in others.entries]
+
+
+# --------------------------------------------------------------------------- GroupLog
+
+
+def _logs(tmp_path: Path, group: bytes) -> tuple[GroupLog, GroupLog]:
+    return (
+        GroupLog(SqliteStore(tmp_path / "offload.db"), group),
+        GroupLog(SqliteStore(tmp_path / "inline.db", offload=False), group),
+    )
+
+
+def test_large_ingest_gives_the_same_log_either_way(tmp_path: Path, history: History) -> None:
+    assert len(history.entries) > INGEST_STEP
+    offloaded, inline = _logs(tmp_path, history.group)
+    # Shuffled within steps and across them: entries wait for dependencies in later
+    # steps, and some arrive twice.
+    entries = list(reversed(history.entries[:1500])) + history.entries[1000:]
+    results = [log.ingest(entries) for log in (offloaded, inline)]
+    assert [len(r.accepted) for r in results] == [len(history.entries)] * 2
+    assert results[0].duplicates == results[1].duplicates == 500
+    for log in (offloaded, inline):
+        assert [e.id for _, e in log.entries()] == [e.id for _, e in inline.entries()]
+        assert log.heads() == sorted(_heads(history, len(history.entries)))
+        assert log.verify().ok
+        log.store.close()
+
+
+def test_ingest_encoded_streams_and_rejects_undecodable(tmp_path: Path, history: History) -> None:
+    offloaded, _ = _logs(tmp_path, history.group)
+    blobs = [encode_entry(e) for e in history.entries]
+    blobs.insert(1000, b"\x93garbage")
+    result = offloaded.ingest_encoded(iter(blobs))
+    assert len(result.accepted) == len(history.entries)
+    with pytest.raises(DecodeError) as info:
+        decode_entry(b"\x93garbage")
+    assert [r.error.code for r in result.rejected] == [info.value.code]
+    assert offloaded.store.count(history.group) == len(history.entries)
+    offloaded.store.close()
+
+
+def test_large_append_many_is_one_transaction_through_the_writer(tmp_path: Path) -> None:
+    founder = keypair(0)
+    with SqliteStore(tmp_path / "a.db") as store, ThreadedSignatures() as sigs:
+        log = GroupLog.create(store, founder, timestamp=1, signatures=sigs)
+        items = [(KIND_POST, b"note %d" % i) for i in range(3 * OFFLOAD_MIN + 7)]
+        entries = log.append_many(founder, items, timestamp=2)
+        assert [e.header.seq for e in entries] == list(range(2, len(items) + 2))
+        assert store.count(log.group) == len(items) + 1
+        assert log.heads() == [entries[-1].id]
+        more = log.append_many(founder, items[:OFFLOAD_MIN], timestamp=3)
+        assert more[0].header.prev == entries[-1].id
+        assert log.verify().ok
+    # The same run written in-process is byte for byte the same log.
+    with SqliteStore(tmp_path / "b.db", offload=False) as store:
+        log2 = GroupLog.create(store, founder, timestamp=1)
+        again = log2.append_many(founder, items, timestamp=2)
+        assert [e.id for e in again] == [e.id for e in entries]
+
+
+def test_a_failed_append_through_the_writer_stores_nothing(tmp_path: Path) -> None:
+    founder = keypair(0)
+    with SqliteStore(tmp_path / "a.db") as store:
+        log = GroupLog.create(store, founder, timestamp=1)
+        writer = store.writer()
+        assert writer is not None
+        _kill(writer)
+        with pytest.raises(StoreError):
+            log.append_many(founder, [(KIND_POST, b"x")] * OFFLOAD_MIN, timestamp=2)
+        assert store.count(log.group) == 1
+        # A new writer is started; the log continues from what is stored.
+        entries = log.append_many(founder, [(KIND_POST, b"y")] * OFFLOAD_MIN, timestamp=2)
+        assert entries[0].header.seq == 2
+        assert store.count(log.group) == OFFLOAD_MIN + 1
+        assert log.verify().ok
+
+
+def test_a_writer_killed_during_ingest_loses_no_confirmed_entry(
+    tmp_path: Path, history: History
+) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    log = GroupLog(store, history.group)
+    first = log.ingest(history.entries[:OFFLOAD_MIN])
+    assert len(first.accepted) == OFFLOAD_MIN
+    writer = store.writer()
+    assert writer is not None
+    log.ingest_nowait(history.entries[OFFLOAD_MIN:1000])
+    _kill(writer)
+    with pytest.raises(StoreError):
+        log.wait_durable()
+    # The log asks the store again: whatever the killed writer committed, the rest is
+    # accepted now and the store ends complete and valid.
+    result = log.ingest(history.entries)
+    stored = store.count(history.group)
+    assert stored == len(history.entries)
+    assert len(result.accepted) + result.duplicates >= len(history.entries) - OFFLOAD_MIN
+    assert log.verify().ok
+    assert store.integrity_check() == []
+    store.close()
+
+
+def test_an_append_failing_part_way_stores_none_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    founder = keypair(0)
+    with SqliteStore(tmp_path / "a.db") as store, ThreadedSignatures() as sigs:
+        log = GroupLog.create(store, founder, timestamp=1, signatures=sigs)
+        real = log._entries
+        calls = []
+
+        def failing(*args: object) -> object:
+            calls.append(1)
+            if len(calls) == 3:  # the third part: two were sent to the writer already
+                raise StoreError(ErrorCode.STORE_CORRUPT, "injected")
+            return real(*args)
+
+        monkeypatch.setattr(log, "_entries", failing)
+        with pytest.raises(StoreError, match="injected"):
+            log.append_many(founder, [(KIND_POST, b"z")] * (4 * OFFLOAD_MIN), timestamp=2)
+        assert len(calls) == 3
+        monkeypatch.undo()
+        writer = store.writer()
+        assert writer is not None and writer.alive
+        writer.wait(writer.put(log.group, []))
+        assert store.count(log.group) == 1  # the genesis only
+        entries = log.append_many(founder, [(KIND_POST, b"z")] * OFFLOAD_MIN, timestamp=2)
+        assert entries[0].header.seq == 2
+        assert log.verify().ok
