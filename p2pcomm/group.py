@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .core import crypto
@@ -52,16 +52,12 @@ from .store.writer import ProcessWriter
 
 __all__ = ["GroupLog", "ThreadedSignatures", "VerifyReport", "now_ms"]
 
-#: Calls that write at least this many entries use the store's writer process, when it
-#: has one (:meth:`SqliteStore.writer <p2pcomm.store.SqliteStore.writer>`).
+#: Ingests of at least this many entries use the store's writer process, when it has
+#: one (:meth:`SqliteStore.writer <p2pcomm.store.SqliteStore.writer>`).
 OFFLOAD_MIN = 256
 #: A large :meth:`GroupLog.ingest` validates and writes in steps of this many entries,
 #: one transaction each, so that validating a step overlaps with writing the last.
 INGEST_STEP = 2048
-#: A large :meth:`GroupLog.append_many` signs and sends its run in parts of this size
-#: (still one transaction), so that signing overlaps with writing.
-APPEND_PART = 200
-APPEND_FIRST_PART = 50
 
 
 def now_ms() -> int:
@@ -130,11 +126,6 @@ class ThreadedSignatures:
         for f in futures:
             out.extend(f.result())
         return out
-
-    def sign_async(self, keypair: KeyPair, messages: Sequence[bytes]) -> Future[list[bytes]]:
-        """Sign ``NS_ENTRY || m`` for each ``m`` on one worker thread."""
-        sign = keypair.signer().raw_sign
-        return self._pool.submit(lambda: [sign(NS_ENTRY + m) for m in messages])
 
     def sign(self, keypair: KeyPair, messages: Sequence[bytes]) -> list[bytes]:
         """Sign ``NS_ENTRY || m`` for each ``m``."""
@@ -289,13 +280,12 @@ class GroupLog:
         if not items:
             return []
         self.wait_durable()
-        writer = self._offload(len(items))
+        # Written here, not by the store's writer process: signing already keeps both
+        # cores busy, and measured side by side the writer process made appending no
+        # faster (it competes with the signature threads for the same two cores).
+        entries = self._entries(keypair, self._prepare(keypair, items, timestamp))
         try:
-            if writer is not None:
-                entries = self._append_offloaded(keypair, items, timestamp, writer)
-            else:
-                entries = self._entries(keypair, self._prepare(keypair, items, timestamp))
-                self.store.put_entries(self.group, entries)
+            self.store.put_entries(self.group, entries)
         except BaseException:
             self._forget_caches()
             raise
@@ -309,18 +299,14 @@ class GroupLog:
         return entries
 
     def _entries(
-        self,
-        keypair: KeyPair,
-        prepared: Sequence[tuple[Header, bytes, bytes, bytes]],
-        sigs: Sequence[bytes] | None = None,
+        self, keypair: KeyPair, prepared: Sequence[tuple[Header, bytes, bytes, bytes]]
     ) -> list[Entry]:
-        """Sign (unless ``sigs`` are given) and check prepared entries."""
-        if sigs is None:
-            ids = [p[3] for p in prepared]
-            if self._signatures is not None:
-                sigs = self._signatures.sign(keypair, ids)
-            else:
-                sigs = [keypair.sign(NS_ENTRY, i) for i in ids]
+        """Sign and check prepared entries."""
+        ids = [p[3] for p in prepared]
+        if self._signatures is not None:
+            sigs = self._signatures.sign(keypair, ids)
+        else:
+            sigs = [keypair.sign(NS_ENTRY, i) for i in ids]
         entries = [
             Entry(eid, header, hb, sig, body)
             for (header, hb, body, eid), sig in zip(prepared, sigs, strict=True)
@@ -329,39 +315,6 @@ class GroupLog:
         check_entry(entries[0], group)
         for e in entries[1:]:
             check_entry(e, group, check_body=False)  # headers made from these bodies
-        return entries
-
-    def _append_offloaded(
-        self,
-        keypair: KeyPair,
-        items: Sequence[tuple[int, bytes]],
-        timestamp: int | None,
-        writer: ProcessWriter,
-    ) -> list[Entry]:
-        """Make and sign the run part after part (on the signature threads) while the
-        writer process stores the parts already signed, all in one transaction. The
-        first part is small so that the writer starts early."""
-        headers = self._headers(keypair, items, timestamp)
-        sizes = [APPEND_FIRST_PART]
-        while sum(sizes) < len(items):
-            sizes.append(APPEND_PART)
-        parts = []
-        pending: list[Future[list[bytes]]] = []
-        for size in sizes:
-            part = list(itertools.islice(headers, size))
-            parts.append(part)
-            if self._signatures is not None:
-                pending.append(self._signatures.sign_async(keypair, [p[3] for p in part]))
-        entries: list[Entry] = []
-        ticket = 0
-        with writer.transaction():
-            for n, part in enumerate(parts):
-                done = self._entries(keypair, part, pending[n].result() if pending else None)
-                entries.extend(done)
-                ticket = writer.put(
-                    self.group, [entry_row(e) for e in done], commit=n == len(parts) - 1
-                )
-        writer.wait(ticket)
         return entries
 
     def _offload(self, count: int) -> ProcessWriter | None:

@@ -13,14 +13,12 @@ ticket, and :meth:`ProcessWriter.wait` returns once the child has committed it
 Wire format of both pipes: frames of a 4-byte little-endian length and a msgpack
 array. Parent to child:
 
-* ``[1, ticket, group, rows, fork_rows, bodies, commit]``: write in the open
-  transaction (opened by the first put after a commit); with ``commit`` true, commit it
-  and answer. A failure rolls the transaction back and is answered at its commit.
-* ``[2]``: roll the open transaction back (the parent gave up on it).
+* ``[1, ticket, group, rows, fork_rows, bodies]``: write these in one transaction.
 
-Child to parent: ``[ticket, error]``, ``error`` None or a message; ticket 0 answers
-start-up. The child ends when its input closes (the parent closed it, or died), after
-finishing what it had been sent; it rolls back a transaction left open.
+Child to parent: ``[ticket, error]`` once the transaction is committed (``error``
+None) or rolled back (``error`` a message); ticket 0 answers start-up. The child ends
+when its input closes (the parent closed it, or died), after finishing what it had
+been sent.
 
 The child starts with ``sys.executable`` and imports only this module, :mod:`._sql`,
 sqlite3 and msgpack, so it is ready in a few tens of milliseconds.
@@ -37,7 +35,7 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import IO, Any
 
 import msgpack
@@ -49,7 +47,6 @@ __all__ = ["ProcessWriter"]
 
 _LEN = struct.Struct("<I")
 _PUT = 1
-_ABORT = 2
 
 
 def _read_frame(stream: IO[bytes]) -> Any:
@@ -103,8 +100,6 @@ class ProcessWriter:
         self._answered = 0
         self._errors: dict[int, str] = {}
         self._dead: str | None = None
-        self._open = False  # a transaction is open in the child
-        self._txn_owner: int | None = None  # thread inside transaction()
         self._finalizer = weakref.finalize(self, _stop, self._proc)
         hello = _read_frame(self._out)
         if hello != [0, None]:
@@ -154,46 +149,20 @@ class ProcessWriter:
         rows: Sequence[_sql.Row],
         forks: Sequence[_sql.ForkRow] = (),
         bodies: Sequence[tuple[bytes, bytes]] = (),
-        *,
-        commit: bool = True,
     ) -> int:
-        """Send a write; with ``commit``, the transaction ends with it and the ticket
-        returned is what :meth:`wait` takes (0 otherwise). ``commit=False`` is only
-        allowed inside :meth:`transaction`."""
+        """Send a write of one transaction (rows of one group, dependencies first);
+        returns the ticket that :meth:`wait` takes. Writes are applied in call order."""
         with self._send_lock:
             if self._dead is not None:
                 raise self._gone()
-            if not commit and self._txn_owner != threading.get_ident():
-                raise RuntimeError("ProcessWriter.put(commit=False) outside transaction()")
-            ticket = 0
-            if commit:
-                self._ticket += 1
-                ticket = self._ticket
+            self._ticket += 1
+            ticket = self._ticket
             try:
-                _write_frame(self._in, [_PUT, ticket, group, rows, forks, bodies, commit])
+                _write_frame(self._in, [_PUT, ticket, group, rows, forks, bodies])
             except (OSError, ValueError) as exc:
                 self._fail(f"cannot send to it: {exc}")
                 raise self._gone() from None
-            self._open = not commit
             return ticket
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[ProcessWriter]:
-        """Hold the pipe for a write sent in several parts: ``put(..., commit=False)``
-        any number of times, then one ``put(..., commit=True)``. If the block ends
-        without that commit, the transaction is rolled back."""
-        with self._send_lock:
-            outer, self._txn_owner = self._txn_owner, threading.get_ident()
-            try:
-                yield self
-            finally:
-                self._txn_owner = outer
-                if self._open and self._dead is None:
-                    self._open = False
-                    try:
-                        _write_frame(self._in, [_ABORT])
-                    except (OSError, ValueError) as exc:
-                        self._fail(f"cannot send to it: {exc}")
 
     def wait(self, ticket: int) -> None:
         """Return once the write of ``ticket`` is committed; raise its error if it
@@ -270,45 +239,28 @@ def child_main(path: str, durable: str) -> None:
 
 def _serve(db: sqlite3.Connection, inp: IO[bytes], out: IO[bytes]) -> None:
     gids: dict[bytes, int] = {}
-    in_txn = False
-    failed: str | None = None
-
-    def rollback() -> None:
-        nonlocal in_txn
-        if in_txn:
-            in_txn = False
-            gids.clear()
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-
     while True:
         msg = _read_frame(inp)
         if msg is None:
-            break
-        if msg[0] == _ABORT:
-            rollback()
-            failed = None
-            continue
-        _, ticket, group, rows, forks, bodies, commit = msg
-        if failed is None:
+            return
+        _, ticket, group, rows, forks, bodies = msg
+        failed: str | None = None
+        try:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                if not in_txn:
-                    db.execute("BEGIN IMMEDIATE")
-                    in_txn = True
                 gid = gids.get(group)
                 if gid is None:
-                    gid = gids[group] = _sql.gid_of(db, group, create=True)
+                    gid = _sql.gid_of(db, group, create=True)
                 if rows or forks:
                     _sql.insert(db, gid, rows, forks)
                 for eid, body in bodies:
                     _sql.put_body(db, gid, eid, body)
-                if commit:
-                    db.execute("COMMIT")
-                    in_txn = False
-            except Exception as exc:  # reported to the parent, which raises it
-                failed = f"{type(exc).__name__}: {exc}"
-                rollback()
-        if commit:
-            _write_frame(out, [ticket, failed])
-            failed = None
-    rollback()
+                db.execute("COMMIT")
+                gids[group] = gid
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # reported to the parent, which raises it
+            failed = f"{type(exc).__name__}: {exc}"
+        _write_frame(out, [ticket, failed])

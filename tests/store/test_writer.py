@@ -1,7 +1,7 @@
 """The store's writer process (``p2pcomm.store.writer``) and ``GroupLog``'s use of it.
 
 Real child processes and real SQLite files; the child is killed with SIGKILL where a
-test needs it dead. Large calls (at least ``OFFLOAD_MIN`` entries) go through the
+test needs it dead. Large ingests (at least ``OFFLOAD_MIN`` entries) go through the
 writer; the same calls on a store with ``offload=False`` are written in-process, and
 both must leave the same stored log.
 """
@@ -18,12 +18,12 @@ import pytest
 
 from p2pcomm.core.log import decode_entry, encode_entry
 from p2pcomm.errors import DecodeError, ErrorCode, StoreError
-from p2pcomm.group import INGEST_STEP, OFFLOAD_MIN, GroupLog, ThreadedSignatures
+from p2pcomm.group import INGEST_STEP, OFFLOAD_MIN, GroupLog
 from p2pcomm.store import SqliteStore
 from p2pcomm.store._sql import Row
 from p2pcomm.store.sqlite import entry_row
 from p2pcomm.store.writer import ProcessWriter
-from tests.helpers import KIND_POST, History, build_history, keypair
+from tests.helpers import History, build_history
 
 pytestmark = pytest.mark.slow
 
@@ -70,40 +70,13 @@ def _heads(history: History, n: int) -> set[bytes]:
     return {e.id for e in written if e.id not in referenced}
 
 
-def test_a_transaction_in_parts_is_all_or_nothing(tmp_path: Path, history: History) -> None:
-    with SqliteStore(tmp_path / "s.db") as store:
-        writer = store.writer()
-        assert writer is not None
-        with writer.transaction():
-            writer.put(history.group, _rows(history, 0, 50), commit=False)
-            writer.put(history.group, _rows(history, 50, 100), commit=False)
-        # left without a commit: rolled back
-        writer.wait(writer.put(history.group, []))
-        assert store.count(history.group) == 0
-        with writer.transaction():
-            writer.put(history.group, _rows(history, 0, 50), commit=False)
-            ticket = writer.put(history.group, _rows(history, 50, 100))
-        writer.wait(ticket)
-        assert store.count(history.group) == 100
-
-
-def test_an_open_part_needs_a_transaction(tmp_path: Path, history: History) -> None:
-    with SqliteStore(tmp_path / "s.db") as store:
-        writer = store.writer()
-        assert writer is not None
-        with pytest.raises(RuntimeError, match="transaction"):
-            writer.put(history.group, _rows(history, 0, 1), commit=False)
-
-
 def test_a_failed_write_is_reported_and_stores_nothing(tmp_path: Path, history: History) -> None:
     with SqliteStore(tmp_path / "s.db") as store:
         writer = store.writer()
         assert writer is not None
         rows = _rows(history, 0, 20)
         broken: list[Any] = [*rows[:10], ("not", "a", "row"), *rows[10:]]
-        with writer.transaction():
-            writer.put(history.group, rows[:5], commit=False)
-            ticket = writer.put(history.group, broken)
+        ticket = writer.put(history.group, broken)
         with pytest.raises(StoreError) as info:
             writer.wait(ticket)
         assert info.value.code is ErrorCode.STORE_CORRUPT
@@ -155,9 +128,7 @@ def test_no_writer_when_offload_is_off_or_in_memory(tmp_path: Path) -> None:
         assert store.writer() is None
 
 
-def test_threads_share_the_writer_without_mixing_transactions(
-    tmp_path: Path, history: History
-) -> None:
+def test_threads_share_the_writer(tmp_path: Path, history: History) -> None:
     with SqliteStore(tmp_path / "s.db") as store:
         writer = store.writer()
         assert writer is not None
@@ -167,10 +138,7 @@ def test_threads_share_the_writer_without_mixing_transactions(
         def work(h: History) -> None:
             try:
                 for lo in range(0, len(h.entries), 60):
-                    with writer.transaction():
-                        rows = [entry_row(e) for e in h.entries[lo : lo + 60]]
-                        writer.put(h.group, rows[:30], commit=False)
-                        ticket = writer.put(h.group, rows[30:])
+                    ticket = writer.put(h.group, [entry_row(e) for e in h.entries[lo : lo + 60]])
                     writer.wait(ticket)
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
@@ -224,42 +192,6 @@ def test_ingest_encoded_streams_and_rejects_undecodable(tmp_path: Path, history:
     offloaded.store.close()
 
 
-def test_large_append_many_is_one_transaction_through_the_writer(tmp_path: Path) -> None:
-    founder = keypair(0)
-    with SqliteStore(tmp_path / "a.db") as store, ThreadedSignatures() as sigs:
-        log = GroupLog.create(store, founder, timestamp=1, signatures=sigs)
-        items = [(KIND_POST, b"note %d" % i) for i in range(3 * OFFLOAD_MIN + 7)]
-        entries = log.append_many(founder, items, timestamp=2)
-        assert [e.header.seq for e in entries] == list(range(2, len(items) + 2))
-        assert store.count(log.group) == len(items) + 1
-        assert log.heads() == [entries[-1].id]
-        more = log.append_many(founder, items[:OFFLOAD_MIN], timestamp=3)
-        assert more[0].header.prev == entries[-1].id
-        assert log.verify().ok
-    # The same run written in-process is byte for byte the same log.
-    with SqliteStore(tmp_path / "b.db", offload=False) as store:
-        log2 = GroupLog.create(store, founder, timestamp=1)
-        again = log2.append_many(founder, items, timestamp=2)
-        assert [e.id for e in again] == [e.id for e in entries]
-
-
-def test_a_failed_append_through_the_writer_stores_nothing(tmp_path: Path) -> None:
-    founder = keypair(0)
-    with SqliteStore(tmp_path / "a.db") as store:
-        log = GroupLog.create(store, founder, timestamp=1)
-        writer = store.writer()
-        assert writer is not None
-        _kill(writer)
-        with pytest.raises(StoreError):
-            log.append_many(founder, [(KIND_POST, b"x")] * OFFLOAD_MIN, timestamp=2)
-        assert store.count(log.group) == 1
-        # A new writer is started; the log continues from what is stored.
-        entries = log.append_many(founder, [(KIND_POST, b"y")] * OFFLOAD_MIN, timestamp=2)
-        assert entries[0].header.seq == 2
-        assert store.count(log.group) == OFFLOAD_MIN + 1
-        assert log.verify().ok
-
-
 def test_a_writer_killed_during_ingest_loses_no_confirmed_entry(
     tmp_path: Path, history: History
 ) -> None:
@@ -282,32 +214,3 @@ def test_a_writer_killed_during_ingest_loses_no_confirmed_entry(
     assert log.verify().ok
     assert store.integrity_check() == []
     store.close()
-
-
-def test_an_append_failing_part_way_stores_none_of_the_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    founder = keypair(0)
-    with SqliteStore(tmp_path / "a.db") as store, ThreadedSignatures() as sigs:
-        log = GroupLog.create(store, founder, timestamp=1, signatures=sigs)
-        real = log._entries
-        calls = []
-
-        def failing(*args: object) -> object:
-            calls.append(1)
-            if len(calls) == 3:  # the third part: two were sent to the writer already
-                raise StoreError(ErrorCode.STORE_CORRUPT, "injected")
-            return real(*args)
-
-        monkeypatch.setattr(log, "_entries", failing)
-        with pytest.raises(StoreError, match="injected"):
-            log.append_many(founder, [(KIND_POST, b"z")] * (4 * OFFLOAD_MIN), timestamp=2)
-        assert len(calls) == 3
-        monkeypatch.undo()
-        writer = store.writer()
-        assert writer is not None and writer.alive
-        writer.wait(writer.put(log.group, []))
-        assert store.count(log.group) == 1  # the genesis only
-        entries = log.append_many(founder, [(KIND_POST, b"z")] * OFFLOAD_MIN, timestamp=2)
-        assert entries[0].header.seq == 2
-        assert log.verify().ok
