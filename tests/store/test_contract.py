@@ -21,7 +21,7 @@ from p2pcomm.core.log import (
 from p2pcomm.errors import ErrorCode, StoreError
 from p2pcomm.group import GroupLog, ThreadedSignatures
 from p2pcomm.store import BodyState, MemoryStore, SqliteStore, Store
-from p2pcomm.store.sqlite import SCHEMA_VERSION
+from p2pcomm.store.sqlite import PAGE_SIZE, SCHEMA_VERSION
 from tests.helpers import BASE_TS, KIND_POST, History, build_history, keypair
 
 STORES = ["memory", "sqlite"]
@@ -386,7 +386,24 @@ def test_sqlite_file_layout(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
     db.close()
+
+
+def test_sqlite_a_store_made_with_another_page_size_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    monkeypatch.setattr("p2pcomm.store.sqlite.PAGE_SIZE", 4096)
+    h = history()
+    with SqliteStore(path) as s:
+        s.put_entries(h.group, h.entries[:5])
+    monkeypatch.undo()
+    with SqliteStore(path) as s:
+        assert s._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        s.put_entries(h.group, h.entries[5:])
+        assert [e for _, e in s.iter_entries(h.group)] == h.entries
+        assert s.integrity_check() == []
 
 
 def test_sqlite_non_database_file_is_corrupt(tmp_path: Path) -> None:
