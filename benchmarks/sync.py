@@ -18,7 +18,11 @@ Another process (``_sync_peer sync``) dials it and waits for ``GroupSynced``:
 * ``handshakes_per_s``: sequential connect + Noise XX handshake + close.
 * ``receiver_peak_rss_mb``: peak resident memory of the receiving process during the
   full sync (windows and ingest batches are bounded; what grows with the group is the
-  ingest overlay of recent ids, capped at 200,000).
+  ingest overlay of recent ids, capped at 200,000); ``receiver_writer_peak_rss_mb``
+  that of its store's writer process, which commits what the receiver validated.
+* ``*_cpu_us_per_entry``: CPU time (user + system, all threads) per entry of the full
+  sync, of the receiver, its writer process and the sender (whose figure includes its
+  start-up): where the work goes, on a machine whose two cores all three share.
 """
 
 from __future__ import annotations
@@ -86,9 +90,12 @@ def run_sync(server_db: Path, client_db: Path, group: bytes) -> dict[str, float]
             timeout=900,
         ).stdout
         result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        server.stdin.close()
+        served = json.loads(server.stdout.read().strip().splitlines()[-1])
+        result["server_cpu_s"] = served["cpu_s"]
         return result
     finally:
-        if server.stdin:
+        if server.stdin and not server.stdin.closed:
             server.stdin.close()
         server.wait(timeout=60)
 
@@ -139,6 +146,14 @@ def run(quick: bool = False) -> dict[str, float | int]:
         wire = full["wire_sent"] + full["wire_received"]
         figures["wire_bytes_per_entry"] = round(wire / total, 1)
         figures["receiver_peak_rss_mb"] = round(full["peak_rss_mb"], 1)
+        figures["receiver_writer_peak_rss_mb"] = round(full["writer_peak_rss_mb"], 1)
+        # Where the CPU went (two cores; the three processes share them).
+        for name, key in (
+            ("receiver", "cpu_s"),
+            ("receiver_writer", "writer_cpu_s"),
+            ("sender", "server_cpu_s"),
+        ):
+            figures[f"{name}_cpu_us_per_entry"] = round(full[key] / total * 1e6, 1)
         with SqliteStore(client_db) as store:
             figures["receiver_verify_ok"] = int(GroupLog(store, group).verify().ok)
 
