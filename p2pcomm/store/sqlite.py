@@ -10,7 +10,9 @@ records its version in ``PRAGMA user_version``. A file from a newer p2pcomm is r
 with ``STORE_VERSION``, a file that is not a p2pcomm database with ``STORE_CORRUPT``.
 
 One connection is shared by all threads behind a lock, so the trio edge may call any
-method from ``trio.to_thread.run_sync``.
+method from ``trio.to_thread.run_sync``. Large writes may instead go through
+:meth:`SqliteStore.writer`, a child process with its own connection (see
+:mod:`p2pcomm.store.writer`); reads here see its writes once they are committed.
 """
 
 from __future__ import annotations
