@@ -1,11 +1,14 @@
 """One side of the sync benchmark, run as its own OS process by ``benchmarks/sync.py``.
 
-python -m benchmarks._sync_peer serve STORE GROUP_HEX SEED_HEX
+python -m benchmarks._sync_peer serve STORE GROUP_HEX SEED_HEX [--membership]
     listens on 127.0.0.1 port 0, prints "PORT <n>", serves until stdin closes,
     then prints a JSON line of its statistics.
-python -m benchmarks._sync_peer sync STORE GROUP_HEX SEED_HEX PORT
+python -m benchmarks._sync_peer sync STORE GROUP_HEX SEED_HEX PORT [--membership]
     dials, waits until the group is reconciled, prints a JSON line with the
     elapsed time, the entry count, and byte counts.
+
+With ``--membership`` the node tracks membership and content (``open_node``'s
+default); without, it replicates the log alone.
 python -m benchmarks._sync_peer handshakes SEED_HEX PORT N
     N sequential secure handshakes (connect, handshake, close); prints a JSON line.
 """
@@ -26,9 +29,9 @@ from p2pcomm.net.transport import open_secure_stream
 from p2pcomm.store import SqliteStore
 
 
-async def serve(store_path: str, group: bytes, seed: bytes) -> None:
+async def serve(store_path: str, group: bytes, seed: bytes, membership: bool) -> None:
     with SqliteStore(store_path) as store:
-        async with open_node(store, KeyPair(seed), groups=[group], membership=False) as node:
+        async with open_node(store, KeyPair(seed), groups=[group], membership=membership) as node:
             print(f"PORT {node.address[1]}", flush=True)
             await trio.to_thread.run_sync(sys.stdin.read)
             st = node.statistics()
@@ -45,11 +48,11 @@ async def serve(store_path: str, group: bytes, seed: bytes) -> None:
             )
 
 
-async def sync(store_path: str, group: bytes, seed: bytes, port: int) -> None:
+async def sync(store_path: str, group: bytes, seed: bytes, port: int, membership: bool) -> None:
     cpu_start = time.process_time()
     with SqliteStore(store_path) as store:
         async with open_node(
-            store, KeyPair(seed), groups=[group], listen=False, membership=False
+            store, KeyPair(seed), groups=[group], listen=False, membership=membership
         ) as node:
             events = node.subscribe()
             start = time.perf_counter()
@@ -93,11 +96,15 @@ async def handshakes(seed: bytes, port: int, n: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+    membership = "--membership" in argv
+    argv = [a for a in argv if a != "--membership"]
     mode = argv[0]
     if mode == "serve":
-        trio.run(serve, argv[1], bytes.fromhex(argv[2]), bytes.fromhex(argv[3]))
+        trio.run(serve, argv[1], bytes.fromhex(argv[2]), bytes.fromhex(argv[3]), membership)
     elif mode == "sync":
-        trio.run(sync, argv[1], bytes.fromhex(argv[2]), bytes.fromhex(argv[3]), int(argv[4]))
+        trio.run(
+            sync, argv[1], bytes.fromhex(argv[2]), bytes.fromhex(argv[3]), int(argv[4]), membership
+        )
     elif mode == "handshakes":
         trio.run(handshakes, bytes.fromhex(argv[1]), int(argv[2]), int(argv[3]))
     else:

@@ -15,6 +15,10 @@ Another process (``_sync_peer sync``) dials it and waits for ``GroupSynced``:
 * ``catchup_overhead_ratio``: wire bytes (both directions) of a sync where the
   receiver lacks the newest 1% of entries, divided by the encoded size of those
   entries (``encode_entry``, with bodies).
+* ``entries_per_s_membership``: the full initial sync again, with a history of the
+  same shape whose authors the founder first added as members and whose entries are
+  posts (``membership_entries`` of them), between two nodes that track membership and
+  content (``open_node``'s default; the figures above replicate the log alone).
 * ``handshakes_per_s``: sequential connect + Noise XX handshake + close.
 * ``receiver_peak_rss_mb``: peak resident memory of the receiving process during the
   full sync (windows and ingest batches are bounded; what grows with the group is the
@@ -35,8 +39,10 @@ import tempfile
 from pathlib import Path
 
 from p2pcomm.core import crypto
+from p2pcomm.core.content import Post
 from p2pcomm.core.identity import KeyPair
 from p2pcomm.core.log import encode_entry
+from p2pcomm.core.membership import AddMember, Kind, Role
 from p2pcomm.group import GroupLog, ThreadedSignatures
 from p2pcomm.store import SqliteStore
 
@@ -49,19 +55,34 @@ TARGETS = {
 
 KIND_POST = 16
 BODY = b"b" * 128
+POST_BODY = Post(text="b" * 124).encode()
+assert len(POST_BODY) == 128
 SERVER_SEED = crypto.blake2b_256(b"bench-sync-server")
 CLIENT_SEED = crypto.blake2b_256(b"bench-sync-client")
 
 
-def build(path: Path, authors: int, rounds: int, run: int) -> bytes:
+def build(path: Path, authors: int, rounds: int, run: int, *, members: bool = False) -> bytes:
+    """The history. With ``members``, the founder first adds the other authors as
+    members and every entry is a post (a 128-byte ``Post`` body), so a node tracking
+    membership accepts and shows all of it; otherwise entries are log-level only."""
     keys = [KeyPair(crypto.blake2b_256(b"bench-author-%d" % i)) for i in range(authors)]
+    t0 = 1_700_000_000_000
     with SqliteStore(path, durable=False) as store, ThreadedSignatures() as sigs:
-        log = GroupLog.create(
-            store, keys[0], body=b"bench", timestamp=1_700_000_000_000, signatures=sigs
-        )
+        log = GroupLog.create(store, keys[0], body=b"bench", timestamp=t0, signatures=sigs)
+        item = (KIND_POST, BODY)
+        if members:
+            add = [
+                (
+                    Kind.ADD,
+                    AddMember(member=k.public_key, role=Role.MEMBER, cut=0, name="m").encode(),
+                )
+                for k in keys[1:]
+            ]
+            log.append_many(keys[0], add, timestamp=t0)
+            item = (Kind.POST, POST_BODY)
         for r in range(rounds):
             for k in keys:
-                log.append_many(k, [(KIND_POST, BODY)] * run, timestamp=1_700_000_000_000 + r)
+                log.append_many(k, [item] * run, timestamp=t0 + 1 + r)
         return log.group
 
 
@@ -69,9 +90,12 @@ def _peer(*args: str) -> list[str]:
     return [sys.executable, "-m", "benchmarks._sync_peer", *args]
 
 
-def run_sync(server_db: Path, client_db: Path, group: bytes) -> dict[str, float]:
+def run_sync(
+    server_db: Path, client_db: Path, group: bytes, *, membership: bool = False
+) -> dict[str, float]:
+    flag = ["--membership"] if membership else []
     server = subprocess.Popen(
-        _peer("serve", str(server_db), group.hex(), SERVER_SEED.hex()),
+        _peer("serve", str(server_db), group.hex(), SERVER_SEED.hex(), *flag),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -83,7 +107,7 @@ def run_sync(server_db: Path, client_db: Path, group: bytes) -> dict[str, float]
             raise RuntimeError(f"server did not start: {line!r}")
         port = line.split()[1]
         out = subprocess.run(
-            _peer("sync", str(client_db), group.hex(), CLIENT_SEED.hex(), port),
+            _peer("sync", str(client_db), group.hex(), CLIENT_SEED.hex(), port, *flag),
             capture_output=True,
             text=True,
             check=True,
@@ -181,7 +205,21 @@ def run(quick: bool = False) -> dict[str, float | int]:
         figures["catchup_overhead_ratio"] = round(catch_wire / missing_size, 3)
         figures["catchup_within_bound"] = int(catch_wire <= 1.10 * missing_size + 4096)
 
-        # 4. handshakes
+        # 4. the same size of history, by members, into a node that tracks membership
+        members_db = tmp / "members.db"
+        members_group = build(members_db, 50, rounds, 100, members=True)
+        with SqliteStore(members_db) as store:
+            members_total = store.count(members_group)
+        tracked = run_sync(members_db, tmp / "members-client.db", members_group, membership=True)
+        if tracked["entries"] != members_total:
+            raise RuntimeError(f"receiver holds {tracked['entries']} of {members_total}")
+        figures["membership_entries"] = members_total
+        figures["entries_per_s_membership"] = round(members_total / tracked["elapsed"])
+        figures["receiver_cpu_us_per_entry_membership"] = round(
+            tracked["cpu_s"] / members_total * 1e6, 1
+        )
+
+        # 5. handshakes
         figures["handshakes_per_s"] = round(
             run_handshakes(server_db, group, 100 if quick else 500), 1
         )

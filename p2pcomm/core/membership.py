@@ -1994,6 +1994,13 @@ class MembershipMachine:
             return None
         return core.content_verdict(entry_id)
 
+    def kind(self, entry_id: bytes) -> int | None:
+        """The kind of an entry the machine has seen (None if unknown): a lookup, where
+        :meth:`verdict` judges the entry."""
+        core = self._core
+        o = core.by_id.get(entry_id)
+        return o.kind if o is not None else core.ckind.get(entry_id)
+
     def authorized(self, entry_id: bytes) -> bool:
         """Whether the entry takes effect now (R1 to R10); False if unknown or pending."""
         v = self.verdict(entry_id)

@@ -314,9 +314,10 @@ class Node:
         machine = self.content.get(group)
         if machine is None or not entries:
             return
-        changed = await trio.to_thread.run_sync(machine.apply_many, list(entries))
-        state = machine.state
-        roles = {m: member.role for m, member in state.members.items()}
+        # All of it on a worker thread: the event loop keeps serving connections.
+        roles, drop = await trio.to_thread.run_sync(
+            _apply, machine, list(entries), self._dropped.setdefault(group, set())
+        )
         before = self._roles.get(group, {})
         if roles != before:
             self._roles[group] = roles
@@ -328,16 +329,10 @@ class Node:
                     removed=frozenset(before.keys() - roles.keys()),
                 )
             )
-        deleting = any(e.header.kind == Kind.DELETE for e in entries) or any(
-            (v := machine.membership.verdict(i)) is not None and v.kind == Kind.DELETE
-            for i in changed
-        )
-        if deleting:
-            drop = set(machine.view().drop_bodies) - self._dropped.setdefault(group, set())
-            if drop:
-                log = self.logs[group]
-                await trio.to_thread.run_sync(_drop_bodies, log, sorted(drop))
-                self._dropped[group] |= drop
+        if drop:
+            log = self.logs[group]
+            await trio.to_thread.run_sync(_drop_bodies, log, sorted(drop))
+            self._dropped[group] |= drop
 
     async def _load(self, group: bytes) -> None:
         """Feed what the store already holds of ``group`` to its membership state."""
@@ -648,6 +643,22 @@ async def open_node(
 
 def _all_entries(store: Store, group: bytes) -> list[Entry]:
     return [e for _, e in store.iter_entries(group)]
+
+
+def _apply(
+    machine: ContentMachine, entries: list[Entry], dropped: set[bytes]
+) -> tuple[dict[bytes, Role], set[bytes]]:
+    """Apply stored entries to a group's state: its roles now, and the bodies that an
+    effective delete targets and that are not dropped yet."""
+    changed = machine.apply_many(entries)
+    roles = {m: member.role for m, member in machine.state.members.items()}
+    kind = machine.membership.kind
+    drop: set[bytes] = set()
+    if any(e.header.kind == Kind.DELETE for e in entries) or any(
+        kind(i) == Kind.DELETE for i in changed
+    ):
+        drop = set(machine.view().drop_bodies) - dropped
+    return roles, drop
 
 
 def _drop_bodies(log: GroupLog, ids: list[bytes]) -> None:

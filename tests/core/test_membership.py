@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2pcomm.core.log import Entry, create_entry
+from p2pcomm.core.log import KIND_GENESIS, Entry, create_entry
 from p2pcomm.core.membership import (
     FIRST_APP_KIND,
     MEMBERSHIP_KINDS,
@@ -287,6 +287,11 @@ def test_machine_reports_rejudged_entries() -> None:
     assert not any(m.authorized(p.id) for p in posts)
     assert m.verdict(posts[0].id).reason is Reason.REVOKED  # type: ignore[union-attr]
     assert m.verdict(b"?" * 32) is None
+    # kind() is the entry's kind, whatever its verdict
+    assert m.kind(removal.id) == Kind.REMOVE
+    assert [m.kind(p.id) for p in posts] == [Kind.POST] * 3
+    assert m.kind(history.entries[0].id) == KIND_GENESIS
+    assert m.kind(b"?" * 32) is None
 
 
 def test_operation_body_arriving_late() -> None:
