@@ -218,6 +218,21 @@ class GroupLog:
             self._tips[author] = tip
         return tip
 
+    def _note_run(self, run: Sequence[Entry]) -> None:
+        """:meth:`_note_stored` for a contiguous run of one author whose entries after
+        the first link to nothing but their predecessor (an append)."""
+        heads = self._current_heads()
+        first, last = run[0].header, run[-1]
+        if first.prev is not None:
+            heads.pop(first.prev, None)
+        for link in first.links:
+            heads.pop(link, None)
+        h = last.header
+        heads[last.id] = h.author
+        tip = self._tips.get(h.author)
+        if tip is not None and h.seq > tip[0]:
+            self._tips[h.author] = (h.seq, last.id, h.timestamp)
+
     def _note_stored(self, entries: Iterable[Entry]) -> None:
         heads = self._current_heads()
         for e in entries:
@@ -234,33 +249,38 @@ class GroupLog:
     def _prepare(
         self, keypair: KeyPair, items: Sequence[tuple[int, bytes]], timestamp: int | None
     ) -> list[tuple[Header, bytes, bytes, bytes]]:
-        return list(self._headers(keypair, items, timestamp))
-
-    def _headers(
-        self, keypair: KeyPair, items: Iterable[tuple[int, bytes]], timestamp: int | None
-    ) -> Iterator[tuple[Header, bytes, bytes, bytes]]:
-        """The run's headers, encoded, with the bodies and ids, made as consumed."""
+        """The run's headers, encoded, with the bodies and ids."""
         author = keypair.public_key
+        group = self.group
         seq, prev, prev_ts = self._tip(author)
         ts = max(now_ms() if timestamp is None else timestamp, prev_ts)
         heads = self._current_heads()
         links = [i for i, a in heads.items() if a != author][-MAX_LINKS:]
-        for kind, body in items:
+        kind, body = items[0]
+        seq += 1
+        header = make_header(
+            group=group,
+            author=author,
+            seq=seq,
+            prev=prev,
+            links=links,
+            timestamp=ts,
+            kind=kind,
+            body=body,
+        )
+        hb = encode_header(header)
+        eid = entry_id(hb)
+        out = [(header, hb, body, eid)]
+        # The rest of the run: each names the one before and links to nothing else
+        # (the same fields make_header would give, without its generality).
+        blake, version = crypto.blake2b_256, header.version
+        for kind, body in items[1:]:
             seq += 1
-            header = make_header(
-                group=self.group,
-                author=author,
-                seq=seq,
-                prev=prev,
-                links=links,
-                timestamp=ts,
-                kind=kind,
-                body=body,
-            )
+            header = Header(version, group, author, seq, eid, (), ts, kind, blake(body), len(body))
             hb = encode_header(header)
-            eid = entry_id(hb)
-            yield header, hb, body, eid
-            prev, links = eid, []
+            eid = blake(hb)
+            out.append((header, hb, body, eid))
+        return out
 
     def append(
         self, keypair: KeyPair, kind: int, body: bytes = b"", *, timestamp: int | None = None
@@ -295,7 +315,7 @@ class GroupLog:
         if not verify_signature(entries[-1]):  # pragma: no cover - a broken signer
             raise ValidationError(ErrorCode.BAD_SIGNATURE, "freshly signed entry does not verify")
         self._ingestor.note_accepted(entries)
-        self._note_stored(entries)
+        self._note_run(entries)
         return entries
 
     def _entries(

@@ -17,6 +17,9 @@ from p2pcomm.core.log import (
     ForkProof,
     create_entry,
     encode_entry,
+    encode_header,
+    entry_id,
+    make_header,
 )
 from p2pcomm.errors import ErrorCode, StoreError
 from p2pcomm.group import GroupLog, ThreadedSignatures
@@ -529,6 +532,20 @@ def test_grouplog_create_append_and_verify(kind: str, tmp_path: Path) -> None:
     assert [e.seq for e in run] == [1, 2, 3, 4, 5]
     assert run[0].header.links == (a1.id,)
     assert all(e.header.prev == p.id for p, e in itertools.pairwise(run))
+    # Every header of the run is the one make_header builds from the same fields.
+    for e in run:
+        h = e.header
+        assert h == make_header(
+            group=log.group,
+            author=BOB.public_key,
+            seq=h.seq,
+            prev=h.prev,
+            links=h.links,
+            timestamp=BASE_TS + 2,
+            kind=KIND_POST,
+            body=e.body or b"",
+        )
+        assert e.id == entry_id(encode_header(h)) and e.body == b"b%d" % (h.seq - 1)
     a2 = log.append(ALICE, KIND_POST, b"again", timestamp=BASE_TS)  # clock went back
     assert a2.header.prev == a1.id and a2.header.timestamp == BASE_TS + 1
     assert a2.header.links == (run[-1].id,)
