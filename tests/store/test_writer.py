@@ -42,7 +42,10 @@ def _stored(store: SqliteStore, group: bytes) -> list[bytes]:
 
 
 def _kill(writer: ProcessWriter) -> None:
+    """SIGKILL the writer and wait until it is gone (a kill is delivered
+    asynchronously)."""
     os.kill(writer.pid, signal.SIGKILL)
+    writer._proc.wait()
 
 
 # --------------------------------------------------------------------------- the writer
@@ -201,7 +204,11 @@ def test_a_writer_killed_during_ingest_loses_no_confirmed_entry(
     assert len(first.accepted) == OFFLOAD_MIN
     writer = store.writer()
     assert writer is not None
-    log.ingest_nowait(history.entries[OFFLOAD_MIN:1000])
+    # Stopped first, so that it surely dies with the write unread (which fits in the
+    # pipe's buffer).
+    os.kill(writer.pid, signal.SIGSTOP)
+    os.waitpid(writer.pid, os.WUNTRACED)  # returns once it is stopped
+    log.ingest_nowait(history.entries[OFFLOAD_MIN : OFFLOAD_MIN + 100])
     _kill(writer)
     with pytest.raises(StoreError):
         log.wait_durable()
