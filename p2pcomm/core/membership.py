@@ -1835,13 +1835,9 @@ class _Core:
 
     # -- the snapshot
 
-    def snapshot(self) -> GroupState:
-        if self._snapshot is not None:
-            return self._snapshot
-        if self.group is None or self.genesis is None:
-            raise ValidationError(ErrorCode.BAD_GENESIS, "no genesis entry: the group is unknown")
+    def members(self) -> tuple[dict[bytes, Member], set[bytes]]:
+        """Members now (with role, name, since) and banned ids: O(authors)."""
         w = self.world
-        ops = self.ops
         members: dict[bytes, Member] = {}
         banned: set[bytes] = set()
         for who, mask in w.mask.items():
@@ -1861,6 +1857,16 @@ class _Core:
                     elif isinstance(b, GenesisBody):
                         name = b.founder_name
                 members[who] = Member(id=who, role=Role(lvl), name=name, since=grant[1])
+        return members, banned
+
+    def snapshot(self) -> GroupState:
+        if self._snapshot is not None:
+            return self._snapshot
+        if self.group is None or self.genesis is None:
+            raise ValidationError(ErrorCode.BAD_GENESIS, "no genesis entry: the group is unknown")
+        w = self.world
+        ops = self.ops
+        members, banned = self.members()
         meta_body = w.meta.body if w.meta is not None else None
         if isinstance(meta_body, GenesisBody | SetMetadata):
             metadata = GroupMetadata(
@@ -1993,6 +1999,16 @@ class MembershipMachine:
         if entry_id not in core.level:
             return None
         return core.content_verdict(entry_id)
+
+    def roles(self) -> dict[bytes, Role]:
+        """Who is a member now, with which role: the ``members`` of :attr:`state`
+        without building the whole snapshot (which copies every entry's verdict
+        inputs, so costs time in proportion to the group's size). Empty until the
+        genesis is known."""
+        core = self._core
+        if core.group is None or core.genesis is None:
+            return {}
+        return {m: member.role for m, member in core.members()[0].items()}
 
     def kind(self, entry_id: bytes) -> int | None:
         """The kind of an entry the machine has seen (None if unknown): a lookup, where

@@ -651,7 +651,7 @@ def _apply(
     """Apply stored entries to a group's state: its roles now, and the bodies that an
     effective delete targets and that are not dropped yet."""
     changed = machine.apply_many(entries)
-    roles = {m: member.role for m, member in machine.state.members.items()}
+    roles = machine.membership.roles()
     kind = machine.membership.kind
     drop: set[bytes] = set()
     if any(e.header.kind == Kind.DELETE for e in entries) or any(

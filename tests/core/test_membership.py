@@ -292,6 +292,7 @@ def test_machine_reports_rejudged_entries() -> None:
     assert [m.kind(p.id) for p in posts] == [Kind.POST] * 3
     assert m.kind(history.entries[0].id) == KIND_GENESIS
     assert m.kind(b"?" * 32) is None
+    assert m.roles() == {alice.id: Role.ADMIN} and MembershipMachine().roles() == {}
 
 
 def test_operation_body_arriving_late() -> None:
