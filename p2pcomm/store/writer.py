@@ -47,6 +47,9 @@ __all__ = ["ProcessWriter"]
 
 _LEN = struct.Struct("<I")
 _PUT = 1
+#: Writes sent but not yet answered, beyond which ``put`` first reads answers (the
+#: answers of this many fit easily in a pipe's buffer).
+_MAX_UNREAD = 1024
 
 
 def _read_frame(stream: IO[bytes]) -> Any:
@@ -155,6 +158,10 @@ class ProcessWriter:
         with self._send_lock:
             if self._dead is not None:
                 raise self._gone()
+            if self._ticket - self._answered >= _MAX_UNREAD:
+                # Read older answers first: the child blocks once its output pipe is
+                # full, and would then stop reading what we send.
+                self.wait(self._ticket - _MAX_UNREAD // 2)
             self._ticket += 1
             ticket = self._ticket
             try:

@@ -221,3 +221,17 @@ def test_a_writer_killed_during_ingest_loses_no_confirmed_entry(
     assert log.verify().ok
     assert store.integrity_check() == []
     store.close()
+
+
+def test_many_writes_without_waiting_do_not_wedge_the_pipes(
+    tmp_path: Path, history: History
+) -> None:
+    # 8,000 unread answers would fill the child's output pipe; put() must read them.
+    with SqliteStore(tmp_path / "s.db", durable=False) as store:
+        writer = store.writer()
+        assert writer is not None
+        rows = _rows(history, 0, 1)
+        tickets = [writer.put(history.group, rows) for _ in range(8000)]
+        writer.wait(tickets[-1])
+        writer.wait(tickets[0])
+        assert store.count(history.group) == 1
