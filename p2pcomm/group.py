@@ -337,10 +337,8 @@ class GroupLog:
             check_entry(e, group, check_body=False)  # headers made from these bodies
         return entries
 
-    def _offload(self, count: int) -> ProcessWriter | None:
-        """The store's writer process, for a write of ``count`` entries worth it."""
-        if count < OFFLOAD_MIN:
-            return None
+    def _writer(self) -> ProcessWriter | None:
+        """The store's writer process, if it has one (``SqliteStore.writer``)."""
         get: Callable[[], ProcessWriter | None] | None = getattr(self.store, "writer", None)
         return get() if get is not None else None
 
@@ -393,7 +391,7 @@ class GroupLog:
         result = self._ingestor.ingest(entries, verify_each=verify_each)
         self.wait_durable()
         if result.accepted or result.forks or result.bodies:
-            writer = self._offload(OFFLOAD_MIN) if offload else None
+            writer = self._writer() if offload else None
             try:
                 if writer is None:
                     self._write_result(result)
