@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.resources
 import re
 import sqlite3
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,7 +91,14 @@ class SqliteStore:
         self.path = str(path)
         self.durable = durable
         #: Whether large writes may go to a writer process (see :meth:`writer`).
-        self.offload = offload and self.path != ":memory:" and not self.path.startswith("file:")
+        self.offload = (
+            offload
+            and self.path != ":memory:"
+            and not self.path.startswith("file:")
+            # A frozen application's executable is the application, not Python.
+            and bool(sys.executable)
+            and not getattr(sys, "frozen", False)
+        )
         self._writer: ProcessWriter | None = None
         self._writer_failed: str | None = None
         self._lock = threading.RLock()

@@ -235,3 +235,9 @@ def test_many_writes_without_waiting_do_not_wedge_the_pipes(
         writer.wait(tickets[-1])
         writer.wait(tickets[0])
         assert store.count(history.group) == 1
+
+
+def test_no_writer_in_a_frozen_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.frozen", True, raising=False)
+    with SqliteStore(tmp_path / "s.db") as store:
+        assert store.writer() is None
