@@ -97,8 +97,11 @@ class ProcessWriter:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._in = self._proc.stdin
         self._out = self._proc.stdout
+        # Lock order: send, then recv, then fail (put may wait for answers; a reader
+        # that finds the child dead marks it failed without taking the send lock).
         self._send_lock = threading.RLock()
         self._recv_lock = threading.Lock()
+        self._fail_lock = threading.Lock()
         self._ticket = 0
         self._answered = 0
         self._errors: dict[int, str] = {}
@@ -123,6 +126,10 @@ class ProcessWriter:
     # -- failure
 
     def _fail(self, reason: str) -> None:
+        with self._fail_lock:
+            self._fail_locked(reason)
+
+    def _fail_locked(self, reason: str) -> None:
         if self._dead is None:
             detail = ""
             with contextlib.suppress(OSError):
@@ -186,8 +193,7 @@ class ProcessWriter:
                 else:
                     reason = "it ended"
                 if not (isinstance(reply, list) and len(reply) == 2 and type(reply[0]) is int):
-                    with self._send_lock:
-                        self._fail(reason)
+                    self._fail(reason)
                     raise self._gone()
                 self._answered = reply[0]
                 if reply[1] is not None:
@@ -198,10 +204,10 @@ class ProcessWriter:
 
     def close(self) -> None:
         """Let the child finish what it was sent, then end it."""
-        with self._send_lock:
+        with self._send_lock, self._fail_lock:
             if self._dead is None:
                 self._dead = "it was closed"
-            self._finalizer()
+        self._finalizer()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
