@@ -227,11 +227,8 @@ class GroupLog:
             heads.pop(first.prev, None)
         for link in first.links:
             heads.pop(link, None)
-        h = last.header
-        heads[last.id] = h.author
-        tip = self._tips.get(h.author)
-        if tip is not None and h.seq > tip[0]:
-            self._tips[h.author] = (h.seq, last.id, h.timestamp)
+        heads[last.id] = last.header.author
+        self._note_tip(last)
 
     def _note_stored(self, entries: Iterable[Entry]) -> None:
         heads = self._current_heads()
@@ -242,9 +239,14 @@ class GroupLog:
             for link in h.links:
                 heads.pop(link, None)
             heads[e.id] = h.author
-            tip = self._tips.get(h.author)
-            if tip is not None and h.seq > tip[0]:
-                self._tips[h.author] = (h.seq, e.id, h.timestamp)
+            self._note_tip(e)
+
+    def _note_tip(self, e: Entry) -> None:
+        """Move the cached tip of ``e``'s author to ``e`` if it is newer."""
+        h = e.header
+        tip = self._tips.get(h.author)
+        if tip is not None and h.seq > tip[0]:
+            self._tips[h.author] = (h.seq, e.id, h.timestamp)
 
     def _prepare(
         self, keypair: KeyPair, items: Sequence[tuple[int, bytes]], timestamp: int | None

@@ -127,10 +127,8 @@ class ProcessWriter:
 
     def _fail(self, reason: str) -> None:
         with self._fail_lock:
-            self._fail_locked(reason)
-
-    def _fail_locked(self, reason: str) -> None:
-        if self._dead is None:
+            if self._dead is not None:
+                return
             detail = ""
             with contextlib.suppress(OSError):
                 self._in.close()
