@@ -11,6 +11,10 @@ The tree::
     ├── ValidationError      well-formed data that breaks a rule (signature, chain, ...)
     ├── IdentityError        identities, id text forms and key files
     ├── StoreError           the store cannot do what was asked
+    ├── RefusedError         the group's rules would void what was asked (nothing written)
+    ├── NotFoundError        a group, item or member named by the caller is not known
+    ├── BundleError          a sneakernet bundle file is not one, or is damaged
+    ├── ControlError         the local control connection to a running node failed
     └── ProtocolError        (abstract) a session broke its protocol
         ├── LocalProtocolError   we were asked to do something the protocol forbids
         └── RemoteProtocolError  the peer sent something the protocol forbids
@@ -23,12 +27,16 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "BundleError",
+    "ControlError",
     "DecodeError",
     "ErrorCode",
     "IdentityError",
     "LocalProtocolError",
+    "NotFoundError",
     "P2PCommError",
     "ProtocolError",
+    "RefusedError",
     "RemoteProtocolError",
     "StoreError",
     "ValidationError",
@@ -77,11 +85,24 @@ class ErrorCode(enum.Enum):
     STORE_CLOSED = "store-closed"
     STORE_VERSION = "store-version"
     NOT_FOUND = "not-found"
+    STORE_LOCKED = "store-locked"
 
     # membership (spec/04-membership.md)
     UNAUTHORIZED = "unauthorized"
     BAD_OPERATION = "bad-operation"
     BAD_INVITATION = "bad-invitation"
+    #: An action the group's rules would void (the membership reason is on the error).
+    REFUSED = "refused"
+    #: A name or prefix that matches more than one group, member or item.
+    AMBIGUOUS = "ambiguous"
+
+    # bundles (sneakernet files)
+    BAD_BUNDLE = "bad-bundle"
+
+    # the local control socket of a running node
+    NODE_UNREACHABLE = "node-unreachable"
+    CONTROL_PROTOCOL = "control-protocol"
+    ADDRESS_IN_USE = "address-in-use"
 
     # sessions (spec/05-channel.md, spec/06-sync.md)
     HANDSHAKE_FAILED = "handshake-failed"
@@ -166,3 +187,39 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol forbids; close the connection with ``code``."""
+
+
+class RefusedError(P2PCommError):
+    """An action the group's rules (spec/04-membership.md) would void, refused before
+    anything was written: a non-member posting, a moderator removing an admin, ...
+
+    ``reason`` is the membership :class:`~p2pcomm.core.membership.Reason` value the
+    entry would have been judged with (``"not-a-member"``, ``"insufficient-role"``...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        code: ErrorCode = ErrorCode.REFUSED,
+        expected: object = None,
+        found: object = None,
+    ) -> None:
+        super().__init__(code, message, expected=expected, found=found)
+        self.reason = reason
+
+
+class NotFoundError(P2PCommError):
+    """A group, member, item or invitation the caller named is not known here (code
+    ``NOT_FOUND``), or the name matches several (code ``AMBIGUOUS``)."""
+
+
+class BundleError(P2PCommError):
+    """A bundle file is not a p2pcomm bundle, has an unknown version, or is damaged in
+    a way that stops reading (code ``BAD_BUNDLE``)."""
+
+
+class ControlError(P2PCommError):
+    """The control connection to a running node failed: no node answers
+    (``NODE_UNREACHABLE``) or it spoke something else (``CONTROL_PROTOCOL``)."""

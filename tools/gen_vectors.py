@@ -52,6 +52,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("membership.json", "vectors_membership", "04-membership.md"),
     Chapter("channel.json", "vectors_channel", "05-channel.md"),
     Chapter("sync.json", "vectors_sync", "06-sync.md"),
+    Chapter("bundle.json", "vectors_bundle", "11-bundle.md"),
 )
 
 
