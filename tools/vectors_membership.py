@@ -11,6 +11,7 @@ changes. ``tools/gen_vectors.py`` writes ``spec/vectors/membership.json`` from
 
 from __future__ import annotations
 
+import base64
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,8 +34,11 @@ from p2pcomm.core.content import (
     content_view,
 )
 from p2pcomm.core.invitation import (
-    GROUP_PREFIX_SIZE,
+    CODE_PREFIX,
+    CODE_VERSION,
     INVITATION_SECRET_SIZE,
+    MAX_HINT_LENGTH,
+    MAX_HINTS,
     NS_INVITATION_CODE,
     NS_INVITATION_KEY,
     NS_JOIN,
@@ -69,7 +73,7 @@ from p2pcomm.core.membership import (
     SetRole,
     resolve,
 )
-from p2pcomm.testing.history import History, Replica, named_keypair
+from p2pcomm.testing.history import T0, History, Replica, named_keypair
 
 REVISION = 1
 
@@ -114,7 +118,10 @@ def constants() -> Json:
             "text": MAX_TEXT,
             "emoji": MAX_EMOJI,
             "invitation_secret": INVITATION_SECRET_SIZE,
-            "group_prefix": GROUP_PREFIX_SIZE,
+            "invitation_code_prefix": CODE_PREFIX,
+            "invitation_code_version": CODE_VERSION,
+            "invitation_hints": MAX_HINTS,
+            "invitation_hint_length": MAX_HINT_LENGTH,
         },
         "namespaces": {
             "p2pcomm/1/invitation-key": NS_INVITATION_KEY.hex(),
@@ -256,60 +263,262 @@ def body_vectors() -> list[Json]:
 # --------------------------------------------------------------------------- invitations
 
 
+def _code_text(payload: bytes) -> str:
+    """A code text around ``payload`` with the checksum of IC5, written independently of
+    :meth:`InvitationCode.text` so that malformed payloads can be wrapped too."""
+    check = crypto.blake2b_256(NS_INVITATION_CODE + payload)[:4]
+    return CODE_PREFIX + base64.b32encode(payload + check).decode("ascii").rstrip("=").lower()
+
+
+def _code_fields(code: InvitationCode) -> Json:
+    return {
+        "group": code.group.hex(),
+        "secret": code.secret.hex(),
+        "inviter": code.inviter.hex(),
+        "role": code.role,
+        "max_uses": code.max_uses,
+        "expires_at": code.expires_at,
+        "hints": list(code.hints),
+    }
+
+
+def _grouped(text: str, size: int) -> str:
+    return "-".join(text[i : i + size] for i in range(0, len(text), size))
+
+
 def invitation_vectors() -> list[Json]:
     group = crypto.blake2b_256(b"p2pcomm test group")
-    code = InvitationCode.for_group(group, secret("dave"), hint="192.168.1.20:7777")
+    alice, carol = KEYS["alice"].public_key, KEYS["carol"].public_key
+    code = InvitationCode(
+        group=group,
+        secret=secret("dave"),
+        inviter=alice,
+        role=int(Role.MEMBER),
+        max_uses=1,
+        expires_at=0,
+        hints=("192.168.1.20:7777",),
+    )
+    bare = InvitationCode(
+        group=group,
+        secret=secret("erin"),
+        inviter=carol,
+        role=int(Role.READER),
+        max_uses=0,
+        expires_at=T0 + 7 * 24 * 3600 * 1000,
+    )
+    full = InvitationCode(
+        group=group,
+        secret=secret("frank"),
+        inviter=alice,
+        role=int(Role.ADMIN),
+        max_uses=2**63 - 1,
+        expires_at=2**63 - 1,
+        hints=(
+            "192.168.1.20:7777",
+            "[2001:db8::7]:7447",
+            "garden.example.org:7447",
+            "a" * 62 + "." + "b" * 31 + ":65535",
+        ),
+    )
     invite_id = crypto.blake2b_256(b"p2pcomm test invite entry")
     member = KEYS["dave"].public_key
     text = code.text()
-    body = text.partition("@")[0]
-    typo = body[:10] + ("b" if body[10] != "b" else "c") + body[11:]
-    return [
-        {
+
+    def valid(name: str, description: str, c: InvitationCode, **extra: Any) -> Json:
+        payload = _pack(
+            [1, c.group, c.secret, c.inviter, c.role, c.max_uses, c.expires_at, list(c.hints)]
+        )
+        assert _code_text(payload) == c.text()
+        return {
             "type": "invitation",
-            "name": "invitation-code",
-            "description": "an invitation code with a hint, its key pair and a join proof",
-            "group": group.hex(),
-            "secret": code.secret.hex(),
-            "hint": code.hint,
+            "name": name,
+            "description": description,
+            "fields": _code_fields(c),
+            "payload": payload.hex(),
+            "checksum": crypto.blake2b_256(NS_INVITATION_CODE + payload)[:4].hex(),
+            "text": c.text(),
+            **extra,
+        }
+
+    def fail(name: str, description: str, text: str, error: str, **extra: Any) -> Json:
+        return {
+            "type": "invitation",
+            "name": name,
+            "description": description,
             "text": text,
-            "invitation_seed": crypto.blake2b_256(NS_INVITATION_KEY + code.secret).hex(),
-            "invitation_key": code.public_key.hex(),
-            "invite": invite_id.hex(),
-            "member": member.hex(),
-            "join_signable": (NS_JOIN + group + invite_id + member).hex(),
-            "join_proof": code.join_proof(group, invite_id, member).hex(),
-        },
-        {
-            "type": "invitation",
-            "name": "invitation-code-grouped",
-            "description": "the same code, upper case, in groups of four with dashes (accepted)",
-            "text": "-".join(body[i : i + 4] for i in range(0, len(body), 4)).upper(),
-            "group": group.hex(),
-            "secret": code.secret.hex(),
-            "hint": None,
-        },
-        {
-            "type": "invitation",
-            "name": "invitation-fail-typo",
-            "description": "one character changed",
-            "text": typo,
-            "fail": "bad-checksum",
-        },
-        {
-            "type": "invitation",
-            "name": "invitation-fail-prefix",
-            "description": "the member id prefix instead of the invitation prefix",
-            "text": "pc1" + body[4:],
-            "fail": "bad-invitation",
-        },
-        {
-            "type": "invitation",
-            "name": "invitation-fail-length",
-            "description": "one character missing",
-            "text": body[:-1],
-            "fail": "bad-invitation",
-        },
+            "fail": error,
+            **extra,
+        }
+
+    def bad_payload(
+        name: str, description: str, items: list[Any], decode_error: str | None, raw: bytes = b""
+    ) -> Json:
+        payload = raw or _pack(items)
+        extra: Json = {"payload": payload.hex()}
+        if decode_error is not None:
+            extra["decode_error"] = decode_error
+        return fail(name, description, _code_text(payload), "bad-invitation", **extra)
+
+    items = [1, group, secret("dave"), alice, 2, 1, 0, ["192.168.1.20:7777"]]
+
+    def changed(index: int, value: Any) -> list[Any]:
+        out = list(items)
+        out[index] = value
+        return out
+
+    canonical = _pack(items)
+    old_prefix = group[:10]
+    old_check = crypto.blake2b_256(NS_INVITATION_CODE + old_prefix + secret("dave"))[:4]
+    old = "pci1" + base64.b32encode(old_prefix + secret("dave") + old_check).decode().lower()
+    typo_at = len(CODE_PREFIX) + 10
+    typo = text[:typo_at] + ("b" if text[typo_at] != "b" else "c") + text[typo_at + 1 :]
+    last = "abcdefghijklmnopqrstuvwxyz234567".index(text[-1])
+    unused = text[:-1] + "abcdefghijklmnopqrstuvwxyz234567"[last | 1]
+    assert unused != text
+    return [
+        valid(
+            "invitation-code",
+            "a member invitation by alice with one hint, its key pair and a join proof by dave",
+            code,
+            accept=[
+                _grouped(text, 4).upper(),
+                " " + _grouped(text, 5)[:50] + "\r\n\t" + _grouped(text, 5)[50:] + " ",
+            ],
+            invitation_seed=crypto.blake2b_256(NS_INVITATION_KEY + code.secret).hex(),
+            invitation_key=code.public_key.hex(),
+            invite=invite_id.hex(),
+            member=member.hex(),
+            join_signable=(NS_JOIN + group + invite_id + member).hex(),
+            join_proof=code.join_proof(invite_id, member).hex(),
+        ),
+        valid(
+            "invitation-code-no-hints",
+            "a reader invitation by carol, unlimited uses, expiring after a week, no hints: "
+            "the shortest code (158 characters)",
+            bare,
+            accept=[_grouped(bare.text(), 6)],
+        ),
+        valid(
+            "invitation-code-four-hints",
+            "an admin invitation with the largest integers and four hints (ipv4, bracketed "
+            "ipv6, a dns name, a 100-character name): the longest code (836 characters)",
+            full,
+        ),
+        fail("invitation-fail-typo", "one character changed", typo, "bad-checksum"),
+        fail(
+            "invitation-fail-unused-bits",
+            "the last character's unused low bit set (IC4)",
+            unused,
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-prefix",
+            "another prefix (pcj2)",
+            "pcj2" + text[4:],
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-member-id",
+            "a member id text (pc1...) where a code was expected",
+            "pc1" + base64.b32encode(alice + bytes(3)).decode().lower(),
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-old-format",
+            "a first-format code (pci1, 10-byte group prefix, unchecked hint) for the same "
+            "invitation: refused as an old-format code",
+            old + "@192.168.1.20:7777",
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-alphabet",
+            "a character outside base32 (the digit 1)",
+            text[:typo_at] + "1" + text[typo_at + 1 :],
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-non-ascii-space",
+            "a no-break space (U+00A0) between groups: only ascii white space is removed",
+            text[:20] + "\u00a0" + text[20:],
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-text-truncated",
+            "the shortest code without its last character (153 base32 characters)",
+            bare.text()[:-1],
+            "bad-invitation",
+        ),
+        fail(
+            "invitation-fail-text-length",
+            "a body of 1 more than a multiple of 8 characters, which no byte string encodes to",
+            text + "a" * ((1 - len(text) + len(CODE_PREFIX)) % 8),
+            "bad-invitation",
+        ),
+        bad_payload(
+            "invitation-fail-payload-truncated",
+            "the payload without its last byte, with a correct checksum",
+            [],
+            "truncated",
+            raw=canonical[:-1],
+        ),
+        bad_payload(
+            "invitation-fail-payload-trailing-data",
+            "the payload followed by a nil byte, with a correct checksum",
+            [],
+            "trailing-data",
+            raw=canonical + b"\xc0",
+        ),
+        bad_payload(
+            "invitation-fail-not-canonical",
+            "the payload array written with a 3-byte array16 header",
+            [],
+            "not-canonical",
+            raw=b"\xdc\x00\x08" + canonical[1:],
+        ),
+        bad_payload(
+            "invitation-fail-version", "payload version 2", changed(0, 2), "unknown-version"
+        ),
+        bad_payload(
+            "invitation-fail-fields",
+            "seven items (no hints array)",
+            [*items[:6], T0],
+            "wrong-length",
+        ),
+        bad_payload("invitation-fail-role", "role 5", changed(4, 5), "out-of-range"),
+        bad_payload("invitation-fail-role-zero", "role 0", changed(4, 0), "out-of-range"),
+        bad_payload(
+            "invitation-fail-group-length",
+            "a 33-byte group id",
+            changed(1, group + b"\x00"),
+            "wrong-length",
+        ),
+        bad_payload(
+            "invitation-fail-too-many-hints",
+            "five hints",
+            changed(7, ["a.example:1"] * 5),
+            "too-large",
+        ),
+        bad_payload(
+            "invitation-fail-hint-no-port",
+            "a hint without a port",
+            changed(7, ["192.168.1.20"]),
+            None,
+        ),
+        bad_payload(
+            "invitation-fail-hint-upper-case",
+            "a dns name in upper case (hints are not normalised: they are checked bytes)",
+            changed(7, ["Garden.example.org:7447"]),
+            None,
+        ),
+        bad_payload(
+            "invitation-fail-hint-ipv6-unbracketed",
+            "an ipv6 address without brackets",
+            changed(7, ["2001:db8::7:7447"]),
+            None,
+        ),
+        bad_payload(
+            "invitation-fail-hint-port", "port 65536", changed(7, ["192.168.1.20:65536"]), None
+        ),
     ]
 
 

@@ -287,10 +287,19 @@ class Replica:
         max_uses: int = 1,
         expires_at: int = 0,
         note: str = "",
-        hint: str | None = None,
+        hints: tuple[str, ...] = (),
     ) -> tuple[Entry, InvitationCode]:
-        """Create an invitation; returns the INVITE entry and the code to hand out."""
-        code = InvitationCode.for_group(self.history.group, secret, hint=hint)
+        """Create an invitation; returns the INVITE entry and the code to hand out (with
+        this replica as inviter and the INVITE's role, uses and expiry)."""
+        code = InvitationCode(
+            group=self.history.group,
+            secret=secret,
+            inviter=self.id,
+            role=role,
+            max_uses=max_uses,
+            expires_at=expires_at,
+            hints=hints,
+        )
         body = Invite(
             invitation_key=code.public_key,
             role=role,
@@ -314,7 +323,7 @@ class Replica:
     ) -> Entry:
         """Join with ``code`` and the INVITE entry (which this replica must know)."""
         iid = invite.id if isinstance(invite, Entry) else invite
-        proof = code.join_proof(self.history.group, iid, self.id)
+        proof = code.join_proof(iid, self.id)
         return self.append(
             Kind.JOIN, Join(invite=iid, proof=proof, name=name).encode(), timestamp=timestamp
         )

@@ -362,7 +362,7 @@ def test_small_order_member_ids_are_never_admitted() -> None:
     add = alice.add(weak, Role.MEMBER)
     inv, code = alice.invite(invitation_secret(9))
     assert isinstance(code, InvitationCode)
-    body = Join(invite=inv.id, proof=code.join_proof(history.group, inv.id, weak)).encode()
+    body = Join(invite=inv.id, proof=code.join_proof(inv.id, weak)).encode()
     header = make_header(
         group=history.group,
         author=weak,

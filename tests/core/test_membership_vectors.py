@@ -4,8 +4,10 @@ would read it (spec/README.md section 5), and regenerated to prove spec and code
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from p2pcomm.core.content import CONTENT_KINDS, ContentMachine, content_view, decode_content
-from p2pcomm.core.invitation import InvitationCode, verify_join_proof
+from p2pcomm.core.invitation import NS_JOIN, InvitationCode, join_signable, verify_join_proof
 from p2pcomm.core.log import decode_entry
 from p2pcomm.core.membership import (
     MEMBERSHIP_KINDS,
@@ -76,23 +78,73 @@ def test_body(v: dict[str, Any]) -> None:
         assert (value.hex() if isinstance(value, bytes) else value) == expected
 
 
+def _raw(text: str) -> bytes:
+    """The bytes under a code's base32 (payload and checksum), decoded by hand."""
+    body = text[4:].upper()
+    return base64.b32decode(body + "=" * (-len(body) % 8))
+
+
 @pytest.mark.parametrize("v", of_type("invitation"), ids=lambda v: v["name"])
 def test_invitation(v: dict[str, Any]) -> None:
+    if "payload" in v:  # the vector is self-consistent: its text carries its payload
+        assert _raw(v["text"])[:-4].hex() == v["payload"]
     if "fail" in v:
         with pytest.raises(ValidationError) as exc:
             InvitationCode.parse(v["text"])
         assert exc.value.code.value == v["fail"]
+        cause = exc.value.__cause__
+        if "decode_error" in v:
+            assert isinstance(cause, DecodeError) and cause.code.value == v["decode_error"]
+        else:
+            assert cause is None
         return
-    code = InvitationCode.parse(v["text"])
-    group = bytes.fromhex(v["group"])
-    assert code.secret.hex() == v["secret"] and code.matches_group(group) and code.hint == v["hint"]
+    f = v["fields"]
+    fields = {
+        "group": bytes.fromhex(f["group"]),
+        "secret": bytes.fromhex(f["secret"]),
+        "inviter": bytes.fromhex(f["inviter"]),
+        "role": f["role"],
+        "max_uses": f["max_uses"],
+        "expires_at": f["expires_at"],
+        "hints": tuple(f["hints"]),
+    }
+    # fields -> text
+    code = InvitationCode(**fields)
+    assert code.text() == v["text"]
+    assert _raw(v["text"]).hex() == v["payload"] + v["checksum"]
+    # text -> fields, for the canonical text and every other accepted spelling
+    for text in [v["text"], *v.get("accept", [])]:
+        parsed = InvitationCode.parse(text)
+        assert {name: getattr(parsed, name) for name in fields} == fields
+    group = fields["group"]
     if "join_proof" in v:
         invite, member = bytes.fromhex(v["invite"]), bytes.fromhex(v["member"])
         assert code.public_key.hex() == v["invitation_key"]
-        assert code.join_proof(group, invite, member).hex() == v["join_proof"]
+        assert code.keypair().seed().hex() == v["invitation_seed"]
+        assert (NS_JOIN + join_signable(group, invite, member)).hex() == v["join_signable"]
+        assert code.join_proof(invite, member).hex() == v["join_proof"]
         assert verify_join_proof(
             code.public_key, group, invite, member, bytes.fromhex(v["join_proof"])
         )
+
+
+def test_invitation_vectors_cover_every_parse_rule() -> None:
+    """Valid codes with and without hints, and a fail case per way a code can be wrong."""
+    names = {v["name"] for v in of_type("invitation")}
+    for name in (
+        "invitation-code",
+        "invitation-code-no-hints",
+        "invitation-code-four-hints",
+        "invitation-fail-typo",
+        "invitation-fail-prefix",
+        "invitation-fail-old-format",
+        "invitation-fail-text-truncated",
+        "invitation-fail-payload-truncated",
+        "invitation-fail-payload-trailing-data",
+        "invitation-fail-role",
+        "invitation-fail-hint-no-port",
+    ):
+        assert name in names
 
 
 @pytest.mark.parametrize("v", of_type("history"), ids=lambda v: v["name"])
@@ -135,3 +187,21 @@ def test_history(v: dict[str, Any]) -> None:
         ]
         assert items == expect["items"]
         assert sorted(label.get(x, x.hex()) for x in view.drop_bodies) == expect["drop_bodies"]
+
+
+def test_the_example_code_in_the_spec_is_the_vector() -> None:
+    """04 section 4.7 shows vector ``invitation-code`` in three lines; IC2 joins them."""
+    (v,) = [v for v in of_type("invitation") if v["name"] == "invitation-code"]
+    spec = (ROOT / "spec" / "04-membership.md").read_text(encoding="utf-8")
+    shown = re.search(r"```\n(pci2[a-z2-7\n]+)```", spec)
+    assert shown is not None
+    assert shown.group(1).replace("\n", "") == v["text"]
+    assert InvitationCode.parse(shown.group(1)).text() == v["text"]
+    assert f"checksum `{v['checksum']}`" in spec
+
+
+def test_an_old_format_code_is_named_as_one() -> None:
+    (v,) = [v for v in of_type("invitation") if v["name"] == "invitation-fail-old-format"]
+    with pytest.raises(ValidationError) as exc:
+        InvitationCode.parse(v["text"])
+    assert "old-format code" in exc.value.message
