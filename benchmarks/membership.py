@@ -171,15 +171,18 @@ def build_history(members: int, total: int, mops: int, seed: int = 1) -> tuple[b
         nonlocal invite_n
         invite_n += 1
         inviter = b.pick(Role.ADMIN, Role.MODERATOR) if role <= Role.MEMBER else b.pick(Role.ADMIN)
-        code = InvitationCode.for_group(
-            b.group, crypto.blake2b_256(b"bench-invite-%d" % invite_n)[:16]
+        code = InvitationCode(
+            group=b.group,
+            secret=crypto.blake2b_256(b"bench-invite-%d" % invite_n)[:16],
+            inviter=b.pub[inviter],
+            role=int(role),
         )
         inv = b.append(
             inviter,
             Kind.INVITE,
             Invite(invitation_key=code.public_key, role=role, max_uses=1).encode(),
         )
-        proof = code.join_proof(b.group, inv, b.pub[member])
+        proof = code.join_proof(inv, b.pub[member])
         seen = b.state_op.get(member)
         extra = (inv,) if seen is None else (inv, seen)
         b.state_op[member] = b.append(
@@ -241,8 +244,10 @@ def build_history(members: int, total: int, mops: int, seed: int = 1) -> tuple[b
             del b.role[m]
             pending_return.append((m, "add"))  # only an add lifts a ban
         elif r < 0.96:
-            nonlocal_code = InvitationCode.for_group(b.group, rng.randbytes(16))
             admin = b.pick(Role.ADMIN)
+            nonlocal_code = InvitationCode(
+                group=b.group, secret=rng.randbytes(16), inviter=b.pub[admin]
+            )
             inv = b.append(
                 admin, Kind.INVITE, Invite(invitation_key=nonlocal_code.public_key).encode()
             )
