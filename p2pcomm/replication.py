@@ -102,6 +102,10 @@ class Replicator:
         #: Suspects already seen at the previous check (one read of grace, live mode).
         self._strikes: set[bytes] = set()
         self.want_misses = 0
+        #: Ids of entries we asked the peer to show it holds (:meth:`confirm`), and
+        #: those it showed.
+        self._confirming: set[bytes] = set()
+        self.confirmed: set[bytes] = set()
 
     # -- driving
 
@@ -200,6 +204,15 @@ class Replicator:
         self.stats.entries_sent += len(entries)
         return self.session.data_to_send()
 
+    def confirm(self, group: bytes, ids: list[bytes]) -> bytes:
+        """Ask the peer for entries we hold (after pushing them): its answer holds
+        those it stored, which land in :attr:`confirmed`. Live groups only."""
+        if group not in self.synced:
+            return b""
+        self._confirming.update(ids)
+        self.session.want(group, ids, again=True)
+        return self.session.data_to_send()
+
     def take_accepted(self) -> list[Accepted]:
         out, self.accepted = self.accepted, []
         return out
@@ -226,6 +239,10 @@ class Replicator:
         elif isinstance(event, TheirTips):
             self._jobs.append(self._send_missing(event))
         elif isinstance(event, EntriesReceived):
+            if self._confirming and not event.bulk:
+                held = {e.id for e in event.entries} & self._confirming
+                self.confirmed |= held
+                self._confirming -= held
             self._ingest_received(
                 event.group, list(event.entries), bulk=event.bulk, live=event.live
             )

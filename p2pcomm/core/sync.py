@@ -474,11 +474,13 @@ class SyncSession:
         self._send((Msg.DONE, gi))
         self._maybe_live(g)
 
-    def want(self, group: bytes, ids: Iterable[bytes]) -> int:
+    def want(self, group: bytes, ids: Iterable[bytes], *, again: bool = False) -> int:
         """Ask for entries by id (dependencies still missing after ingest). Ids asked
-        for before in this session are not asked again. Returns how many were asked."""
+        for before in this session are not asked again, unless ``again`` (asking for
+        an entry we hold is how a replica learns that the peer holds it too: the
+        reply carries the entries the peer holds). Returns how many were asked."""
         gi, g = self._group(group)
-        fresh = [i for i in ids if i not in g.wanted][:MAX_WANT]
+        fresh = [i for i in ids if again or i not in g.wanted][:MAX_WANT]
         if not fresh:
             return 0
         g.wanted.update(fresh)

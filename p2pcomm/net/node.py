@@ -38,26 +38,57 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ..community import Group, append_intent, planner_for
 from ..core import crypto
 from ..core.channel import CloseCode
-from ..core.content import ContentMachine
+from ..core.content import ContentMachine, Item
 from ..core.identity import KeyPair
+from ..core.intent import Intent, Planner
+from ..core.invitation import InvitationCode
 from ..core.log import Entry
-from ..core.membership import Kind, Role
-from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
-from ..group import GroupLog
+from ..core.membership import GroupState, Kind, Role
+from ..errors import ErrorCode, NotFoundError, P2PCommError, RemoteProtocolError
+from ..group import GroupLog, now_ms
 from ..replication import Replicator
 from ..store.base import Store
+from .events import (
+    EntriesAdded,
+    GroupSynced,
+    ItemAdded,
+    ItemDeleted,
+    ItemHidden,
+    ItemUpdated,
+    MemberJoined,
+    MemberLeft,
+    MemberRoleChanged,
+    MembershipChanged,
+    NodeEvent,
+    PeerDown,
+    PeerMisbehaved,
+    PeerUnreachable,
+    PeerUp,
+)
+from .live import LiveGroup
 from .transport import SecureStream, open_secure_stream, serve_secure
 
 __all__ = [
     "EntriesAdded",
     "GroupSynced",
+    "ItemAdded",
+    "ItemDeleted",
+    "ItemHidden",
+    "ItemUpdated",
+    "LiveGroup",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberRoleChanged",
     "MembershipChanged",
     "Node",
     "NodeEvent",
     "NodeStatistics",
     "PeerDown",
+    "PeerMisbehaved",
+    "PeerUnreachable",
     "PeerUp",
     "open_node",
 ]
@@ -68,55 +99,6 @@ logger = logging.getLogger(__name__)
 FLUSH_AFTER = 0.01
 #: Replies waiting for a peer that does not read, before it counts as flooding.
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EntriesAdded:
-    """Entries were stored: appended here (``origin is None``) or received from a peer."""
-
-    group: bytes
-    entries: tuple[Entry, ...]
-    #: Member id of the peer they came from; None for local appends.
-    origin: bytes | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerUp:
-    peer_id: bytes
-    #: ``(host, port)`` of the connection's remote end.
-    address: tuple[str, int]
-    #: True when this node dialled.
-    outbound: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerDown:
-    peer_id: bytes
-    #: Why the connection ended: ``"closed"``, or an ``ErrorCode`` value and message.
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MembershipChanged:
-    """Who is in ``group`` with which role changed (spec/04-membership.md)."""
-
-    group: bytes
-    #: Member id -> role, after the change.
-    members: Mapping[bytes, Role]
-    #: Member ids that joined, and that left (removed, banned, expelled or gone).
-    added: frozenset[bytes]
-    removed: frozenset[bytes]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupSynced:
-    """Reconciliation of ``group`` with ``peer_id`` finished; live from now on."""
-
-    group: bytes
-    peer_id: bytes
-
-
-NodeEvent = EntriesAdded | PeerUp | PeerDown | GroupSynced | MembershipChanged
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +182,12 @@ class Node:
         )
         self._track_membership = membership
         self._roles: dict[bytes, dict[bytes, Role]] = {}
+        #: Per group: the items last announced (application events diff against it).
+        self._items: dict[bytes, dict[bytes, Item]] = {}
+        #: Per group: peers with which reconciliation finished (live now).
+        self._synced: dict[bytes, set[bytes]] = {}
+        #: Set (and replaced) whenever state a waiter may look at changes.
+        self._changed = trio.Event()
         self._dropped: dict[bytes, set[bytes]] = {}
         self._bytes_sent = 0
         self._bytes_received = 0
@@ -209,6 +197,9 @@ class Node:
         self._wire_closed = [0, 0]
         self._conn_gone = trio.Event()
         self.address: tuple[str, int] = ("", 0)
+        self._dialing: set[tuple[str, int]] = set()
+        #: Address -> (failures in a row, when the next attempt is due).
+        self._dial_failed: dict[tuple[str, int], tuple[int, float]] = {}
 
     # -- public API
 
@@ -228,22 +219,144 @@ class Node:
         return receive
 
     async def append(self, group: bytes, kind: int, body: bytes = b"") -> Entry:
-        """Append an entry as this node's member (durably) and push it to live peers."""
+        """Append an entry as this node's member (durably) and push it to live peers.
+
+        Low level: nothing checks that the group's rules allow it. Applications use
+        :meth:`group` and its methods, which refuse what the rules would void."""
         log = self._log(group)
         async with self._lock:
             entry = await trio.to_thread.run_sync(log.append, self.identity, kind, body)
-            await self._track(group, [entry])
+            await self._track(group, [entry], origin=None)
         self._stored(group, [entry], origin=None)
         return entry
 
+    def group(self, group: bytes) -> LiveGroup:
+        """The application handle of a group this node replicates."""
+        self._log(group)
+        return LiveGroup(self, group)
+
+    async def act(self, group: bytes, plan: Callable[[Planner], Intent]) -> Entry:
+        """Plan an entry on the group's current state (``plan`` raises
+        :class:`~p2pcomm.errors.RefusedError` to refuse), append it durably and push
+        it to live peers. What every :class:`LiveGroup` write does."""
+        log = self._log(group)
+        machine = self.content.get(group)
+        if machine is None:
+            raise P2PCommError(ErrorCode.BAD_STATE, "this node does not track membership")
+        async with self._lock:
+            entry = await trio.to_thread.run_sync(self._plan_and_append, log, machine, plan)
+            await self._track(group, [entry], origin=None)
+        self._stored(group, [entry], origin=None)
+        return entry
+
+    def _plan_and_append(
+        self, log: GroupLog, machine: ContentMachine, plan: Callable[[Planner], Intent]
+    ) -> Entry:
+        state = _state_of(machine, log.group)
+        now = now_ms()
+        intent = plan(planner_for(self.store, log.group, state, machine.view(), self.identity, now))
+        return append_intent(log, self.identity, intent, now)
+
+    async def create_group(
+        self, name: str, *, description: str = "", rules: str = "", founder_name: str = ""
+    ) -> LiveGroup:
+        """Start a new group with this node's member as founder, and replicate it."""
+
+        def create() -> bytes:
+            return Group.create(
+                self.store,
+                self.identity,
+                name,
+                description=description,
+                rules=rules,
+                founder_name=founder_name,
+            ).id
+
+        async with self._lock:
+            gid = await trio.to_thread.run_sync(create)
+        await self.add_group(gid)
+        return LiveGroup(self, gid)
+
+    async def join(
+        self, code: InvitationCode | str, *, name: str = "", dial: bool = True
+    ) -> LiveGroup:
+        """Join a group with an invitation code: dial its address hints (with
+        ``dial``), fetch the group from whichever member answers, write the JOIN, and
+        return once a member's node holds it. Cancel it (``trio.move_on_after``) to
+        give up; what was fetched stays stored and the join can be resumed."""
+        if isinstance(code, str):
+            code = InvitationCode.parse(code)
+        group = code.group
+        await self.add_group(group)
+        if dial:
+            for host, port in code.hint_addresses():
+                self.add_peer(host, port)
+        machine = self.content[group]
+        me = self.peer_id
+        while True:
+            state = machine.membership.state if machine.membership.group is not None else None
+            if state is not None and me in state.members:
+                break  # joined already (an earlier, interrupted run)
+            if (
+                state is not None
+                and state.invitation_for_key(code.public_key) is not None
+                and self._synced.get(group)
+            ):
+                entry = await self.act(group, lambda p: p.join(code, name=name))
+                await self.wait_held(group, entry.id)
+                break
+            await self._wait_change()
+        return LiveGroup(self, group)
+
+    async def wait_synced(self, group: bytes, peer: bytes | None = None) -> bytes:
+        """Wait until ``group`` is in sync with ``peer`` (any peer if None): its
+        reconciliation finished and the session is live. Returns the peer's id."""
+        self._log(group)
+        while True:
+            live = self._synced.get(group, set())
+            if peer is None and live:
+                return min(live)
+            if peer is not None and peer in live:
+                return peer
+            await self._wait_change()
+
+    async def wait_held(self, group: bytes, entry_id: bytes) -> bytes:
+        """Wait until a member's node (a connected peer that is a member of ``group``)
+        shows it holds entry ``entry_id``, which this node holds. Returns its id."""
+        asked: set[bytes] = set()
+        while True:
+            machine = self.content.get(group)
+            members = machine.state.members if machine is not None else {}
+            for peer, conn in list(self._conns.items()):
+                rep = conn.replicator
+                if entry_id in rep.confirmed and peer in members:
+                    return peer
+                if peer not in asked and group in rep.synced and peer in members:
+                    asked.add(peer)
+                    conn.send_later(rep.confirm(group, [entry_id]))
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+
+    def _note_change(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
     async def add_group(self, group: bytes) -> None:
-        """Start replicating ``group`` (new connections include it)."""
+        """Start replicating ``group``. A session covers the groups of its start, so
+        connections open now are closed (cleanly: they are dialled again at once) to
+        start sessions that include it."""
         if group not in self.logs:
             async with self._lock:
                 self.logs[group] = await trio.to_thread.run_sync(GroupLog, self.store, group)
                 if self._track_membership:
                     self.content[group] = ContentMachine()
                     await self._load(group)
+            for conn in list(self._conns.values()):
+                conn.closing_reason = "starting a session with a new group"
+                if conn.scope is not None:
+                    conn.scope.cancel()
 
     async def connect(self, host: str, port: int) -> bytes:
         """Dial once and run the connection in the background; returns the peer id."""
@@ -253,8 +366,18 @@ class Node:
         return peer
 
     def add_peer(self, host: str, port: int) -> None:
-        """Keep a connection to ``host:port``, reconnecting with backoff."""
+        """Keep a connection to ``host:port``, reconnecting with backoff. Adding an
+        address already kept does nothing."""
+        if (host, port) in self._dialing:
+            return
+        self._dialing.add((host, port))
         self._nursery.start_soon(self._dial_loop, host, port)
+
+    def dial_failures(self) -> dict[tuple[str, int], tuple[int, float]]:
+        """Kept addresses that do not answer now: ``(host, port)`` -> (failed attempts
+        in a row, seconds until the next one)."""
+        now = trio.current_time()
+        return {a: (n, max(0.0, at - now)) for a, (n, at) in self._dial_failed.items()}
 
     def statistics(self) -> NodeStatistics:
         live = list(self._conns.values())
@@ -308,27 +431,37 @@ class Node:
         """Membership and content state of ``group`` (when the node tracks them)."""
         return self.content[group]
 
-    async def _track(self, group: bytes, entries: Sequence[Entry]) -> None:
+    async def _track(
+        self, group: bytes, entries: Sequence[Entry], *, origin: bytes | None, announce: bool = True
+    ) -> None:
         """Feed stored entries to membership; announce changes; drop deleted bodies.
         Call with the node lock held."""
         machine = self.content.get(group)
         if machine is None or not entries:
             return
         # All of it on a worker thread: the event loop keeps serving connections.
-        roles, drop = await trio.to_thread.run_sync(
+        applied = await trio.to_thread.run_sync(
             _apply, machine, list(entries), self._dropped.setdefault(group, set())
         )
+        roles, drop = applied.roles, applied.drop
         before = self._roles.get(group, {})
+        old_items = self._items.get(group, {})
+        self._items[group] = applied.items
         if roles != before:
             self._roles[group] = roles
-            self._emit(
-                MembershipChanged(
-                    group=group,
-                    members=roles,
-                    added=frozenset(roles.keys() - before.keys()),
-                    removed=frozenset(before.keys() - roles.keys()),
+            if announce:
+                self._emit(
+                    MembershipChanged(
+                        group=group,
+                        members=roles,
+                        added=frozenset(roles.keys() - before.keys()),
+                        removed=frozenset(before.keys() - roles.keys()),
+                    )
                 )
-            )
+                self._member_events(group, before, roles, applied)
+        if announce and applied.items is not old_items:
+            self._item_events(group, old_items, applied.items, origin)
+        self._note_change()
         if drop:
             log = self.logs[group]
             await trio.to_thread.run_sync(_drop_bodies, log, sorted(drop))
@@ -337,7 +470,50 @@ class Node:
     async def _load(self, group: bytes) -> None:
         """Feed what the store already holds of ``group`` to its membership state."""
         entries = await trio.to_thread.run_sync(_all_entries, self.store, group)
-        await self._track(group, entries)
+        await self._track(group, entries, origin=None, announce=False)
+
+    def _member_events(
+        self,
+        group: bytes,
+        before: Mapping[bytes, Role],
+        after: Mapping[bytes, Role],
+        applied: _Applied,
+    ) -> None:
+        for m in sorted(after.keys() - before.keys()):
+            self._emit(
+                MemberJoined(group=group, member=m, role=after[m], name=applied.names.get(m, ""))
+            )
+        for m in sorted(before.keys() & after.keys()):
+            if before[m] != after[m]:
+                self._emit(MemberRoleChanged(group=group, member=m, old=before[m], new=after[m]))
+        for m in sorted(before.keys() - after.keys()):
+            if m in applied.expelled:
+                how = "expelled"
+            elif m in applied.banned:
+                how = "banned"
+            elif m in applied.leavers:
+                how = "left"
+            else:
+                how = "removed"
+            self._emit(MemberLeft(group=group, member=m, how=how))
+
+    def _item_events(
+        self,
+        group: bytes,
+        before: Mapping[bytes, Item],
+        after: Mapping[bytes, Item],
+        origin: bytes | None,
+    ) -> None:
+        for iid, item in after.items():
+            old = before.get(iid)
+            if old is None:
+                self._emit(ItemAdded(group=group, item=item, origin=origin))
+            elif old.hidden != item.hidden:
+                self._emit(ItemHidden(group=group, item=item, hidden=item.hidden))
+            elif old != item:
+                self._emit(ItemUpdated(group=group, item=item))
+        for iid in before.keys() - after.keys():
+            self._emit(ItemDeleted(group=group, item_id=iid))
 
     def _stored(self, group: bytes, entries: Sequence[Entry], origin: bytes | None) -> None:
         if not entries:
@@ -354,15 +530,25 @@ class Node:
 
     async def _dial_loop(self, host: str, port: int) -> None:
         delay = 0.25
+        address = (host, port)
         while True:
             try:
                 stream = await open_secure_stream(host, port, identity=self._signer)
             except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
                 logger.debug("dial %s:%d failed: %s", host, port, exc)
+                wait = delay * (0.5 + random.random())
+                failures = self._dial_failed.get(address, (0, 0.0))[0] + 1
+                self._dial_failed[address] = (failures, trio.current_time() + wait)
+                if failures == 1:  # said once; status() has the rest
+                    self._emit(
+                        PeerUnreachable(address=address, reason=_why(exc), retry_in=wait)
+                    )
             else:
                 delay = 0.25
-                await self._run_connection(stream, True, (host, port))
-            await trio.sleep(delay * (0.5 + random.random()))
+                wait = delay * (0.5 + random.random())
+                self._dial_failed.pop(address, None)
+                await self._run_connection(stream, True, address)
+            await trio.sleep(wait)
             delay = min(delay * 2, 30.0)
 
     async def _accept(self, stream: SecureStream) -> None:
@@ -446,6 +632,8 @@ class Node:
             finally:
                 if self._conns.get(peer) is conn:
                     del self._conns[peer]
+                    for live in self._synced.values():
+                        live.discard(peer)
                 self._conn_gone.set()
                 self._conn_gone = trio.Event()
         except _Refused as exc:
@@ -455,6 +643,7 @@ class Node:
             code = CloseCode.TIMEOUT if exc.code is ErrorCode.TIMEOUT else CloseCode.PROTOCOL_ERROR
             self._banned[peer] = trio.current_time() + self._ban_seconds
             logger.info("peer %s misbehaved: %s", peer.hex()[:16], reason)
+            self._emit(PeerMisbehaved(peer_id=peer, address=address, reason=reason))
         except P2PCommError as exc:  # our side could not go on (store, limits)
             reason = f"{exc.code.value}: {exc.message}"
             code = CloseCode.INTERNAL_ERROR
@@ -519,7 +708,7 @@ class Node:
                 out = await trio.to_thread.run_sync(rep.receive, data)
             accepted = rep.take_accepted()
             for a in accepted:
-                await self._track(a.group, a.entries)
+                await self._track(a.group, a.entries, origin=conn.peer_id)
         conn.send_later(out)
         rejected = stats.entries_rejected - stats.rejections.get("pending-full", 0)
         self._entries_received = sum(
@@ -543,7 +732,11 @@ class Node:
         (the reader or the writer may be the one that sees it end)."""
         for g in conn.replicator.synced - conn.synced_announced:
             conn.synced_announced.add(g)
+            self._synced.setdefault(g, set()).add(conn.peer_id)
             self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
+            self._note_change()
+        if conn.replicator.confirmed:
+            self._note_change()
 
     async def _build_window(self, rep: Replicator, out: list[bytes | None]) -> None:
         async with self._lock:
@@ -641,24 +834,71 @@ async def open_node(
                 ch.close()
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    if isinstance(exc, P2PCommError):
+        return f"{exc.code.value}: {exc.message}"
+    return str(exc) or type(exc).__name__
+
+
 def _all_entries(store: Store, group: bytes) -> list[Entry]:
     return [e for _, e in store.iter_entries(group)]
 
 
-def _apply(
-    machine: ContentMachine, entries: list[Entry], dropped: set[bytes]
-) -> tuple[dict[bytes, Role], set[bytes]]:
-    """Apply stored entries to a group's state: its roles now, and the bodies that an
-    effective delete targets and that are not dropped yet."""
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What applying a batch of stored entries changed (computed off the event loop)."""
+
+    roles: dict[bytes, Role]
+    drop: set[bytes]
+    #: Items now (the same object as before when no item can have changed).
+    items: dict[bytes, Item]
+    names: dict[bytes, str]
+    banned: frozenset[bytes]
+    expelled: frozenset[bytes]
+    leavers: frozenset[bytes]
+
+
+def _apply(machine: ContentMachine, entries: list[Entry], dropped: set[bytes]) -> _Applied:
+    """Apply stored entries to a group's state: its roles and items now, and the bodies
+    that an effective delete targets and that are not dropped yet."""
     changed = machine.apply_many(entries)
-    roles = machine.membership.roles()
-    kind = machine.membership.kind
+    membership = machine.membership
+    roles = membership.roles()
+    kind = membership.kind
     drop: set[bytes] = set()
+    if membership.group is None or membership.kind(membership.group) is None:
+        return _Applied(roles, drop, {}, {}, frozenset(), frozenset(), frozenset())
+    view = machine.view()
     if any(e.header.kind == Kind.DELETE for e in entries) or any(
         kind(i) == Kind.DELETE for i in changed
     ):
-        drop = set(machine.view().drop_bodies) - dropped
-    return roles, drop
+        drop = set(view.drop_bodies) - dropped
+    state = machine.state
+    leavers = frozenset(
+        e.header.author
+        for e in entries
+        if e.header.kind == Kind.LEAVE and membership.authorized(e.id)
+    )
+    return _Applied(
+        roles=roles,
+        drop=drop,
+        items={i.id: i for i in view.items},
+        names={m: member.name for m, member in state.members.items()},
+        banned=state.banned,
+        expelled=frozenset(state.equivocators),
+        leavers=leavers,
+    )
+
+
+def _state_of(machine: ContentMachine, group: bytes) -> GroupState:
+    if machine.membership.group is None or machine.membership.kind(group) is None:
+        raise NotFoundError(
+            ErrorCode.NOT_FOUND,
+            f"group {group.hex()[:16]} is not here yet (its first entry has not arrived)",
+        )
+    return machine.state
 
 
 def _drop_bodies(log: GroupLog, ids: list[bytes]) -> None:

@@ -1,0 +1,385 @@
+"""``Group``: what an application does with a group, on a store.
+
+    with SqliteStore("alice.db") as store:
+        club = Group.create(store, alice, "Garden club")
+        code = club.invite(addresses=["192.168.1.20:7447"]).code      # hand it to Bob
+        club.post("Seed swap on Saturday")
+        for item in club.items():
+            print(item.text)
+
+A :class:`Group` turns intentions into correct entries: it computes cuts, links and
+invitation secrets, and refuses with :class:`~p2pcomm.errors.RefusedError` (carrying
+the membership reason), before anything is written, what the group's rules would void:
+a non-member posting, a moderator removing an admin, a body over the limit
+(:mod:`p2pcomm.core.intent` does the judging). Every write is durable on return.
+
+This handle works on a store alone (no network). A running node gives out the same
+operations, live and pushed to peers at once: :meth:`p2pcomm.net.node.Node.group`.
+
+Names: :func:`find_group`, :meth:`Group.find_member` and :meth:`Group.find_item`
+accept what a person types: a full id, a unique prefix of at least 8 hex digits (or of
+a ``pc1...`` member id), or a unique name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .core.content import ContentMachine, ContentView, Item
+from .core.identity import ID_TEXT_PREFIX, KeyPair, MemberId
+from .core.intent import Intent, Planner
+from .core.invitation import INVITATION_SECRET_SIZE, InvitationCode
+from .core.log import Entry, Header
+from .core.membership import GenesisBody, GroupMetadata, GroupState, Member, Role
+from .errors import ErrorCode, IdentityError, NotFoundError
+from .group import GroupLog, now_ms
+from .store.base import Store
+
+__all__ = [
+    "MIN_PREFIX",
+    "Group",
+    "Invitation",
+    "find_group",
+    "find_member",
+    "find_item",
+    "group_names",
+]
+
+#: Shortest hex prefix accepted for a group or an item.
+MIN_PREFIX = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invitation:
+    """An invitation just made: the entry in the log and the code for the invitee."""
+
+    entry: Entry
+    code: InvitationCode
+
+    @property
+    def text(self) -> str:
+        return self.code.text()
+
+
+class Group:
+    """One group on a store, acting as ``identity``. See the module docstring.
+
+    Not thread-safe; one handle per group per thread. Use :meth:`refresh` (called by
+    every read and write) to see entries other handles or processes stored.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        identity: KeyPair,
+        group: bytes,
+        *,
+        clock: Callable[[], int] = now_ms,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if store.count(group) == 0:
+            raise NotFoundError(ErrorCode.NOT_FOUND, f"the store holds no group {group.hex()}")
+        self.store = store
+        self.identity = identity
+        self.id = group
+        self.log = GroupLog(store, group)
+        self._clock = clock
+        self._random = random_bytes
+        self._machine = ContentMachine()
+        self._seen = 0
+
+    # -- making and opening
+
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        founder: KeyPair,
+        name: str,
+        *,
+        description: str = "",
+        rules: str = "",
+        founder_name: str = "",
+        clock: Callable[[], int] = now_ms,
+    ) -> Group:
+        """Start a new group (its genesis entry names it) with ``founder`` as admin."""
+        body = GenesisBody(
+            name=name, description=description, rules=rules, founder_name=founder_name
+        ).encode()
+        log = GroupLog.create(store, founder, body=body, timestamp=clock())
+        return cls(store, founder, log.group, clock=clock)
+
+    # -- reading
+
+    def refresh(self) -> None:
+        """Read what the store gained since the last call (from any writer)."""
+        fresh: list[Entry] = []
+        for local, e in self.store.iter_entries(self.id, after=self._seen):
+            fresh.append(e)
+            self._seen = max(self._seen, local)  # local sequence numbers only grow
+        if fresh:
+            self._machine.apply_many(fresh)
+
+    @property
+    def state(self) -> GroupState:
+        self.refresh()
+        return self._machine.state
+
+    @property
+    def view(self) -> ContentView:
+        self.refresh()
+        return self._machine.view()
+
+    @property
+    def metadata(self) -> GroupMetadata:
+        return self.state.metadata
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def members(self) -> list[Member]:
+        """Current members, admins first, then by name and id."""
+        return sorted(self.state.members.values(), key=lambda m: (-m.role, m.name, m.id))
+
+    def role(self, member: bytes | None = None) -> Role | None:
+        """``member``'s role (default: this handle's identity); None if not a member."""
+        return self.state.role_of(self.identity.public_key if member is None else member)
+
+    def items(self, *, include_hidden: bool = False) -> list[Item]:
+        """Posts and replies in display order; hidden ones only when asked."""
+        view = self.view
+        return list(view.items if include_hidden else view.visible())
+
+    def item(self, item_id: bytes) -> Item | None:
+        return self.view.item(item_id)
+
+    def find_member(self, text: str) -> bytes:
+        return find_member(self.state, text)
+
+    def find_item(self, text: str) -> bytes:
+        return find_item((i.id for i in self.view.items), text)
+
+    # -- writing
+
+    def planner(self) -> Planner:
+        """A planner on the current state (what every write below uses)."""
+        state = self.state
+        return planner_for(self.store, self.id, state, self._machine.view(), self.identity, self._clock())
+
+    def write(self, intent: Intent) -> Entry:
+        """Append a planned entry (durably) and return it."""
+        entry = append_intent(self.log, self.identity, intent, self._clock())
+        self.refresh()
+        return entry
+
+    def post(self, text: str) -> Entry:
+        return self.write(self.planner().post(text))
+
+    def reply(self, parent: bytes, text: str) -> Entry:
+        return self.write(self.planner().reply(parent, text))
+
+    def react(self, target: bytes, emoji: str, *, on: bool = True) -> Entry:
+        return self.write(self.planner().react(target, emoji, on=on))
+
+    def retract(self, target: bytes) -> Entry:
+        return self.write(self.planner().retract(target))
+
+    def hide(self, target: bytes, reason: str = "") -> Entry:
+        return self.write(self.planner().hide(target, reason))
+
+    def unhide(self, target: bytes) -> Entry:
+        return self.write(self.planner().unhide(target))
+
+    def delete(self, target: bytes, reason: str = "") -> Entry:
+        """Delete an item for good; this replica drops its body at once."""
+        entry = self.write(self.planner().delete(target, reason))
+        for eid in self._machine.view().drop_bodies:
+            self.log.drop_body(eid)
+        return entry
+
+    def add(self, member: bytes, role: Role = Role.MEMBER, *, name: str = "") -> Entry:
+        return self.write(self.planner().add(member, role, name=name))
+
+    def remove(self, member: bytes, *, reason: str = "") -> Entry:
+        return self.write(self.planner().remove(member, reason=reason))
+
+    def ban(self, member: bytes, *, reason: str = "") -> Entry:
+        return self.write(self.planner().ban(member, reason=reason))
+
+    def set_role(self, member: bytes, role: Role) -> Entry:
+        return self.write(self.planner().set_role(member, role))
+
+    def leave(self) -> Entry:
+        return self.write(self.planner().leave())
+
+    def claim_admin(self) -> Entry:
+        return self.write(self.planner().claim_admin())
+
+    def set_metadata(
+        self, *, name: str | None = None, description: str | None = None, rules: str | None = None
+    ) -> Entry:
+        return self.write(
+            self.planner().set_metadata(name=name, description=description, rules=rules)
+        )
+
+    def invite(
+        self,
+        *,
+        role: Role = Role.MEMBER,
+        max_uses: int = 1,
+        expires_in_ms: int | None = None,
+        note: str = "",
+        addresses: Sequence[str] = (),
+    ) -> Invitation:
+        """Issue an invitation; hand ``.text`` to the invitee. ``addresses`` are
+        ``host:port`` hints where the invitee can reach a member."""
+        expires_at = 0 if expires_in_ms is None else self._clock() + expires_in_ms
+        intent = self.planner().invite(
+            self._random(INVITATION_SECRET_SIZE),
+            role=role,
+            max_uses=max_uses,
+            expires_at=expires_at,
+            note=note,
+            hints=tuple(addresses),
+        )
+        assert intent.code is not None
+        return Invitation(entry=self.write(intent), code=intent.code)
+
+    def revoke_invite(self, invite: bytes) -> Entry:
+        return self.write(self.planner().revoke_invite(invite))
+
+    def join(self, code: InvitationCode, *, name: str = "") -> Entry:
+        """Write this identity's JOIN; the group's INVITE entry must be in the store
+        (sync with a member first: :meth:`p2pcomm.net.node.Node.join` does it all)."""
+        return self.write(self.planner().join(code, name=name))
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def planner_for(
+    store: Store,
+    group: bytes,
+    state: GroupState,
+    view: ContentView,
+    identity: KeyPair,
+    now: int,
+) -> Planner:
+    """A :class:`Planner` reading targets from ``store``."""
+
+    def header(eid: bytes) -> Header | None:
+        e = store.get_entry(group, eid)
+        return None if e is None else e.header
+
+    me = identity.public_key
+    last = 0  # the timestamp of this author's latest entry: a new one is never older
+    for eid in store.ids_at(group, me, store.max_seq(group, me)):
+        h = header(eid)
+        last = max(last, 0 if h is None else h.timestamp)
+    return Planner(
+        state,
+        view,
+        me,
+        now_ms=now,
+        max_seq=lambda m: store.max_seq(group, m),
+        header=header,
+        last_timestamp=last,
+    )
+
+
+def append_intent(log: GroupLog, identity: KeyPair, intent: Intent, now: int) -> Entry:
+    """Append ``intent`` to ``log`` as ``identity`` (durable on return)."""
+    ts = max(now, intent.min_timestamp)
+    return log.append(identity, intent.kind, intent.body, timestamp=ts)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def _by_prefix(ids: Iterable[bytes], text: str, what: str) -> bytes | None:
+    t = text.strip().lower()
+    if len(t) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in t):
+        return None
+    found = sorted({i for i in ids if i.hex().startswith(t)})
+    if len(found) > 1:
+        raise NotFoundError(
+            ErrorCode.AMBIGUOUS, f"{len(found)} {what}s start with {t}: give more digits"
+        )
+    return found[0] if found else None
+
+
+def group_names(store: Store, groups: Iterable[bytes] | None = None) -> dict[bytes, str]:
+    """Each group's current name (read from its log)."""
+    out: dict[bytes, str] = {}
+    for g in store.groups() if groups is None else groups:
+        machine = ContentMachine()
+        machine.apply_many(e for _, e in store.iter_entries(g, with_bodies=True))
+        try:
+            out[g] = machine.state.metadata.name
+        except Exception:  # no genesis held yet (a join in progress)
+            out[g] = ""
+    return out
+
+
+def find_group(store: Store, text: str, *, names: dict[bytes, str] | None = None) -> bytes:
+    """The group ``text`` names: a full id, a unique prefix of 8+ hex digits, or a
+    unique name. Raises :class:`NotFoundError` (code ``NOT_FOUND`` or ``AMBIGUOUS``)."""
+    groups = store.groups()
+    hit = _by_prefix(groups, text, "group")
+    if hit is not None:
+        return hit
+    names = group_names(store, groups) if names is None else names
+    same = sorted(g for g, n in names.items() if n == text)
+    if len(same) == 1:
+        return same[0]
+    if same:
+        raise NotFoundError(
+            ErrorCode.AMBIGUOUS,
+            f"{len(same)} groups are named {text!r}: use the id ({', '.join(g.hex()[:12] for g in same)})",
+        )
+    raise NotFoundError(
+        ErrorCode.NOT_FOUND,
+        f"no group {text!r} here (p2pcomm group list shows the groups this store holds)",
+    )
+
+
+def find_member(state: GroupState, text: str) -> bytes:
+    """The member ``text`` names: a ``pc1...`` id (also of non-members), a unique
+    prefix of one (8+ characters), a unique hex prefix, or a unique display name."""
+    t = text.strip()
+    if t.lower().startswith(ID_TEXT_PREFIX) and len(t) >= 59:
+        try:
+            return MemberId.parse(t).raw
+        except IdentityError as exc:
+            raise NotFoundError(ErrorCode.NOT_FOUND, f"not a member id: {exc.message}") from None
+    known = set(state.members) | set(state.banned)
+    if t.lower().startswith(ID_TEXT_PREFIX) and len(t) >= MIN_PREFIX:
+        found = sorted(m for m in known if MemberId(m).text().startswith(t.lower()))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise NotFoundError(ErrorCode.AMBIGUOUS, f"{len(found)} members' ids start with {t}")
+    hit = _by_prefix(known, t, "member")
+    if hit is not None:
+        return hit
+    named = sorted(m.id for m in state.members.values() if m.name == t)
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise NotFoundError(
+            ErrorCode.AMBIGUOUS, f"{len(named)} members are named {t!r}: use their pc1... id"
+        )
+    raise NotFoundError(ErrorCode.NOT_FOUND, f"no member {t!r} in this group")
+
+
+def find_item(ids: Iterable[bytes], text: str) -> bytes:
+    """The item ``text`` names: its full id or a unique prefix of 8+ hex digits."""
+    hit = _by_prefix(ids, text, "item")
+    if hit is None:
+        raise NotFoundError(
+            ErrorCode.NOT_FOUND, f"no item {text!r} (give 8 or more hex digits of its id)"
+        )
+    return hit
