@@ -29,6 +29,7 @@ from .core import crypto
 from .core.identity import NS_ENTRY, KeyPair
 from .core.log import (
     MAX_LINKS,
+    MAX_U63,
     Entry,
     EntryMeta,
     ForkProof,
@@ -37,11 +38,13 @@ from .core.log import (
     IngestResult,
     Rejection,
     SignatureChecker,
-    check_entry,
+    check_payload,
+    check_timestamp,
     create_genesis,
     decode_entry,
+    encode_checked,
+    encode_entry,
     encode_header,
-    entry_id,
     make_header,
     verify_signature,
 )
@@ -251,10 +254,28 @@ class GroupLog:
     def _prepare(
         self, keypair: KeyPair, items: Sequence[tuple[int, bytes]], timestamp: int | None
     ) -> list[tuple[Header, bytes, bytes, bytes]]:
-        """The run's headers, encoded, with the bodies and ids."""
+        """The run's headers, encoded, with the bodies and ids.
+
+        Refuses with :class:`ValidationError`, before anything is signed, whatever a
+        reader would refuse: every kind and body (:func:`check_payload`), the first
+        header through the reader's own decoder and rules (:func:`encode_checked`).
+        The rest of the run shares that header's group, author and timestamp and links
+        to nothing, so their last sequence number is all that is left to check."""
+        for kind, body in items:
+            check_payload(kind, body)
+        if timestamp is not None:
+            check_timestamp(timestamp)
         author = keypair.public_key
         group = self.group
         seq, prev, prev_ts = self._tip(author)
+        last = seq + len(items)
+        if last > MAX_U63:
+            raise ValidationError(
+                ErrorCode.OUT_OF_RANGE,
+                f"header.seq: expected an integer in [1, {MAX_U63}], found {last}",
+                expected=(1, MAX_U63),
+                found=last,
+            )
         ts = max(now_ms() if timestamp is None else timestamp, prev_ts)
         heads = self._current_heads()
         links = [i for i, a in heads.items() if a != author][-MAX_LINKS:]
@@ -270,8 +291,7 @@ class GroupLog:
             kind=kind,
             body=body,
         )
-        hb = encode_header(header)
-        eid = entry_id(hb)
+        hb, eid = encode_checked(header, body, group)
         out = [(header, hb, body, eid)]
         # The rest of the run: each names the one before and links to nothing else
         # (the same fields make_header would give, without its generality).
@@ -323,21 +343,16 @@ class GroupLog:
     def _entries(
         self, keypair: KeyPair, prepared: Sequence[tuple[Header, bytes, bytes, bytes]]
     ) -> list[Entry]:
-        """Sign and check prepared entries."""
+        """Sign prepared (and so already checked) entries."""
         ids = [p[3] for p in prepared]
         if self._signatures is not None:
             sigs = self._signatures.sign(keypair, ids)
         else:
             sigs = [keypair.sign(NS_ENTRY, i) for i in ids]
-        entries = [
+        return [
             Entry(eid, header, hb, sig, body)
             for (header, hb, body, eid), sig in zip(prepared, sigs, strict=True)
         ]
-        group = self.group
-        check_entry(entries[0], group)
-        for e in entries[1:]:
-            check_entry(e, group, check_body=False)  # headers made from these bodies
-        return entries
 
     def _writer(self) -> ProcessWriter | None:
         """The store's writer process, if it has one (``SqliteStore.writer``)."""
@@ -522,8 +537,9 @@ class GroupLog:
     # -- checking
 
     def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Re-validate every stored entry from scratch, as a new replica would: decode,
-        rules, signatures (every one), chain, links and body hashes."""
+        """Re-validate every stored entry from scratch, as a new replica would: decode
+        (each entry's wire form, whatever the store), rules, signatures (every one),
+        chain, links and body hashes."""
         from .store.memory import MemoryStore
 
         self.wait_durable()
@@ -540,8 +556,19 @@ class GroupLog:
             batch.clear()
 
         try:
-            for _, e in self.entries():
+            for _, stored in self.entries():
                 report.entries += 1
+                try:
+                    e = decode_entry(encode_entry(stored))
+                except (DecodeError, TypeError, ValueError) as exc:
+                    report.problems.append(f"entry {stored.id.hex()[:16]}: {exc}")
+                    continue
+                if e.id != stored.id:
+                    report.problems.append(
+                        f"entry {stored.id.hex()[:16]}: stored under another id than its"
+                        f" header's {e.id.hex()[:16]}"
+                    )
+                    continue
                 state = (
                     self.store.body_state(self.group, e.id) if e.body is None else BodyState.PRESENT
                 )

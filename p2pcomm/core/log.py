@@ -79,11 +79,14 @@ __all__ = [
     "Rejection",
     "SignatureChecker",
     "check_entry",
+    "check_payload",
+    "check_timestamp",
     "create_entry",
     "create_genesis",
     "decode_entry",
     "decode_fork_proof",
     "decode_header",
+    "encode_checked",
     "encode_entry",
     "encode_fork_proof",
     "encode_header",
@@ -337,16 +340,97 @@ def make_header(
     )
 
 
+def _refusal(exc: DecodeError) -> ValidationError:
+    """A decoding failure of something about to be written, as the validation error the
+    writer raises (same code, message and values)."""
+    return ValidationError(exc.code, exc.message, expected=exc.expected, found=exc.found)
+
+
+def _check_body(body: object) -> None:
+    """The entry decoder's check of a body (bytes, at most ``MAX_BODY_SIZE``)."""
+    if type(body) is not bytes or len(body) > MAX_BODY_SIZE:
+        try:
+            expect_bytes(body, "entry.body", max_length=MAX_BODY_SIZE)
+        except DecodeError as exc:
+            raise _refusal(exc) from None
+
+
+def check_timestamp(timestamp: object) -> None:
+    """Refuse a timestamp the header decoder would refuse (an int, 0 to ``MAX_U63``)
+    before a header is made with it. Raises :class:`ValidationError`."""
+    if type(timestamp) is not int or not 0 <= timestamp <= MAX_U63:
+        try:
+            expect_uint(timestamp, "header.timestamp", maximum=MAX_U63)
+        except DecodeError as exc:
+            raise _refusal(exc) from None
+
+
+def check_payload(kind: object, body: object) -> None:
+    """Refuse, before a header is made from them, a ``kind`` and ``body`` no reader
+    would accept in an entry after the genesis: the kind as the header decoder checks
+    it (1 to ``MAX_KIND``; 0 is the genesis, S1), the body as the entry decoder checks
+    it (bytes, at most ``MAX_BODY_SIZE``: ``too-large``). Raises
+    :class:`ValidationError` with the reader's code."""
+    if (
+        type(kind) is int
+        and 0 < kind <= MAX_KIND
+        and type(body) is bytes
+        and len(body) <= MAX_BODY_SIZE
+    ):
+        return
+    try:
+        expect_uint(kind, "header.kind", maximum=MAX_KIND)
+        expect_bytes(body, "entry.body", max_length=MAX_BODY_SIZE)
+    except DecodeError as exc:
+        raise _refusal(exc) from None
+    if kind == KIND_GENESIS:
+        raise _invalid(
+            ErrorCode.BAD_GENESIS,
+            "a genesis entry has a zero group, sequence 1 and no links",
+            found=kind,
+        )
+
+
+def encode_checked(
+    header: Header, body: bytes | None, group: bytes | None = None
+) -> tuple[bytes, bytes]:
+    """Encode a header that is about to be signed, refusing first what a reader would
+    refuse of the entry: the body as :func:`decode_entry` checks it, the header bytes
+    through :func:`decode_header` itself (every field's type and range, the size
+    limit, canonical form), then :func:`check_entry` for ``group`` (None: the header's
+    own group, or for a genesis its id). Returns ``(header_bytes, id)``.
+
+    Raises :class:`ValidationError`; a decoding failure keeps the decoder's code
+    (``out-of-range``, ``wrong-type``, ``too-large`` ...)."""
+    if body is not None:
+        _check_body(body)
+    try:
+        header_bytes = encode_header(header)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # msgpack cannot encode a field (an int beyond 64 bits, an unknown type).
+        raise _invalid(
+            ErrorCode.OUT_OF_RANGE if isinstance(exc, OverflowError) else ErrorCode.WRONG_TYPE,
+            f"header cannot be encoded: {exc}",
+        ) from None
+    try:
+        decode_header(header_bytes)
+    except DecodeError as exc:
+        raise _refusal(exc) from None
+    eid = entry_id(header_bytes)
+    if group is None:
+        group = eid if header.kind == KIND_GENESIS else header.group
+    check_entry(Entry(eid, header, header_bytes, b"", body), group)
+    return header_bytes, eid
+
+
 def sign_header(keypair: KeyPair, header: Header, body: bytes | None) -> Entry:
-    """Encode, hash and sign ``header``; checks the entry against the stateless rules."""
+    """Check ``header`` and ``body`` as a reader would (:func:`encode_checked`), then
+    sign. Raises :class:`ValidationError` before signing anything a reader would
+    refuse."""
     if header.author != keypair.public_key:
         raise ValueError("header author is not this key pair")
-    header_bytes = encode_header(header)
-    eid = entry_id(header_bytes)
-    entry = Entry(eid, header, header_bytes, keypair.sign(NS_ENTRY, eid), body)
-    group = eid if header.kind == KIND_GENESIS else header.group
-    check_entry(entry, group)
-    return entry
+    header_bytes, eid = encode_checked(header, body)
+    return Entry(eid, header, header_bytes, keypair.sign(NS_ENTRY, eid), body)
 
 
 def create_entry(
@@ -360,6 +444,9 @@ def create_entry(
     kind: int,
     body: bytes = b"",
 ) -> Entry:
+    """Make, check (:func:`sign_header`) and sign an entry of ``keypair``'s."""
+    _check_body(body)
+    check_timestamp(timestamp)
     header = make_header(
         group=group,
         author=keypair.public_key,
