@@ -18,6 +18,7 @@ method from ``trio.to_thread.run_sync``. Large writes may instead go through
 from __future__ import annotations
 
 import importlib.resources
+import os
 import re
 import sqlite3
 import sys
@@ -84,8 +85,34 @@ PAGE_SIZE = 16384
 APPLICATION_ID = 0x70327063
 
 
+def _create_private(path: str) -> None:
+    """Create a new store file with mode 0600 before SQLite opens it: it will hold the
+    group's plaintext. SQLite gives a database's ``-wal``, ``-shm`` and ``-journal``
+    files the mode of the database file, so they are 0600 too. An existing file keeps
+    the mode its owner chose."""
+    if path in ("", ":memory:") or path.startswith("file:") or os.path.lexists(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise StoreError(
+            ErrorCode.NOT_FOUND,
+            f"cannot create store {path}: directory {parent} does not exist",
+            found=parent,
+        )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # created meanwhile by someone else: theirs, with their mode
+    except OSError as exc:
+        raise StoreError(
+            ErrorCode.STORE_CORRUPT, f"cannot create store {path}: {exc.strerror}"
+        ) from None
+    os.close(fd)
+
+
 class SqliteStore:
-    """A store in one SQLite file (created if missing)."""
+    """A store in one SQLite file, created (mode 0600, in an existing directory) if
+    missing."""
 
     def __init__(self, path: str | Path, *, durable: bool = True, offload: bool = True) -> None:
         self.path = str(path)
@@ -102,6 +129,7 @@ class SqliteStore:
         self._writer: ProcessWriter | None = None
         self._writer_failed: str | None = None
         self._lock = threading.RLock()
+        _create_private(self.path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:

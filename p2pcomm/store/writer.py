@@ -34,6 +34,7 @@ import struct
 import subprocess
 import sys
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Sequence
 from typing import IO, Any
@@ -237,7 +238,10 @@ def child_main(path: str, durable: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
-        db = sqlite3.connect(path, isolation_level=None)
+        # Read-write, never create: the parent made the file (mode 0600) and its WAL
+        # companions; a file gone since must not come back with the default mode.
+        uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=rw"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
         _sql.configure(db, durable=durable == "1")
     except sqlite3.Error as exc:
         _write_frame(out, [0, f"cannot open {path}: {exc}"])
