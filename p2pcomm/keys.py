@@ -9,11 +9,13 @@ A key file holds one Ed25519 seed, either in the clear or sealed with a passphra
 encrypts the seed with ChaCha20-Poly1305 (nonce 0, associated data = the encoding of
 the first seven fields), so a wrong passphrase and a tampered file both fail
 authentication. Files are written atomically with mode 0600 and refused on load when
-group or others may read them.
+group or others may read them, or may write to the directory holding them (they could
+replace the key; in a sticky directory such as /tmp they cannot).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -51,6 +53,21 @@ def _encode_file(keypair: KeyPair, passphrase: str | None, scrypt: tuple[int, in
     return encode([_MAGIC, _VERSION, _SEALED, salt, log2_n, r, p, sealed])
 
 
+def _check_directory(path: Path) -> None:
+    """Refuse a key file location whose directory group or others may write to."""
+    directory = path.absolute().parent
+    mode = stat.S_IMODE(os.stat(directory).st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise IdentityError(
+            ErrorCode.KEY_FILE_INSECURE,
+            f"{directory}, the directory of key file {path}, is writable by group or others"
+            f" (mode {mode:o}), who could replace the key; run: chmod 700 {directory}, or"
+            " keep the key file in a directory only you can write to",
+            expected="0700",
+            found=f"{mode:o}",
+        )
+
+
 def save_keypair(
     path: str | Path,
     keypair: KeyPair,
@@ -60,10 +77,12 @@ def save_keypair(
     scrypt: tuple[int, int, int] = DEFAULT_SCRYPT,
 ) -> None:
     """Write ``keypair`` to ``path`` (mode 0600, atomically). Refuses to replace an
-    existing file unless ``overwrite``."""
+    existing file unless ``overwrite``, and (``KEY_FILE_INSECURE``) a directory group
+    or others may write to, where :func:`load_keypair` would refuse the file."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; refusing to overwrite a key file")
+    _check_directory(path)
     data = _encode_file(keypair, passphrase, scrypt)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -85,17 +104,23 @@ def _corrupt(message: str) -> IdentityError:
 
 def load_keypair(path: str | Path, *, passphrase: str | None = None) -> KeyPair:
     """Read a key file. Raises :class:`IdentityError` with ``KEY_FILE_INSECURE`` (the
-    file is readable by others), ``KEY_FILE_CORRUPT``, ``PASSPHRASE_REQUIRED`` or
-    ``WRONG_PASSPHRASE``; ``FileNotFoundError`` if there is no file."""
+    file is readable by group or others, or its directory writable by them),
+    ``KEY_FILE_CORRUPT``, ``PASSPHRASE_REQUIRED`` or ``WRONG_PASSPHRASE``;
+    ``FileNotFoundError`` if there is no file, ``IsADirectoryError`` if ``path`` is a
+    directory."""
     path = Path(path)
     st = os.stat(path)
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a key file", str(path))
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise IdentityError(
             ErrorCode.KEY_FILE_INSECURE,
-            f"{path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {path}",
+            f"{path} is accessible by group or others (mode {mode:o}); run: chmod 600 {path}",
             expected="0600",
-            found=f"{stat.S_IMODE(st.st_mode):o}",
+            found=f"{mode:o}",
         )
+    _check_directory(path)
     data = path.read_bytes()
     try:
         fields = decode_canonical(data, _LIMITS)

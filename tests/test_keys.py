@@ -209,3 +209,95 @@ def test_refuses_to_overwrite(plain: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_keypair(tmp_path / "nothing.key")
+
+
+# The fix a refusal names is for the path at fault: a key file others may read wants
+# mode 0600; a directory others may write to (they could swap the key) wants 0700, or
+# the key kept elsewhere. Never "chmod 600" on a directory (as `p2pcomm id DIR` once
+# advised, for a key path that was a directory).
+
+
+def test_directory_writable_by_others_is_refused_naming_the_directory(plain: Path) -> None:
+    directory = plain.parent
+    os.chmod(directory, 0o777)
+    try:
+        with pytest.raises(IdentityError) as info:
+            load_keypair(plain)
+    finally:
+        os.chmod(directory, 0o700)
+    err = info.value
+    assert err.code is ErrorCode.KEY_FILE_INSECURE
+    assert (err.expected, err.found) == ("0700", "777")
+    assert f"chmod 700 {directory.absolute()}" in err.message
+    assert "chmod 600" not in err.message
+    assert "directory only you can write to" in err.message
+    assert load_keypair(plain).public_key == keypair(1).public_key  # once it is 0700
+
+
+def test_relative_key_path_names_its_directory(
+    plain: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(plain.parent)
+    os.chmod(plain.parent, 0o757)
+    try:
+        with pytest.raises(IdentityError) as info:
+            load_keypair(plain.name)
+    finally:
+        os.chmod(plain.parent, 0o700)
+    assert f"chmod 700 {plain.parent.absolute()}" in info.value.message
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o775, 0o2770])
+def test_directory_writable_by_group_or_others_is_refused(plain: Path, mode: int) -> None:
+    os.chmod(plain.parent, mode)
+    try:
+        with pytest.raises(IdentityError) as info:
+            load_keypair(plain)
+    finally:
+        os.chmod(plain.parent, 0o700)
+    assert info.value.code is ErrorCode.KEY_FILE_INSECURE
+    assert info.value.found == f"{mode:o}"
+
+
+def test_sticky_and_read_only_directories_are_accepted(plain: Path) -> None:
+    # Sticky (like /tmp): others cannot rename or delete our file there.
+    for mode in (0o1777, 0o1770, 0o755, 0o500):
+        os.chmod(plain.parent, mode)
+        try:
+            assert load_keypair(plain).public_key == keypair(1).public_key
+        finally:
+            os.chmod(plain.parent, 0o700)
+
+
+def test_file_readable_by_others_names_the_file(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    directory.mkdir(mode=0o700)
+    path = directory / "a.key"
+    save_keypair(path, keypair(1))
+    os.chmod(path, 0o644)
+    os.chmod(directory, 0o777)  # both wrong: the readable key is the one to fix first
+    try:
+        with pytest.raises(IdentityError) as info:
+            load_keypair(path)
+    finally:
+        os.chmod(directory, 0o700)
+    assert info.value.message.endswith(f"run: chmod 600 {path}")
+
+
+def test_a_directory_is_not_a_key_file(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    with pytest.raises(IsADirectoryError):
+        load_keypair(directory)
+
+
+def test_save_refuses_a_directory_others_may_write_to(tmp_path: Path) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    with pytest.raises(IdentityError) as info:
+        save_keypair(directory / "a.key", keypair(1))
+    assert info.value.code is ErrorCode.KEY_FILE_INSECURE
+    assert f"chmod 700 {directory}" in info.value.message
+    assert list(directory.iterdir()) == []
