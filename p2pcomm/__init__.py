@@ -15,34 +15,57 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as __version__
+from .core.content import Item as Item
 from .core.identity import KeyPair as KeyPair
 from .core.identity import MemberId as MemberId
+from .core.invitation import InvitationCode as InvitationCode
 from .core.log import Entry as Entry
 from .core.log import ForkProof as ForkProof
 from .core.log import Header as Header
 from .core.log import IngestResult as IngestResult
+from .core.membership import GroupState as GroupState
+from .core.membership import Member as Member
+from .core.membership import Role as Role
+from .errors import BundleError as BundleError
+from .errors import ControlError as ControlError
 from .errors import DecodeError as DecodeError
 from .errors import ErrorCode as ErrorCode
 from .errors import IdentityError as IdentityError
 from .errors import LocalProtocolError as LocalProtocolError
+from .errors import NotFoundError as NotFoundError
 from .errors import P2PCommError as P2PCommError
 from .errors import ProtocolError as ProtocolError
+from .errors import RefusedError as RefusedError
 from .errors import RemoteProtocolError as RemoteProtocolError
 from .errors import StoreError as StoreError
 from .errors import ValidationError as ValidationError
 
 if TYPE_CHECKING:
+    from .bundle import export_bundle as export_bundle
+    from .bundle import import_bundle as import_bundle
+    from .community import Group as Group
+    from .community import Invitation as Invitation
     from .group import GroupLog as GroupLog
     from .group import ThreadedSignatures as ThreadedSignatures
     from .group import VerifyReport as VerifyReport
     from .keys import generate_keypair as generate_keypair
     from .keys import load_keypair as load_keypair
     from .keys import save_keypair as save_keypair
+    from .net.live import LiveGroup as LiveGroup
+    from .net.node import Node as Node
+    from .net.node import open_node as open_node
     from .store import MemoryStore as MemoryStore
     from .store import SqliteStore as SqliteStore
     from .store import Store as Store
 
 _LAZY = {
+    "Group": ".community",
+    "Invitation": ".community",
+    "export_bundle": ".bundle",
+    "import_bundle": ".bundle",
+    "LiveGroup": ".net.live",
+    "Node": ".net.node",
+    "open_node": ".net.node",
     "GroupLog": ".group",
     "ThreadedSignatures": ".group",
     "VerifyReport": ".group",
@@ -65,21 +88,34 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BundleError",
+    "ControlError",
     "DecodeError",
     "Entry",
     "ErrorCode",
     "ForkProof",
+    "Group",
     "GroupLog",
+    "GroupState",
     "Header",
     "IdentityError",
     "IngestResult",
+    "Invitation",
+    "InvitationCode",
+    "Item",
     "KeyPair",
+    "LiveGroup",
     "LocalProtocolError",
+    "Member",
     "MemberId",
     "MemoryStore",
+    "Node",
+    "NotFoundError",
     "P2PCommError",
     "ProtocolError",
+    "RefusedError",
     "RemoteProtocolError",
+    "Role",
     "SqliteStore",
     "Store",
     "StoreError",
@@ -87,7 +123,10 @@ __all__ = [
     "ValidationError",
     "VerifyReport",
     "__version__",
+    "export_bundle",
     "generate_keypair",
+    "import_bundle",
     "load_keypair",
+    "open_node",
     "save_keypair",
 ]

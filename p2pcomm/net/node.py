@@ -623,6 +623,11 @@ class Node:
 
                 async with trio.open_nursery() as nursery:
                     conn.scope = nursery.cancel_scope
+                    if conn.closing_reason is not None or rep.logs.keys() != self.logs.keys():
+                        # Asked to close before it could be (a group was added while
+                        # this session started without it).
+                        conn.closing_reason = conn.closing_reason or "groups changed"
+                        nursery.cancel_scope.cancel()
                     nursery.start_soon(guarded, self._writer, nursery.cancel_scope)
                     nursery.start_soon(guarded, self._reader, nursery.cancel_scope)
                 if failure:
