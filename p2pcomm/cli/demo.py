@@ -1,8 +1,10 @@
 """``p2pcomm demo``: a guided tour of the signed group log, in a temporary folder.
 
-It creates three members' key files, a group in a SQLite store, appends entries,
-reopens the store and verifies everything, carries the log to a second device, and
-shows forgeries and an equivocation being caught.
+It creates three members' key files, a group in a SQLite store, posts, reopens the
+store and verifies everything, carries the log to a second device in a bundle file,
+shows forgeries and an equivocation being caught and membership deciding what counts,
+then runs two nodes on loopback: an invitation code alone brings a newcomer in, and
+posts travel live between them.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.content import visible_content
+from ..bundle import export_bundle, import_bundle
+from ..community import Group
+from ..core.content import Post, visible_content
 from ..core.identity import KeyPair
 from ..core.log import create_entry, decode_entry, encode_entry
-from ..core.membership import Role
+from ..core.membership import Kind, Role
+from ..errors import RefusedError
 from ..group import GroupLog
 from ..keys import generate_keypair, load_keypair, save_keypair
 from ..store import SqliteStore
 from ..testing.history import History
 
-KIND_TEXT = 16
+KIND_POST = int(Kind.POST)
+
+
+def _post(text: str) -> bytes:
+    return Post(text=text).encode()
 
 
 def _step(n: int, title: str) -> None:
@@ -93,6 +102,49 @@ def _membership_tour(folder: Path, check: Callable[[bool, str], None]) -> None:
     )
 
 
+def _network_tour(folder: Path, check: Callable[[bool, str], None]) -> None:
+    _step(9, "Two nodes on loopback: an invitation code alone brings Erin in")
+    import trio
+
+    from ..net.node import ItemAdded, open_node
+
+    alice, erin = generate_keypair(), generate_keypair()
+
+    async def run() -> None:
+        with (
+            SqliteStore(folder / "alice-node.db") as alice_store,
+            SqliteStore(folder / "erin-node.db") as erin_store,
+        ):
+            club = Group.create(alice_store, alice, "Night owls", founder_name="alice")
+            async with open_node(alice_store, alice, host="127.0.0.1", port=0) as alice_node:
+                host, port = alice_node.address
+                invitation = await alice_node.group(club.id).invite(addresses=[f"{host}:{port}"])
+                code = invitation.text
+                print(f"   alice's code for erin: {code[:24]}...{code[-8:]} ({len(code)} characters)")
+                async with open_node(erin_store, erin, listen=False, groups=[]) as erin_node:
+                    with trio.fail_after(30):
+                        owls = await erin_node.join(code, name="erin")
+                    check(
+                        owls.name == "Night owls" and owls.role() is Role.MEMBER,
+                        f"erin joined {owls.name!r} as a member with nothing but the code",
+                    )
+                    heard = alice_node.subscribe()
+                    await owls.post("Hello owls, erin here")
+                    with trio.fail_after(30):
+                        async for event in heard:
+                            if isinstance(event, ItemAdded) and event.origin == erin.public_key:
+                                break
+                    texts = [i.text for i in alice_node.group(club.id).items()]
+                    check(
+                        texts == ["Hello owls, erin here"],
+                        "erin's post reached alice's node live",
+                    )
+                    names = sorted(m.name for m in alice_node.group(club.id).members())
+                    check(names == ["alice", "erin"], f"both nodes agree on the members {names}")
+
+    trio.run(run)
+
+
 def _tour(folder: Path) -> int:
     print(f"p2pcomm demo, working in {folder}")
     failures = 0
@@ -118,38 +170,50 @@ def _tour(folder: Path) -> int:
     check(alice.id == keys["alice"].id, "alice's key file opens with her passphrase")
     bob, carol = keys["bob"], keys["carol"]
 
-    _step(2, "Alice starts a group on her device; everyone writes")
+    _step(2, "Alice starts a group on her device, adds Bob and Carol; everyone posts")
     db = folder / "alice.db"
     with SqliteStore(db) as store:
-        log = GroupLog.create(store, alice, body=b"Garden club")
-        print(f"   group id {log.group.hex()}")
-        log.append(alice, KIND_TEXT, b"Welcome! Seed swap on Saturday.")
-        log.append(bob, KIND_TEXT, b"I'll bring tomato seeds.")
-        log.append(carol, KIND_TEXT, b"Count me in, with beans.")
-        log.append_many(bob, [(KIND_TEXT, f"bob's note {i}".encode()) for i in range(50)])
-        group = log.group
-        print(f"   {len(log)} entries; heads {[h.hex()[:12] for h in log.heads()]}")
+        club = Group.create(store, alice, "Garden club", founder_name="alice")
+        club.add(bob.public_key, name="bob")
+        club.add(carol.public_key, name="carol")
+        club.post("Welcome! Seed swap on Saturday.")
+        as_bob = Group(store, bob, club.id)
+        as_bob.post("I'll bring tomato seeds.")
+        Group(store, carol, club.id).post("Count me in, with beans.")
+        as_bob.log.append_many(bob, [(KIND_POST, _post(f"bob's note {i}")) for i in range(50)])
+        group = club.id
+        total = len(club.log)
+        print(f"   group id {group.hex()}")
+        print(f"   {total} entries; members {[m.name for m in club.members()]}")
+        try:
+            Group(store, generate_keypair(), group).post("let me in")
+            check(False, "a stranger's post is refused")
+        except RefusedError as exc:
+            check(exc.reason == "not-a-member", f"a stranger's post is refused ({exc.reason})")
 
     _step(3, "Reopen the store and verify every signature, hash chain, link and body")
     with SqliteStore(db) as store:
         log = GroupLog(store, group)
         report = log.verify()
-        check(report.ok and report.entries == 54, f"{report.entries} entries verify")
+        check(report.ok and report.entries == total, f"{report.entries} entries verify")
 
-        _step(4, "Carry the log to Bob's device (as a file would on a USB stick) and ingest it")
+        _step(4, "Carry the log to Bob's device in a bundle file (a USB stick) and import it")
+        bundle_file = folder / "garden-club.p2pb"
+        stats = export_bundle(store, group, bundle_file)
+        print(f"   {stats.entries} entries in {stats.bytes:,} bytes")
         bundle = [encode_entry(e) for _, e in log.entries()]
         with SqliteStore(folder / "bob.db") as bob_store:
-            bob_log = GroupLog(bob_store, group)
-            result = bob_log.ingest_encoded(reversed(bundle), verify_each=True)
+            imported = import_bundle(bob_store, bundle_file)
             check(
-                len(result.accepted) == 54 and not result.rejected,
-                f"bob accepted {len(result.accepted)} entries delivered in reverse order",
+                imported.accepted == total and imported.complete,
+                f"bob's device verified and stored {imported.accepted} entries",
             )
+            bob_log = GroupLog(bob_store, group)
 
             _step(5, "Mallory tries forgeries; each is refused and Bob's store is unchanged")
             before = len(bob_log)
             last = decode_entry(bundle[-1])
-            tampered_body = encode_entry(last._replace(body=b"I'll bring nothing."))
+            tampered_body = encode_entry(last._replace(body=_post("I'll bring nothing.")))
             r = bob_log.ingest_encoded([tampered_body])
             check(
                 bool(r.rejected) and not r.accepted,
@@ -163,8 +227,8 @@ def _tour(folder: Path) -> int:
                 prev=last.id,
                 links=[],
                 timestamp=last.header.timestamp,
-                kind=KIND_TEXT,
-                body=b"(signed by mallory)",
+                kind=KIND_POST,
+                body=_post("(signed by mallory)"),
             )
             # claim bob wrote it: swap in bob's key, keep mallory's signature
             forged_header = fake.header._replace(author=bob.public_key)
@@ -201,10 +265,10 @@ def _tour(folder: Path) -> int:
                     prev=tip.id,
                     links=[],
                     timestamp=tip.header.timestamp,
-                    kind=KIND_TEXT,
-                    body=text,
+                    kind=KIND_POST,
+                    body=_post(text),
                 )
-                for text in (b"Swap moved to Sunday.", b"Swap cancelled.")
+                for text in ("Swap moved to Sunday.", "Swap cancelled.")
             ]
             bob_log.ingest(twins[:1])
             r = bob_log.ingest(twins[1:])
@@ -224,6 +288,7 @@ def _tour(folder: Path) -> int:
             )
 
     _membership_tour(folder, check)
+    _network_tour(folder, check)
 
     print()
     if failures:

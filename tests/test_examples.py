@@ -1,0 +1,54 @@
+"""Every script in examples/ runs, as a user runs it, and tells what it promised.
+
+Each is a separate process with a deadline, so an example that hangs fails here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: What each example must print (the claim it demonstrates).
+EXPECTED = {
+    "two_nodes.py": [
+        "bob joined 'Garden club'",
+        "alice's node received: \"Hi all, I'll bring tomato seeds.\"",
+        "bob's node received: 'Great, see you Saturday!'",
+        "both nodes hold the whole conversation",
+    ],
+    "sneakernet.py": [
+        "offline device: 201 entries verified and stored; 200 posts in 'Garden club'",
+        "nothing unverified kept",
+    ],
+    "moderation.py": [
+        "bob removes carol: refused (insufficient-role); 0 entries written",
+        "carol removes alice: refused (insufficient-role); 0 entries written",
+        "what a moderator sees: [('Hello gardeners!', False), ('Your tomatoes are ugly', True)]",
+    ],
+}
+
+
+def test_every_example_is_checked() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path), "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in EXPECTED[name]:
+        assert line in proc.stdout, f"{name} did not print {line!r}:\n{proc.stdout}"
+    assert list(tmp_path.iterdir()) == [], "the example left files behind"
