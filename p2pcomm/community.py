@@ -164,66 +164,79 @@ class Group:
 
     # -- writing
 
-    def planner(self) -> Planner:
+    def planner(self, *, now: int | None = None) -> Planner:
         """A planner on the current state (what every write below uses)."""
         state = self.state
-        return planner_for(self.store, self.id, state, self._machine.view(), self.identity, self._clock())
+        return planner_for(
+            self.store,
+            self.id,
+            state,
+            self._machine.view(),
+            self.identity,
+            self._clock() if now is None else now,
+        )
 
-    def write(self, intent: Intent) -> Entry:
+    def write(self, intent: Intent, *, now: int | None = None) -> Entry:
         """Append a planned entry (durably) and return it."""
-        entry = append_intent(self.log, self.identity, intent, self._clock())
+        entry = append_intent(
+            self.log, self.identity, intent, self._clock() if now is None else now
+        )
         self.refresh()
         return entry
 
+    def act(self, plan: Callable[[Planner], Intent]) -> Entry:
+        """Plan an entry and write it, with one reading of the clock (so that what the
+        planner judged, e.g. an invitation's expiry, is the time the entry carries)."""
+        now = self._clock()
+        return self.write(plan(self.planner(now=now)), now=now)
+
     def post(self, text: str) -> Entry:
-        return self.write(self.planner().post(text))
+        return self.act(lambda p: p.post(text))
 
     def reply(self, parent: bytes, text: str) -> Entry:
-        return self.write(self.planner().reply(parent, text))
+        return self.act(lambda p: p.reply(parent, text))
 
     def react(self, target: bytes, emoji: str, *, on: bool = True) -> Entry:
-        return self.write(self.planner().react(target, emoji, on=on))
+        return self.act(lambda p: p.react(target, emoji, on=on))
 
     def retract(self, target: bytes) -> Entry:
-        return self.write(self.planner().retract(target))
+        return self.act(lambda p: p.retract(target))
 
     def hide(self, target: bytes, reason: str = "") -> Entry:
-        return self.write(self.planner().hide(target, reason))
+        return self.act(lambda p: p.hide(target, reason))
 
     def unhide(self, target: bytes) -> Entry:
-        return self.write(self.planner().unhide(target))
+        return self.act(lambda p: p.unhide(target))
 
     def delete(self, target: bytes, reason: str = "") -> Entry:
         """Delete an item for good; this replica drops its body at once."""
-        entry = self.write(self.planner().delete(target, reason))
+        entry = self.act(lambda p: p.delete(target, reason))
         for eid in self._machine.view().drop_bodies:
             self.log.drop_body(eid)
         return entry
 
     def add(self, member: bytes, role: Role = Role.MEMBER, *, name: str = "") -> Entry:
-        return self.write(self.planner().add(member, role, name=name))
+        return self.act(lambda p: p.add(member, role, name=name))
 
     def remove(self, member: bytes, *, reason: str = "") -> Entry:
-        return self.write(self.planner().remove(member, reason=reason))
+        return self.act(lambda p: p.remove(member, reason=reason))
 
     def ban(self, member: bytes, *, reason: str = "") -> Entry:
-        return self.write(self.planner().ban(member, reason=reason))
+        return self.act(lambda p: p.ban(member, reason=reason))
 
     def set_role(self, member: bytes, role: Role) -> Entry:
-        return self.write(self.planner().set_role(member, role))
+        return self.act(lambda p: p.set_role(member, role))
 
     def leave(self) -> Entry:
-        return self.write(self.planner().leave())
+        return self.act(lambda p: p.leave())
 
     def claim_admin(self) -> Entry:
-        return self.write(self.planner().claim_admin())
+        return self.act(lambda p: p.claim_admin())
 
     def set_metadata(
         self, *, name: str | None = None, description: str | None = None, rules: str | None = None
     ) -> Entry:
-        return self.write(
-            self.planner().set_metadata(name=name, description=description, rules=rules)
-        )
+        return self.act(lambda p: p.set_metadata(name=name, description=description, rules=rules))
 
     def invite(
         self,
@@ -236,8 +249,9 @@ class Group:
     ) -> Invitation:
         """Issue an invitation; hand ``.text`` to the invitee. ``addresses`` are
         ``host:port`` hints where the invitee can reach a member."""
-        expires_at = 0 if expires_in_ms is None else self._clock() + expires_in_ms
-        intent = self.planner().invite(
+        now = self._clock()
+        expires_at = 0 if expires_in_ms is None else now + expires_in_ms
+        intent = self.planner(now=now).invite(
             self._random(INVITATION_SECRET_SIZE),
             role=role,
             max_uses=max_uses,
@@ -246,15 +260,15 @@ class Group:
             hints=tuple(addresses),
         )
         assert intent.code is not None
-        return Invitation(entry=self.write(intent), code=intent.code)
+        return Invitation(entry=self.write(intent, now=now), code=intent.code)
 
     def revoke_invite(self, invite: bytes) -> Entry:
-        return self.write(self.planner().revoke_invite(invite))
+        return self.act(lambda p: p.revoke_invite(invite))
 
     def join(self, code: InvitationCode, *, name: str = "") -> Entry:
         """Write this identity's JOIN; the group's INVITE entry must be in the store
         (sync with a member first: :meth:`p2pcomm.net.node.Node.join` does it all)."""
-        return self.write(self.planner().join(code, name=name))
+        return self.act(lambda p: p.join(code, name=name))
 
 
 # --------------------------------------------------------------------------- shared steps

@@ -444,6 +444,11 @@ class Node:
             _apply, machine, list(entries), self._dropped.setdefault(group, set())
         )
         roles, drop = applied.roles, applied.drop
+        if drop:
+            # Before the events: whoever hears ItemDeleted finds the body gone.
+            log = self.logs[group]
+            await trio.to_thread.run_sync(_drop_bodies, log, sorted(drop))
+            self._dropped[group] |= drop
         before = self._roles.get(group, {})
         old_items = self._items.get(group, {})
         self._items[group] = applied.items
@@ -462,10 +467,6 @@ class Node:
         if announce and applied.items is not old_items:
             self._item_events(group, old_items, applied.items, origin)
         self._note_change()
-        if drop:
-            log = self.logs[group]
-            await trio.to_thread.run_sync(_drop_bodies, log, sorted(drop))
-            self._dropped[group] |= drop
 
     async def _load(self, group: bytes) -> None:
         """Feed what the store already holds of ``group`` to its membership state."""
@@ -543,6 +544,7 @@ class Node:
                     self._emit(
                         PeerUnreachable(address=address, reason=_why(exc), retry_in=wait)
                     )
+                self._note_change()  # dial_failures() changed
             else:
                 delay = 0.25
                 wait = delay * (0.5 + random.random())
