@@ -37,22 +37,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Final, NamedTuple, TypeAlias
+from typing import Annotated, ClassVar, Final, NamedTuple, TypeAlias
 
 from ..errors import DecodeError, ErrorCode, ValidationError
-from .encoding import Value, encode, expect_bool, expect_bytes, expect_str
 from .log import Entry
 from .membership import (
-    BODY_VERSION,
     MAX_REASON,
     MEMBERSHIP_KINDS,
     GroupState,
     Kind,
     MembershipMachine,
     Reason,
-    body_fields,
     resolve,
 )
+from .membership.layout import BOOL, Body, Id, Str, layout
 
 __all__ = [
     "CONTENT_KINDS",
@@ -88,169 +86,78 @@ CONTENT_KINDS: Final = frozenset(
 )
 
 
-def _check_text(value: str, what: str, limit: int) -> None:
-    size = len(value.encode("utf-8"))
-    if size > limit:
-        raise ValidationError(
-            ErrorCode.BAD_OPERATION,
-            f"{what} is {size} utf-8 bytes, at most {limit} allowed",
-            expected=limit,
-            found=size,
-        )
+_Text: TypeAlias = Annotated[str, Str(MAX_TEXT)]
+_Reason: TypeAlias = Annotated[str, Str(MAX_REASON)]
 
 
-def _check_id(value: bytes, what: str) -> None:
-    if not isinstance(value, bytes) or len(value) != 32:
-        raise ValidationError(ErrorCode.BAD_OPERATION, f"{what} must be 32 bytes", expected=32)
-
-
-def _id(value: Value, what: str) -> bytes:
-    return expect_bytes(value, what, length=32)
-
-
+@layout("post")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Post:
+class Post(Body):
     """``[1, text: str]``."""
 
     KIND: ClassVar[Kind] = Kind.POST
-    text: str
-
-    def encode(self) -> bytes:
-        _check_text(self.text, "text", MAX_TEXT)
-        return encode([BODY_VERSION, self.text])
-
-    @classmethod
-    def decode(cls, data: bytes) -> Post:
-        f = body_fields(data, "post", 2)
-        return cls(text=expect_str(f[1], "post.text", max_length=MAX_TEXT))
+    text: _Text
 
 
+@layout("reply")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Reply:
+class Reply(Body):
     """``[1, parent: bin(32), text: str]``: a reply to a post or reply."""
 
     KIND: ClassVar[Kind] = Kind.REPLY
-    parent: bytes
-    text: str
-
-    def encode(self) -> bytes:
-        _check_id(self.parent, "parent")
-        _check_text(self.text, "text", MAX_TEXT)
-        return encode([BODY_VERSION, self.parent, self.text])
-
-    @classmethod
-    def decode(cls, data: bytes) -> Reply:
-        f = body_fields(data, "reply", 3)
-        return cls(
-            parent=_id(f[1], "reply.parent"),
-            text=expect_str(f[2], "reply.text", max_length=MAX_TEXT),
-        )
+    parent: Id
+    text: _Text
 
 
+@layout("react")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class React:
-    """``[1, target: bin(32), emoji: str, on: bool]``: set one reaction on or off."""
+class React(Body):
+    """``[1, target: bin(32), emoji: str(1 ..= 32), on: bool]``: set one reaction on or
+    off."""
 
     KIND: ClassVar[Kind] = Kind.REACT
-    target: bytes
-    emoji: str
-    on: bool = True
-
-    def encode(self) -> bytes:
-        _check_id(self.target, "target")
-        _check_text(self.emoji, "emoji", MAX_EMOJI)
-        if not self.emoji:
-            raise ValidationError(
-                ErrorCode.BAD_OPERATION, "a reaction needs an emoji", expected="1..32 bytes"
-            )
-        return encode([BODY_VERSION, self.target, self.emoji, self.on])
-
-    @classmethod
-    def decode(cls, data: bytes) -> React:
-        f = body_fields(data, "react", 4)
-        emoji = expect_str(f[2], "react.emoji", max_length=MAX_EMOJI)
-        if not emoji:
-            raise DecodeError(
-                ErrorCode.WRONG_LENGTH, "react.emoji: expected 1 to 32 bytes, found 0", found=0
-            )
-        return cls(target=_id(f[1], "react.target"), emoji=emoji, on=expect_bool(f[3], "react.on"))
+    target: Id
+    emoji: Annotated[str, Str(MAX_EMOJI, empty="a reaction needs an emoji")]
+    on: Annotated[bool, BOOL] = True
 
 
+@layout("retract")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Retract:
+class Retract(Body):
     """``[1, target: bin(32)]``: the author withdraws their own post, reply or reaction."""
 
     KIND: ClassVar[Kind] = Kind.RETRACT
-    target: bytes
-
-    def encode(self) -> bytes:
-        _check_id(self.target, "target")
-        return encode([BODY_VERSION, self.target])
-
-    @classmethod
-    def decode(cls, data: bytes) -> Retract:
-        return cls(target=_id(body_fields(data, "retract", 2)[1], "retract.target"))
+    target: Id
 
 
+@layout("hide")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Hide:
+class Hide(Body):
     """``[1, target: bin(32), reason: str]``: a moderator hides an item (reversible)."""
 
     KIND: ClassVar[Kind] = Kind.HIDE
-    target: bytes
-    reason: str = ""
-
-    def encode(self) -> bytes:
-        _check_id(self.target, "target")
-        _check_text(self.reason, "reason", MAX_REASON)
-        return encode([BODY_VERSION, self.target, self.reason])
-
-    @classmethod
-    def decode(cls, data: bytes) -> Hide:
-        f = body_fields(data, "hide", 3)
-        return cls(
-            target=_id(f[1], "hide.target"),
-            reason=expect_str(f[2], "hide.reason", max_length=MAX_REASON),
-        )
+    target: Id
+    reason: _Reason = ""
 
 
+@layout("unhide")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Unhide:
+class Unhide(Body):
     """``[1, target: bin(32)]``: a moderator shows a hidden item again."""
 
     KIND: ClassVar[Kind] = Kind.UNHIDE
-    target: bytes
-
-    def encode(self) -> bytes:
-        _check_id(self.target, "target")
-        return encode([BODY_VERSION, self.target])
-
-    @classmethod
-    def decode(cls, data: bytes) -> Unhide:
-        return cls(target=_id(body_fields(data, "unhide", 2)[1], "unhide.target"))
+    target: Id
 
 
+@layout("delete")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delete:
+class Delete(Body):
     """``[1, target: bin(32), reason: str]``: a moderator deletes content for good; every
     replica that honours it drops the target's body."""
 
     KIND: ClassVar[Kind] = Kind.DELETE
-    target: bytes
-    reason: str = ""
-
-    def encode(self) -> bytes:
-        _check_id(self.target, "target")
-        _check_text(self.reason, "reason", MAX_REASON)
-        return encode([BODY_VERSION, self.target, self.reason])
-
-    @classmethod
-    def decode(cls, data: bytes) -> Delete:
-        f = body_fields(data, "delete", 3)
-        return cls(
-            target=_id(f[1], "delete.target"),
-            reason=expect_str(f[2], "delete.reason", max_length=MAX_REASON),
-        )
+    target: Id
+    reason: _Reason = ""
 
 
 ContentBody: TypeAlias = Post | Reply | React | Retract | Hide | Unhide | Delete
