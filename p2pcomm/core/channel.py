@@ -54,7 +54,8 @@ from typing import Final, TypeAlias
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .buffer import MAX_FRAME_LENGTH, ReceiveBuffer, frame
-from .handshake import MAX_NONCE, NEED_DATA, TAG_LEN, CipherState, HandshakeResult, Pending
+from .handshake import NEED_DATA, HandshakeResult, Pending
+from .noise import MAX_NONCE, TAG_LEN, CipherState
 
 __all__ = [
     "APPLICATION_CLOSE_CODES",

@@ -1,14 +1,17 @@
-"""Tests of p2pcomm.core.handshake: the Noise layer against published vectors, then the
-p2pcomm handshake machine between two in-memory endpoints (no sockets, no trio)."""
+"""Tests of p2pcomm.core.noise against the published Noise vectors, then of the p2pcomm
+handshake machine of p2pcomm.core.handshake between two in-memory endpoints (no sockets,
+no trio)."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from p2pcomm.core import handshake, noise
 from p2pcomm.core.buffer import frame
 from p2pcomm.core.crypto import Ed25519Signer, x25519_public
 from p2pcomm.core.handshake import (
@@ -159,6 +162,21 @@ def test_cipher_state_rekey_and_exhaustion() -> None:
     with pytest.raises(LocalProtocolError):
         CipherState().rekey()
     assert CipherState().encrypt_with_ad(b"", b"plain") == b"plain"
+
+
+def test_noise_module_knows_nothing_about_p2pcomm() -> None:
+    """core/noise.py is plain Noise: it imports only errors and crypto, and the
+    handshake module re-exports its names unchanged."""
+    tree = ast.parse(Path(noise.__file__).read_text())
+    imported = {
+        (node.level, node.module)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    }
+    assert imported == {(2, "errors"), (1, "crypto")}
+    assert "p2pcomm/" not in Path(noise.__file__).read_text().split('"""', 2)[2]
+    for name in noise.__all__:
+        assert getattr(handshake, name) is getattr(noise, name), name
 
 
 # --------------------------------------------------------------------------------------
