@@ -392,3 +392,36 @@ def test_a_failing_batch_leaves_a_consistent_machine() -> None:
     assert m.state == resolve(entries[:3])
     m.apply_many(entries[3:])
     assert m.state == resolve(entries)
+
+
+def test_a_genesis_without_its_body_still_makes_the_founder_admin() -> None:
+    """04 B1 and 4.8.4: the genesis always makes its author admin, body or not. A replica
+    that syncs headers first sees the founder's operations take effect before the
+    genesis body arrives; the body, when it comes, brings only the metadata."""
+    history, alice = History.found(keypair(0), name="club", founder_name="al")
+    bob = history.replica(keypair(1))
+    add = alice.add(bob, Role.MEMBER, name="bob")
+    post = alice.post("hello")
+    bob.sync(alice)
+    reply = bob.reply(post, "hi")
+    genesis, *rest = history.entries
+    bare = [genesis.without_body(), *rest]
+    a, b = keypair(0).public_key, keypair(1).public_key
+    state = resolve(bare)
+    assert state.verdicts[genesis.id].reason is Reason.OK
+    assert {e: state.verdicts[e].reason for e in (add.id, post.id, reply.id)} == dict.fromkeys(
+        (add.id, post.id, reply.id), Reason.OK
+    )
+    assert state.role_of(a) is Role.ADMIN and state.role_of(b) is Role.MEMBER
+    assert state.metadata.name == "" and state.members[a].name == ""
+    for order in (bare, bare[::-1]):
+        m = MembershipMachine()
+        for e in order:
+            m.apply(e)
+        assert m.state == state
+        # The body arrives late: the metadata and the founder's name appear.
+        changed = m.apply(genesis)
+        assert genesis.id in changed
+        assert m.state == resolve(history.entries)
+        assert m.state.metadata.name == "club" and m.state.members[a].name == "al"
+    assert resolve([*bare, genesis]) == resolve(history.entries)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from operator import attrgetter
+from typing import Final
 
 from ...errors import DecodeError, ErrorCode, ValidationError
 from ..invitation import verify_join_proof
@@ -37,6 +38,7 @@ from .ops import (
     Invite,
     Join,
     Leave,
+    MembershipOp,
     RemoveMember,
     RevokeInvite,
     SetMetadata,
@@ -57,6 +59,8 @@ from .world import _ADMIN, _READER, _Author, _bits, _Op, _World
 __all__ = ["resolve"]
 
 _MKINDS = MEMBERSHIP_KINDS
+#: What a genesis body that is missing or does not decode stands for (B1).
+_NO_GENESIS_BODY: Final = GenesisBody(name="")
 
 
 class _Core:
@@ -217,9 +221,10 @@ class _Core:
         return None
 
     def _again(self, entry: Entry) -> None:
-        """A known entry arrives again: only a late body of an operation matters."""
+        """A known entry arrives again: only a late body of an operation matters (B2;
+        for the genesis, B1: it brings the metadata and the founder's name)."""
         o = self.by_id.get(entry.id)
-        if o is None or o.bad is not Reason.BODY_MISSING or entry.body is None:
+        if o is None or entry.body is None or o.entry.body is not None:
             return
         o.entry = entry
         o.bad = None
@@ -311,18 +316,23 @@ class _Core:
         """Decode the body and derive the structural facts (no resolution)."""
         kind = o.kind
         entry = o.entry
-        if entry.body is None:
+        body: MembershipOp
+        if kind == KIND_GENESIS and entry.body is None:
+            # B1: the founder is the founder whether or not the body is held; no
+            # metadata until it is.
+            body = _NO_GENESIS_BODY
+        elif entry.body is None:
             o.bad = Reason.BODY_MISSING
             return
-        try:
-            body = decode_op(kind, entry.body)
-        except (DecodeError, ValidationError):
-            if kind == KIND_GENESIS:
-                # The founder is the founder whatever the body says; no metadata.
-                body = GenesisBody(name="")
-            else:
-                o.bad = Reason.MALFORMED
-                return
+        else:
+            try:
+                body = decode_op(kind, entry.body)
+            except (DecodeError, ValidationError):
+                if kind != KIND_GENESIS:
+                    o.bad = Reason.MALFORMED
+                    return
+                # B1: the founder is the founder whatever the body says; no metadata.
+                body = _NO_GENESIS_BODY
         o.body = body
         o.bad = None
         author = o.author
