@@ -118,6 +118,34 @@ _FAILING: list[tuple[str, str, str, str] | tuple[str, str, str, str, dict[str, i
     ("float32", "ca3f800000", "forbidden-type", "float 32 (1.0)"),
     ("float64", "cb3ff0000000000000", "forbidden-type", "float 64 (1.0)"),
     ("float-in-array", "9201cb3ff0000000000000", "forbidden-type", "a float inside an array"),
+    # floats are parsed in D2 and refused in D4, never earlier (1.7)
+    ("float-truncated", "cb3ff0", "truncated", "float 64 with 2 of its 8 bytes (D2)"),
+    (
+        "float-then-trailing",
+        "ca3f800000c0",
+        "trailing-data",
+        "float 32 followed by a byte: D3 comes before D4, where floats are refused",
+    ),
+    (
+        "float-in-truncated-array",
+        "92ca3f800000",
+        "truncated",
+        "an array of 2 holding only a float: D2 comes before D4",
+    ),
+    (
+        "float-before-too-deep",
+        "92ca3f8000009190",
+        "forbidden-type",
+        "[1.0, [[]]] with max_depth 1: D4 reports the first problem in input order",
+        {"max_depth": 1},
+    ),
+    (
+        "too-deep-before-float",
+        "929190ca3f800000",
+        "too-deep",
+        "[[[]], 1.0] with max_depth 1: D4 reports the first problem in input order",
+        {"max_depth": 1},
+    ),
     ("map-empty", "80", "forbidden-type", "empty fixmap"),
     ("map-1", "81a161a162", "forbidden-type", 'fixmap {"a": "b"}'),
     ("map16-empty", "de0000", "forbidden-type", "empty map 16"),
@@ -162,6 +190,12 @@ _FAILING: list[tuple[str, str, str, str] | tuple[str, str, str, str, dict[str, i
     ("noncanonical-inside", "9201cc01", "not-canonical", "a non-canonical integer inside an array"),
     # limits (default limits unless "limits" is given)
     ("depth-9", "91" * 9 + "01", "too-deep", "9 nested arrays; the default limit is 8"),
+    (
+        "nesting-1025",
+        "91" * 1025 + "01",
+        "too-deep",
+        "1025 nested arrays: over the parsing limit of 1024 (D2), whatever max_depth says",
+    ),
     ("limit-size", "93010203", "too-large", "4 bytes with max_size 3", {"max_size": 3}),
     ("limit-bin", "c403010203", "too-large", "bin of 3 bytes with max_bytes 2", {"max_bytes": 2}),
     ("limit-str", "a3616263", "too-large", "str of 3 bytes with max_bytes 2", {"max_bytes": 2}),
@@ -206,6 +240,39 @@ def generate() -> dict[str, Any]:
             "description": "a structure (positional array) was expected; a bare integer was found",
             "encoded": "01",
             "fail": "wrong-type",
+        }
+    )
+    vectors.append(
+        {
+            "type": "structure",
+            "name": "structure-float",
+            "description": (
+                "a float where a structure belongs: structure decoders refuse floats in D5 "
+                "(T3), so this is wrong-type, not forbidden-type"
+            ),
+            "encoded": "ca3f800000",
+            "fail": "wrong-type",
+        }
+    )
+    vectors.append(
+        {
+            "type": "structure",
+            "name": "structure-nesting-1024",
+            "description": (
+                "1024 nested arrays pass D1 to D3 (the parsing limit is 1024); a structure's "
+                "layout then refuses them in D5"
+            ),
+            "encoded": "91" * 1024 + "01",
+            "depth": 1024,
+        }
+    )
+    vectors.append(
+        {
+            "type": "structure",
+            "name": "structure-nesting-1025",
+            "description": "1025 nested arrays: too-deep while parsing (D2), in every decoder",
+            "encoded": "91" * 1025 + "01",
+            "fail": "too-deep",
         }
     )
     return {

@@ -16,6 +16,12 @@ canonical profile:
   position's type and range with the ``expect_*`` helpers below.
 * limits: total size, bin/str length, array length and nesting depth are bounded; a
   decoder never allocates more than its input allows.
+* decoding order (spec 1.7): D1 size, D2 parsing (left to right; arrays nest at most
+  :data:`MAX_NESTING` deep whatever the limits), D3 trailing data, then D4 for generic
+  values (``max_depth``, then no float, in input order) or D5 for structures (the
+  caller's ``expect_*`` checks, which refuse a float as ``wrong-type``), then D6.
+  Floats are never refused while parsing: the same bytes give the same error in every
+  decoder.
 
 Every failure raises :class:`p2pcomm.errors.DecodeError` with an :class:`ErrorCode`
 and the expected and found values. This module imports msgpack and the standard
@@ -33,6 +39,7 @@ from ..errors import DecodeError, ErrorCode
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_NESTING",
     "Limits",
     "Value",
     "decode",
@@ -52,6 +59,13 @@ Value: TypeAlias = "bool | int | bytes | str | list[Value] | tuple[Value, ...] |
 INT_MIN = -(2**63)
 UINT_MAX = 2**64 - 1
 
+MAX_NESTING = 1024
+"""The parsing stack of every decoder (spec 1.7 D2): an array nested deeper than this is
+``too-deep`` while parsing, whatever the decoder's limits. It is msgpack's own bound, so
+the unpacker enforces it; tests pin it."""
+
+_MAX_LIMIT_DEPTH = 64
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -63,8 +77,12 @@ class Limits:
     max_bytes: int = 1 << 20
     #: Most elements in one array.
     max_array: int = 4096
-    #: Deepest nesting of arrays (a scalar has depth 0, ``[1]`` depth 1).
+    #: Deepest nesting of arrays (a scalar has depth 0, ``[1]`` depth 1), checked in D4.
     max_depth: int = 8
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_depth <= _MAX_LIMIT_DEPTH:
+            raise ValueError(f"max_depth must be in 0..{_MAX_LIMIT_DEPTH}, found {self.max_depth}")
 
 
 DEFAULT_LIMITS = Limits()
@@ -149,7 +167,9 @@ def _raw_unpack(data: bytes, limits: Limits) -> object:
         ) from None
     except msgpack.StackError:
         raise DecodeError(
-            ErrorCode.TOO_DEEP, "nesting exceeds the decoder's stack", expected=limits.max_depth
+            ErrorCode.TOO_DEEP,
+            f"arrays nest deeper than the parsing limit of {MAX_NESTING}",
+            expected=MAX_NESTING,
         ) from None
     except UnicodeDecodeError as exc:
         raise DecodeError(
@@ -177,6 +197,7 @@ def _raw_unpack(data: bytes, limits: Limits) -> object:
 
 
 def _check_profile(value: object, depth: int, limits: Limits) -> None:
+    """D4: depth and floats, in input order (depth first, left to right)."""
     if isinstance(value, list):
         if depth >= limits.max_depth:
             raise DecodeError(
@@ -222,11 +243,16 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
 
 
 def decode_canonical(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Value]:
-    """Decode a positional structure: like :func:`decode` but the value must be an array.
+    """Decode a positional structure (spec 1.7: D1 to D3, D5, D6): the value must be an
+    array, and the caller checks every position with the ``expect_*`` helpers.
 
-    The caller checks each position with the ``expect_*`` helpers.
+    D4 is not run: a float or an array nested deeper than the layout is refused by the
+    caller's position checks (``wrong-type``, T3), exactly as a structure decoder that
+    checks every position itself would. ``limits.max_depth`` is the depth of the layout;
+    for a value that holds a float or nests deeper than it, the canonical check (D6) is
+    left out here, because the caller's checks, which come first (D5), always fail on it.
     """
-    value = decode(data, limits)
+    value = _raw_unpack(data, limits)
     if not isinstance(value, list):
         raise DecodeError(
             ErrorCode.WRONG_TYPE,
@@ -234,7 +260,32 @@ def decode_canonical(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Value
             expected="array",
             found=_type_name(value),
         )
-    return value
+    if _within_layout(value, limits.max_depth) and _packb(value) != data:
+        raise DecodeError(
+            ErrorCode.NOT_CANONICAL,
+            "input is not the canonical (shortest) encoding of its value",
+            expected="canonical msgpack",
+        )
+    return cast(list[Value], value)
+
+
+def _packb(value: object) -> bytes:
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
+
+
+def _within_layout(value: list[object], max_depth: int) -> bool:
+    """True if ``value`` holds no float and nests no deeper than ``max_depth``."""
+    stack: list[tuple[list[object], int]] = [(value, 1)]
+    while stack:
+        items, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        for item in items:
+            if isinstance(item, float):
+                return False
+            if isinstance(item, list):
+                stack.append((item, depth + 1))
+    return True
 
 
 def _type_name(value: object) -> str:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from p2pcomm.core.encoding import (
     DEFAULT_LIMITS,
+    MAX_NESTING,
     Limits,
     Value,
     decode,
@@ -404,3 +405,52 @@ def test_expect_int_and_uint() -> None:
     assert (e.code, e.expected, e.found) == (ErrorCode.OUT_OF_RANGE, (0, UINT_MAX), -1)
     e = _fails(expect_uint, 3, "x", minimum=4, maximum=9)
     assert (e.code, e.expected, e.found) == (ErrorCode.OUT_OF_RANGE, (4, 9), 3)
+
+
+# --------------------------------------------------------------------------------------
+# Decoding order (spec 1.7): the parsing limit, floats after D3, structures without D4
+# --------------------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    return b"\x91" * depth + b"\x01"
+
+
+def test_parsing_limit_is_1024_nested_arrays_in_every_decoder() -> None:
+    assert MAX_NESTING == 1024
+    decode_canonical(_nested(MAX_NESTING))  # D1 to D3 pass; a layout would refuse it
+    for decoder in (decode, decode_canonical):
+        e = _fails(decoder, _nested(MAX_NESTING + 1))
+        assert (e.code, e.expected) == (ErrorCode.TOO_DEEP, MAX_NESTING)
+    # Left to right: the 1025th array header is reached before the input ends.
+    assert _fails(decode, b"\x91" * 2000).code is ErrorCode.TOO_DEEP
+
+
+def test_limits_max_depth_is_bounded() -> None:
+    Limits(max_depth=64)
+    with pytest.raises(ValueError):
+        Limits(max_depth=65)
+
+
+def test_floats_are_refused_after_trailing_data_and_truncation() -> None:
+    assert _fails(decode, bytes.fromhex("ca3f800000c0")).code is ErrorCode.TRAILING_DATA
+    assert _fails(decode, bytes.fromhex("92ca3f800000")).code is ErrorCode.TRUNCATED
+    assert _fails(decode, bytes.fromhex("ca3f800000")).code is ErrorCode.FORBIDDEN_TYPE
+
+
+@pytest.mark.parametrize(
+    "hexed",
+    ["9201ca3f800000", "9201cb3ff0000000000000", "92019191c0"],
+    ids=["float32", "float64", "deeper-than-layout"],
+)
+def test_structure_positions_refuse_floats_and_nesting_as_wrong_type(hexed: str) -> None:
+    """A structure decoder runs D5 instead of D4: the position check is what fails (T3),
+    not D4 (forbidden-type, too-deep) and not D6 (a float 32 re-encodes as float 64)."""
+    items = decode_canonical(bytes.fromhex(hexed), Limits(max_depth=1))
+    expect_uint(items[0], "version")
+    assert _fails(expect_uint, items[1], "x").code is ErrorCode.WRONG_TYPE
+
+
+def test_structure_canonical_check_still_applies() -> None:
+    assert _fails(decode_canonical, bytes.fromhex("92cc0101")).code is ErrorCode.NOT_CANONICAL
+    assert _fails(decode_canonical, bytes.fromhex("9191cc01")).code is ErrorCode.NOT_CANONICAL
