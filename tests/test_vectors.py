@@ -35,6 +35,7 @@ from p2pcomm.core import crypto
 from p2pcomm.core.encoding import DEFAULT_LIMITS, Limits, decode, decode_canonical, encode
 from p2pcomm.core.identity import NS_ENTRY, NS_HANDSHAKE, NS_ID_CHECKSUM, KeyPair, MemberId
 from p2pcomm.core.identity import verify as identity_verify
+from p2pcomm.core.invitation import NS_INVITATION_CODE, NS_INVITATION_KEY, NS_JOIN
 from p2pcomm.core.log import (
     ENTRY_LIMITS,
     HEADER_LIMITS,
@@ -281,6 +282,9 @@ NAMESPACE_CONSTANTS = {
     "p2pcomm/1/entry": NS_ENTRY,
     "p2pcomm/1/handshake": NS_HANDSHAKE,
     "p2pcomm/1/id-checksum": NS_ID_CHECKSUM,
+    "p2pcomm/1/join": NS_JOIN,
+    "p2pcomm/1/invitation-key": NS_INVITATION_KEY,
+    "p2pcomm/1/invitation-code": NS_INVITATION_CODE,
 }
 
 

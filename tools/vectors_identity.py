@@ -23,6 +23,15 @@ NAMESPACE_LABELS = [
     ("p2pcomm/1/entry", "signatures of log entries (spec/03-log.md)"),
     ("p2pcomm/1/handshake", "identity proof in the channel handshake (spec/05-channel.md)"),
     ("p2pcomm/1/id-checksum", "checksum of the text form of a member id (not a signature)"),
+    ("p2pcomm/1/join", "invitation proof in a JOIN body (spec/04-membership.md 4.7)"),
+    (
+        "p2pcomm/1/invitation-key",
+        "invitation seed from the invitation secret (spec/04-membership.md 4.7; not a signature)",
+    ),
+    (
+        "p2pcomm/1/invitation-code",
+        "checksum of an invitation code (spec/04-membership.md 4.7; not a signature)",
+    ),
 ]
 
 NAMES = ["alice", "bob", "carol", "dave"]
@@ -140,6 +149,42 @@ def _id_text_vectors() -> list[Json]:
             "text": "  " + t + "\n",
             "public_key": alice.hex(),
             "description": "leading and trailing ASCII whitespace is ignored",
+        },
+        {
+            "name": "id-text-ascii-whitespace-all",
+            "text": " \t\n\v\f\r" + t + "\r\f\v\n\t ",
+            "public_key": alice.hex(),
+            "description": "P1 removes exactly space, tab, LF, VT, FF and CR at both ends",
+        },
+        {
+            "name": "id-text-nbsp",
+            "text": "\u00a0" + t,
+            "fail": "bad-id-text",
+            "description": "NO-BREAK SPACE (U+00A0) before the id: P1 keeps it, P2 refuses it",
+        },
+        {
+            "name": "id-text-ideographic-space",
+            "text": t + "\u3000",
+            "fail": "bad-id-text",
+            "description": "IDEOGRAPHIC SPACE (U+3000) after the id: P1 keeps it, P2 refuses it",
+        },
+        {
+            "name": "id-text-next-line",
+            "text": "\u0085" + t + "\u0085",
+            "fail": "bad-id-text",
+            "description": "NEXT LINE (U+0085) around the id: P1 keeps it, P2 refuses it",
+        },
+        {
+            "name": "id-text-unit-separator",
+            "text": t + "\x1f",
+            "fail": "bad-id-text",
+            "description": "ASCII 1f after the id (some libraries strip it): P1 keeps it, P4 refuses it",
+        },
+        {
+            "name": "id-text-inner-space",
+            "text": t[:20] + " " + t[20:],
+            "fail": "bad-id-text",
+            "description": "a space inside the id: nothing inside is removed, so 57 characters follow pc1",
         },
         {
             "name": "id-text-zero-key",

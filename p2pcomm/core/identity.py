@@ -50,6 +50,9 @@ NS_ID_CHECKSUM: Final = crypto.namespace("p2pcomm/1/id-checksum")
 _CHECKSUM_SIZE = 3
 _BASE32 = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 _TEXT_BODY_LEN = 56  # base32 of 32 + 3 bytes
+#: P1: exactly these are removed at both ends; Unicode white space (U+00A0, U+3000, ...)
+#: and ASCII 1c..1f, which ``str.strip()`` would also remove, stay and are refused.
+_P1_WHITE_SPACE: Final = " \t\n\v\f\r"
 
 
 def _checksum(public_key: bytes) -> bytes:
@@ -104,7 +107,7 @@ class MemberId:
         ``BAD_CHECKSUM``."""
         if not isinstance(text, str):
             raise IdentityError(ErrorCode.BAD_ID_TEXT, "a member id text must be a str")
-        t = text.strip(" \t\r\n\v\f")
+        t = text.strip(_P1_WHITE_SPACE)
         if not t.isascii():
             raise IdentityError(
                 ErrorCode.BAD_ID_TEXT, "member id contains non-ascii characters", expected="ascii"

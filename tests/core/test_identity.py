@@ -4,8 +4,10 @@ signatures (spec/02-identity.md)."""
 from __future__ import annotations
 
 import random
+import re
 import string
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -270,3 +272,43 @@ def test_verify_is_false_for_wrong_key_signature_or_message(
 )
 def test_verify_never_raises_for_malformed_input(public_key: bytes, signature: bytes) -> None:
     assert verify(public_key, NS_ENTRY, b"data", signature) is False
+
+
+# --------------------------------------------------------------------------------------
+# P1 and N3: exactly six white-space characters; every label is in the 2.5 tables
+# --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("char", [chr(c) for c in range(0x110000) if chr(c).isspace()])
+def test_p1_strips_exactly_the_six_ascii_white_space_characters(char: str) -> None:
+    text = keypair(1).id.text()
+    if char in " \t\n\v\f\r":
+        assert MemberId.parse(char + text + char) == keypair(1).id
+        return
+    # Every other character Python (or Unicode) calls white space stays and is refused.
+    for wrapped in (char + text, text + char):
+        with pytest.raises(IdentityError) as info:
+            MemberId.parse(wrapped)
+        assert info.value.code is ErrorCode.BAD_ID_TEXT
+
+
+#: The modules whose labels 02 section 2.5 lists (chapters 02 to 06).
+LABELLED_MODULES = ["identity", "handshake", "invitation", "sync"]
+
+
+def test_every_label_in_the_code_is_in_the_spec_tables() -> None:
+    """N3: every label these modules use is listed in 02 section 2.5."""
+    section = (ROOT / "spec" / "02-identity.md").read_text().split("## 2.5", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(p2pcomm/1/[a-z-]+)`", section, re.MULTILINE))
+    used = {
+        label
+        for name in LABELLED_MODULES
+        for label in re.findall(
+            r"p2pcomm/1/[a-z][a-z-]*", (ROOT / "p2pcomm" / "core" / f"{name}.py").read_text()
+        )
+    }
+    assert used <= listed, f"labels missing from 02 section 2.5: {sorted(used - listed)}"
+    assert {"p2pcomm/1/join", "p2pcomm/1/group-token", "p2pcomm/1/tips"} <= listed
