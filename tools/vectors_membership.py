@@ -245,6 +245,20 @@ def body_vectors() -> list[Json]:
             "wrong-length",
         ),
         ("text-bin", "post text as bin", Kind.POST, _pack([1, b"hi"]), "wrong-type"),
+        (
+            "uses-2-63",
+            "max_uses of 2^63, above the 2^63 - 1 bound",
+            Kind.INVITE,
+            _pack([1, M, 2, 2**63, 0, ""]),
+            "out-of-range",
+        ),
+        (
+            "expires-2-64",
+            "expires_at of 2^64 - 1, above the 2^63 - 1 bound",
+            Kind.INVITE,
+            _pack([1, M, 2, 1, 2**64 - 1, ""]),
+            "out-of-range",
+        ),
     ]
     for name, description, kind, data, fail in bad:
         out.append(
@@ -787,6 +801,92 @@ def story_genesis_without_body() -> Story:
     return s
 
 
+def story_delete_outside_the_past() -> Story:
+    s = Story(name="blind deletes")
+    alice, bob, carol = s["alice"], s["bob"], s["carol"]
+    alice.add(bob, Role.MODERATOR)
+    alice.add(carol, Role.MEMBER)
+    bob.sync(alice)
+    carol.sync(alice)
+    post = carol.post("bob has not seen this")
+    app = carol.append(FIRST_APP_KIND, b"application data")
+    alice.sync(carol)
+    hide = alice.hide(post, "checking")
+    op = alice.add(KEYS["dave"].public_key, Role.MEMBER)
+    # Bob knows the ids from elsewhere: none is in his causal past.
+    for target in (post, app, hide, op):
+        bob.delete(target.id)
+    bob.delete(crypto.blake2b_256(b"an entry no one holds"))
+    return s
+
+
+def story_application_content() -> Story:
+    s = Story(name="application content")
+    alice, carol = s["alice"], s["carol"]
+    alice.add(carol, Role.MEMBER)
+    carol.sync(alice)
+    mine = carol.append(FIRST_APP_KIND, b"carol's data")
+    kept = carol.append(FIRST_APP_KIND + 1, b"kept")
+    carol.retract(mine)
+    alice.sync(carol)
+    carol_second = carol.append(FIRST_APP_KIND, b"more")
+    alice.sync(carol)
+    alice.delete(carol_second)
+    carol.retract(alice.append(FIRST_APP_KIND, b"alice's data"))  # not hers: nothing
+    del kept
+    return s
+
+
+def story_content_without_bodies() -> Story:
+    s = Story(name="headers only")
+    alice, bob = s["alice"], s["bob"]
+    alice.add(bob, Role.MEMBER)
+    post = alice.post("held without its body")
+    bob.sync(alice)
+    bare_reply = bob.reply(post, "held without its body too")
+    bob.reply(post, "held whole")
+    s.bodiless |= {post.id, bare_reply.id}
+    return s
+
+
+def story_leave_during_removal() -> Story:
+    s = Story(name="leaving")
+    alice, bob = s["alice"], s["bob"]
+    alice.add(bob, Role.MEMBER)
+    bob.sync(alice)
+    alice.remove(bob, reason="inactive")
+    bob.leave()  # concurrent with the removal: still effective (R9)
+    alice.add(bob, Role.MEMBER)  # has not seen the leave: the leave wins (R3)
+    return s
+
+
+def story_ban_during_join() -> Story:
+    s = Story(name="ban and join")
+    alice, carol = s["alice"], s["carol"]
+    inv, code = alice.invite(secret("ban-race"))
+    carol.sync(alice)
+    alice.ban(KEYS["carol"].public_key, reason="troll")
+    carol.join(code, inv)  # concurrent with the ban: revoked (O5, R8)
+    carol.post("hello?")
+    return s
+
+
+def story_equivocator_everywhere() -> Story:
+    s = Story(name="expelled")
+    alice, bob, dave = s["alice"], s["bob"], s["dave"]
+    alice.add(bob, Role.MODERATOR)
+    bob.sync(alice)
+    inv, code = bob.invite(secret("from-bob"))
+    dave.sync(bob)
+    dave.join(code, inv)  # does not see Bob's fork: inviter-revoked all the same (J8)
+    twin = bob.fork()
+    bob.post("one branch")
+    twin.post("the other branch")
+    alice.sync(bob)
+    alice.ban(KEYS["bob"].public_key, reason="forked")  # an equivocator is not listed as banned
+    return s
+
+
 STORIES: list[tuple[str, str, Callable[[], Story]]] = [
     (
         "history-basic",
@@ -855,6 +955,45 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         "admin, so her add of Bob and her post take effect and Bob's reply too; the "
         "metadata is empty until the body arrives",
         story_genesis_without_body,
+    ),
+    (
+        "history-delete-outside-the-past",
+        "rule V2: Bob, a moderator, deletes by id five entries he has not seen: Carol's post "
+        "and application entry are removed, Alice's hide and her add of Dave are not (not "
+        "removable), and an id no one holds is not listed; every arrival order gives this",
+        story_delete_outside_the_past,
+    ),
+    (
+        "history-application-content",
+        "rule V1: application entries (kinds 256 and up) are removed by their author's "
+        "retract and by a moderator's delete; a retract of someone else's removes nothing",
+        story_application_content,
+    ),
+    (
+        "history-content-without-bodies",
+        "rule V3: a post held without its body is an item without text; a reply held "
+        "without its body is not an item (its parent is in the body); a whole reply to the "
+        "body-less post is",
+        story_content_without_bodies,
+    ),
+    (
+        "history-leave-during-removal",
+        "rule R9 over O5: Bob leaves concurrently with Alice removing him; the leave stands, "
+        "so Alice's re-add, which has not seen it, is outweighed by it (R3)",
+        story_leave_during_removal,
+    ),
+    (
+        "history-ban-during-join",
+        "O5 applies to a join (need: the invitation's role): Carol joins concurrently with "
+        "Alice banning her; the join is revoked, so her post is a non-member's",
+        story_ban_during_join,
+    ),
+    (
+        "history-equivocator-everywhere",
+        "J8 and L2: Bob invites Dave, then forks; Dave's join, which has not seen the fork, "
+        "is inviter-revoked (a fork anywhere in the set counts); Alice then bans Bob, and "
+        "Bob is listed as an equivocator, not as banned",
+        story_equivocator_everywhere,
     ),
 ]
 

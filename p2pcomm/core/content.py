@@ -12,10 +12,12 @@ the state and the entries:
   when its parent is a known, effective post or reply (otherwise it waits: the parent
   may arrive later);
 * an effective DELETE (moderator) or RETRACT (the target's own author) *removes* its
-  target: the item is omitted, and the target's body must be dropped by every replica
-  that honours moderation (``ContentView.drop_bodies``); the header stays so the log
-  still verifies. A delete of an entry not seen yet still lists it for dropping, so its
-  body is never fetched. Operations (membership kinds) cannot be deleted;
+  target when the target is a post, reply, reaction or application entry held by the
+  replica (at least its header): the item is omitted, and the target's body must be
+  dropped by every replica that honours moderation (``ContentView.drop_bodies``); the
+  header stays so the log still verifies. A delete of an entry not held yet removes
+  nothing until it arrives, so that the result is a function of the set of entries.
+  Operations (membership kinds) and moderation entries cannot be removed;
 * HIDE and UNHIDE (moderator) flag an item; between several, the last by
   ``(timestamp, entry id)`` wins. Hidden items stay in the view, flagged, so a client
   can show them to moderators;
@@ -42,6 +44,7 @@ from typing import Annotated, ClassVar, Final, NamedTuple, TypeAlias
 from ..errors import DecodeError, ErrorCode, ValidationError
 from .log import Entry
 from .membership import (
+    FIRST_APP_KIND,
     MAX_REASON,
     MEMBERSHIP_KINDS,
     GroupState,
@@ -71,6 +74,7 @@ __all__ = [
     "build_view",
     "content_view",
     "decode_content",
+    "removable",
     "should_forward",
     "visible_content",
 ]
@@ -291,6 +295,12 @@ _ITEM_KINDS: Final = (Kind.POST, Kind.REPLY)
 _REMOVABLE: Final = frozenset({Kind.POST, Kind.REPLY, Kind.REACT})
 
 
+def removable(kind: int) -> bool:
+    """Whether a DELETE or RETRACT can remove an entry of ``kind`` (04 V1): posts,
+    replies, reactions and application content; never operations or moderation."""
+    return kind in _REMOVABLE or kind >= FIRST_APP_KIND
+
+
 def build_view(state: GroupState, index: ContentIndex) -> ContentView:
     """The visible content of ``state``'s group given its content entries."""
     verdicts = state.verdicts
@@ -311,10 +321,12 @@ def build_view(state: GroupState, index: ContentIndex) -> ContentView:
             if t is None and target in verdicts:
                 continue  # an operation: never moderated
             if isinstance(body, Delete):
-                if t is None or t.kind in _REMOVABLE:
+                # V2: only a target held (at least its header) is removed, so that what
+                # is removed and dropped depends on the set, not on arrival order.
+                if t is not None and removable(t.kind):
                     removed.add(target)
             elif isinstance(body, Retract):
-                if t is not None and t.kind in _REMOVABLE and t.author == r.author:
+                if t is not None and removable(t.kind) and t.author == r.author:
                     removed.add(target)
             else:
                 event = (r.timestamp, eid, isinstance(body, Hide))

@@ -27,7 +27,7 @@ from p2pcomm.core.content import (
     visible_content,
 )
 from p2pcomm.core.log import Entry
-from p2pcomm.core.membership import Kind, Role, resolve
+from p2pcomm.core.membership import FIRST_APP_KIND, Kind, Role, resolve
 from p2pcomm.errors import DecodeError, ErrorCode, ValidationError
 from p2pcomm.testing.history import History, Replica, keypair
 
@@ -135,13 +135,58 @@ def test_delete_by_a_moderator_drops_the_body_and_keeps_replies() -> None:
     assert content_view(resolve(dropped), dropped) == view
 
 
-def test_delete_of_an_unseen_entry_is_listed_for_dropping() -> None:
+def test_a_delete_of_an_entry_not_held_removes_it_once_it_arrives() -> None:
+    """04 V2: what a delete removes depends on the set of entries, not on which
+    arrived first: nothing while the target is not held, then the target."""
     history, _alice, bob, carol = community()
     future = carol.post("not synced yet")
-    bob.delete(future.id)  # Bob knows the id from elsewhere
+    bob.delete(future.id)  # Bob knows the id from elsewhere: outside his causal past
     without = [e for e in history.entries if e.id != future.id]
     _, view = visible_content(without)
-    assert future.id in view.drop_bodies
+    assert future.id not in view.drop_bodies and not view.removed
+    _, full = visible_content(history.entries)
+    assert future.id in full.removed and future.id in full.drop_bodies
+    for order in (history.entries, history.entries[::-1]):
+        machine = ContentMachine()
+        for e in order:
+            machine.apply(e)
+        assert machine.view() == full
+
+
+def test_a_delete_outside_the_past_never_touches_what_cannot_be_removed() -> None:
+    """04 V2: a delete naming an operation or a moderation entry it has not seen
+    removes nothing, whichever arrives first."""
+    history, alice, bob, carol = community()
+    p = carol.post("a post")
+    alice.sync(carol)
+    hide = alice.hide(p)
+    op = alice.add(keypair(3), Role.MEMBER)
+    bob.delete(hide.id)
+    bob.delete(op.id)
+    state, view = visible_content(history.entries)
+    assert not view.removed and not view.drop_bodies
+    assert state.is_member(keypair(3).public_key)
+    for order in (history.entries, history.entries[::-1]):
+        machine = ContentMachine()
+        for e in order:
+            machine.apply(e)
+        assert machine.view() == view
+
+
+def test_application_content_can_be_deleted_and_retracted() -> None:
+    """04 V1, 4.4 and K2: application kinds are content like posts."""
+    history, alice, bob, carol = community()
+    mine = carol.append(FIRST_APP_KIND, b"carol's data")
+    theirs = alice.append(FIRST_APP_KIND + 1, b"alice's data")
+    carol.sync(alice)
+    bob.sync(carol)
+    bob.delete(mine)
+    carol.retract(theirs)  # not her own: refused by V1
+    own = alice.append(FIRST_APP_KIND, b"alice's second")
+    alice.retract(own)
+    state, view = visible_content(history.entries)
+    assert all(state.authorized(e.id) for e in history.entries)
+    assert view.removed == {mine.id, own.id} == view.drop_bodies
 
 
 def test_operations_cannot_be_deleted_or_hidden() -> None:

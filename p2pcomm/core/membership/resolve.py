@@ -502,7 +502,7 @@ class _Core:
         if trec is not None:
             for i in _bits(trec.mops & ~o.K):
                 q = ops[i]
-                if q.seq > o.cut and not (q.K >> o.idx) & 1:
+                if q.seq > o.cut and not (q.K >> o.idx) & 1 and q.kind != Kind.LEAVE:
                     yield q
         for j in self.joins_by_inviter.get(target, ()):
             if not (o.K >> j.idx) & 1 and not (j.K >> o.idx) & 1:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 from ..log import Entry
 from .kinds import (
     LEVEL_BANNED,
+    LEVEL_EQUIVOCATED,
     LEVEL_NONE,
     Kind,
     Permission,
@@ -207,6 +208,7 @@ class _World:
             return Reason.CONFLICT
         arec = core.authors[author]
         if arec.fork and o.seq >= arec.fork:
+            self.levels[o.idx] = LEVEL_EQUIVOCATED
             return Reason.EQUIVOCATION
         need: int
         if kind == Kind.JOIN:
@@ -278,7 +280,8 @@ class _World:
                 if not o.self_assign and (self.level(o.target, K)[0] < _READER or not o.cut_ok):
                     return Reason.BAD_TARGET
             elif kind == Kind.LEAVE:
-                need = _need(Permission.LEAVE)
+                # R9: leaving is never refused; O5 does not apply.
+                return Reason.OK
             elif kind == Kind.SET_METADATA:
                 need = _need(Permission.SET_METADATA)
                 if lvl < need:
