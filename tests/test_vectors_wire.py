@@ -55,15 +55,21 @@ def side(spec: dict[str, Any], role: Role) -> Handshake:
 
 
 def handshake(
-    v: dict[str, Any], replace: dict[int, bytes] | None = None
+    v: dict[str, Any], replace: dict[int, bytes] | None = None, *, bytewise: bool = False
 ) -> tuple[Handshake, Handshake, list[bytes]]:
+    """Run the vector's handshake; ``replace`` delivers other bytes for message ``i``
+    (0-based), ``bytewise`` delivers every message one byte at a time."""
     a, b = side(v["initiator"], Role.INITIATOR), side(v["responder"], Role.RESPONDER)
     sent: list[bytes] = []
-    for _ in range(20):
+    for _ in range(400):
         for me, other in ((a, b), (b, a)):
             if me.state is not State.DONE and me.next_event() is SEND_NEEDED:
                 data = me.send_message()
-                other.receive_data((replace or {}).get(len(sent), data))
+                wire = (replace or {}).get(len(sent), data)
+                for i in range(len(wire)) if bytewise else [None]:
+                    other.receive_data(wire if i is None else wire[i : i + 1])
+                    if i is not None and other.state is not State.DONE:
+                        other.next_event()
                 sent.append(data)
         if a.state is State.DONE and b.state is State.DONE:
             for me in (a, b):
@@ -112,11 +118,13 @@ def test_channel_frames_bytes_and_meaning() -> None:
             assert (event.code, event.reason) == (frame["code"], frame["reason"])
 
 
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "byte-by-byte"])
 @pytest.mark.parametrize("v", of_type("channel.json", "handshake-fail"), ids=lambda v: v["name"])
-def test_channel_tampered_handshake_is_refused(v: dict[str, Any]) -> None:
+def test_channel_tampered_handshake_is_refused(v: dict[str, Any], bytewise: bool) -> None:
+    """The same bytes give the same error however the stream splits them."""
     (hv,) = of_type("channel.json", "handshake")
     with pytest.raises(P2PCommError) as info:
-        handshake(hv, {v["message"] - 1: bytes.fromhex(v["wire"])})
+        handshake(hv, {v["message"] - 1: bytes.fromhex(v["wire"])}, bytewise=bytewise)
     assert info.value.code.value == v["fail"]
 
 

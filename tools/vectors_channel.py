@@ -153,6 +153,25 @@ def generate() -> dict[str, Any]:
                 "fail": code,
             }
         )
+    # Bytes behind message 1 are read as message 3 once message 2 is sent, however the
+    # stream splits them (5.4.1): three bytes declaring a 1-byte message 3.
+    early = messages[0] + b"\x00\x01x"
+    x, y = _pair(b"initiator payload", b"responder payload")
+    code = _error_code(lambda: run_handshake(x, y, {0: early}))
+    vectors.append(
+        {
+            "type": "handshake-fail",
+            "name": "message-1-with-early-bytes",
+            "description": (
+                "message 1 of the handshake above followed at once by 00 01 78: the responder "
+                "reads message 1, sends message 2, then reads those bytes as message 3 "
+                "(declared length 1, under 161), whether they came with message 1 or later"
+            ),
+            "message": 1,
+            "wire": early.hex(),
+            "fail": code,
+        }
+    )
     x, y = _pair(b"initiator payload", b"responder payload")
     run_handshake(x, y)
     cx, cy = Channel.from_handshake(x.result), Channel.from_handshake(y.result)

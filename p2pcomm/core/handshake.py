@@ -35,8 +35,10 @@ Rules and invariants:
   nothing.
 * A declared message length is checked against the limits of the message expected
   before its body is waited for, so a hostile length costs at most 65535 bytes of buffer.
-* Only the final message of the handshake may be followed by more bytes (the first
-  records of the channel); those are handed over by :meth:`Handshake.trailing_data`.
+* Bytes that follow a message are never judged by when they arrived: they are read, in
+  order, as whatever comes next (the peer's next handshake message, or, after the final
+  message, the channel's first records, handed over by :meth:`Handshake.trailing_data`).
+  So the same bytes give the same outcome however the stream splits them.
 
 The Noise names (:class:`CipherState`, :class:`NoiseXX`, ...) are re-exported here for
 code that imported them from this module.
@@ -525,15 +527,11 @@ class Handshake:
             signer_role = Role.RESPONDER if number == 2 else Role.INITIATOR
             event = self._verify_identity(payload, signer_role)
             self._peer = event
+        # Bytes already buffered behind this message stay where they are: after our reply
+        # they are read as the peer's next message (or, after message 2, handed to the
+        # channel as records). A stream does not say when bytes arrived, so their timing
+        # is never an error (spec 5.4.1).
         self._advance()
-        if self._state in _SENDING and buffer:
-            raise RemoteProtocolError(
-                ErrorCode.UNEXPECTED_MESSAGE,
-                f"{len(buffer)} bytes arrived after handshake message {number}, "
-                "before this side's reply",
-                expected=0,
-                found=len(buffer),
-            )
         return event
 
     def _identity_payload(self, handshake_hash: bytes) -> bytes:

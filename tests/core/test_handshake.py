@@ -532,11 +532,44 @@ def test_low_order_ephemeral_fails() -> None:
     assert responder.state is State.FAILED
 
 
-def test_bytes_before_our_reply_are_unexpected() -> None:
+@pytest.mark.parametrize("split", ["together", "apart", "byte-by-byte"])
+def test_bytes_before_our_reply_are_read_as_the_next_message(split: str) -> None:
+    """Early bytes behind message 1 are message 3's start, however the stream splits
+    them (spec 5.4.1): here a 1-byte "message 3", refused by its length."""
     initiator, responder = make_pair()
-    responder.receive_data(initiator.send_message() + b"\x00\x01x")
-    error = expect_remote(responder, ErrorCode.UNEXPECTED_MESSAGE)
-    assert error.found == 3
+    data = initiator.send_message() + b"\x00\x01x"
+    if split == "together":
+        chunks = [data]
+    elif split == "apart":
+        chunks = [data[:35], data[35:]]
+    else:
+        chunks = [data[i : i + 1] for i in range(len(data))]
+    error = None
+    for chunk in chunks:
+        responder.receive_data(chunk)
+        try:
+            while (event := responder.next_event()) is not NEED_DATA:
+                if event is SEND_NEEDED:
+                    responder.send_message()
+        except RemoteProtocolError as exc:
+            error = exc
+            break
+    assert error is not None and error.code is ErrorCode.WRONG_LENGTH
+    assert (error.expected, error.found) == (MESSAGE_3_MIN_SIZE, 1)
+    assert responder.state is State.FAILED
+
+
+def test_bytes_before_message_3_go_to_the_channel_after_it() -> None:
+    """Bytes behind message 2 are not the initiator's business during the handshake: once
+    it has sent message 3 they are the peer's first records (and fail there)."""
+    initiator, responder = make_pair()
+    responder.receive_data(initiator.send_message())
+    responder.next_event()
+    initiator.receive_data(responder.send_message() + b"\x00\x01x")
+    assert isinstance(initiator.next_event(), PeerAuthenticated)
+    initiator.send_message()
+    assert initiator.state is State.DONE
+    assert initiator.trailing_data() == b"\x00\x01x"
 
 
 def test_bytes_after_the_last_message_go_to_the_channel() -> None:
