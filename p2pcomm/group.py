@@ -385,6 +385,7 @@ class GroupLog:
             total.rejected += result.rejected
             total.forks += result.forks
             total.bodies += result.bodies
+            total.signatures += result.signatures
             total.duplicates += result.duplicates
             total.pending = result.pending
         self.wait_durable()

@@ -1031,6 +1031,15 @@ def _forks() -> tuple[Forks, list[Json]]:
         ALICE, group=G, seq=1, prev=None, links=[b1.id], ts=T0 + 2000, body=b"alice 1 again"
     )
     gen = fork_proof(run_of(G0), run_of(a1x))
+    b3x_early = build(BOB, group=G, seq=3, prev=b2x.id, ts=T0 + 1000, body=b"bob 3, too early")
+    voucher_invalid = fork_proof(run_of(b2), run_of(b2x, b3x_early))
+    b2x_genuine = b2x._replace(signature=BOB.sign(NS_ENTRY, b2x.id))
+    genuine = fork_proof(run_of(b2), run_of(b2x_genuine))
+    b2z = build(BOB, group=G, seq=2, prev=b1.id, ts=T0 + 2000, body=b"bob 2, third entry")
+    three = sorted(
+        (fork_proof(run_of(x), run_of(y)) for x, y in ((b2, b2y), (b2, b2z), (b2y, b2z))),
+        key=lambda p: p.key(),
+    )
     histories = [
         history(
             "fork-simple",
@@ -1058,6 +1067,49 @@ def _forks() -> tuple[Forks, list[Json]]:
                 Item("b3x", b3x, "valid", "vouches for b2x"),
             ],
             forks=[run],
+        ),
+        history(
+            "fork-voucher-invalid",
+            "the second branch's entry at the fork has a bad signature; its successor is "
+            "signed but its timestamp is before it (bad-timestamp). A successor that breaks "
+            "a contextual rule still vouches (3.9), so bob 2' is valid and a fork, and the "
+            "proof's run is bob 2', bob 3' although bob 3' is never stored (F1)",
+            [
+                Item("a1", G0, "valid"),
+                Item("b1", b1, "valid"),
+                Item("b2", b2, "valid"),
+                Item("b2x", b2x, "valid", "bad signature, second branch"),
+                Item("b3x-early", b3x_early, "bad-timestamp", "vouches for b2x"),
+            ],
+            forks=[voucher_invalid],
+        ),
+        history(
+            "fork-genuine-copy-later",
+            "bob 2' arrives first with a bad signature and is valid through bob 3'; its "
+            "genuine copy arrives last. The replica keeps the verifying signature (A1, 3.12 "
+            "step 2) and the proof of the fork is the canonical one, with a one-header run "
+            "for bob 2' (F1), as if the genuine copy had come first",
+            [
+                Item("a1", G0, "valid"),
+                Item("b1", b1, "valid"),
+                Item("b2", b2, "valid"),
+                Item("b2x", b2x, "valid", "bad signature, second branch"),
+                Item("b3x", b3x, "valid", "vouches for b2x"),
+                Item("b2x-genuine", b2x_genuine, "valid", "the same entry, genuine signature"),
+            ],
+            forks=[genuine],
+        ),
+        history(
+            "fork-three-entries",
+            "bob signs three different entries with sequence 2: one proof per pair (F1)",
+            [
+                Item("a1", G0, "valid"),
+                Item("b1", b1, "valid"),
+                Item("b2", b2, "valid"),
+                Item("b2y", b2y, "valid", "second entry"),
+                Item("b2z", b2z, "valid", "third entry"),
+            ],
+            forks=three,
         ),
         history(
             "fork-genesis",

@@ -707,10 +707,15 @@ class IngestResult:
     accepted: list[Entry] = field(default_factory=list)
     #: Entries refused for good (or, for ``PENDING_FULL``, for now).
     rejected: list[Rejection] = field(default_factory=list)
-    #: Forks discovered by this call.
+    #: Fork proofs made by this call. A proof whose :meth:`ForkProof.key` equals that
+    #: of one returned before replaces it: a shorter run became known (spec 03 F1).
     forks: list[ForkProof] = field(default_factory=list)
     #: Verified bodies arriving with entries that were already stored.
     bodies: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: ``(id, signature)``: a verifying signature that arrived for a stored entry whose
+    #: stored signature does not verify (it was valid through a vouching successor).
+    #: The caller keeps it in place of the stored one (spec 03 A1, 3.12 step 2).
+    signatures: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: How many offered entries were already stored or already pending.
     duplicates: int = 0
     #: Entries waiting for a dependency or for authentication after this call.
@@ -755,8 +760,24 @@ class Ingestor:
         self._waiting: dict[bytes, list[bytes]] = {}
         #: Ids known to be invalid for good (bounded), with the reason.
         self._invalid: dict[bytes, ValidationError] = {}
-        #: Forks seen whose proof could not be built yet: (entry id, other id).
-        self._unproven_forks: list[tuple[bytes, bytes]] = []
+        #: Forks seen whose proof could not be built yet: (entry id, other id, author).
+        self._unproven_forks: list[tuple[bytes, bytes, bytes]] = []
+        #: Forks found by the running call: (entry id, other id, author); their proofs
+        #: are made at the end of the call, when every entry of it is decided.
+        self._found_forks: list[tuple[bytes, bytes, bytes]] = []
+        #: Proofs with a run longer than one header, by key: (ids, author, proof). A
+        #: shorter run may still arrive (spec 03 F1), and then the proof is made again.
+        self._provisional: dict[bytes, tuple[bytes, bytes, bytes, ForkProof]] = {}
+        #: Authentic entries that were rejected (so never stored) by the id they name
+        #: as ``prev``: they still vouch for it (spec 03 A2), and a fork proof may need
+        #: them as its run. Bounded (``_MAX_VOUCHERS`` entries).
+        self._vouchers: dict[bytes, list[Entry]] = {}
+        self._voucher_count = 0
+        #: Verifying signatures that arrived for stored entries whose stored signature
+        #: does not verify (bounded): fork proofs use them, whatever the store keeps.
+        self._good_sigs: dict[bytes, bytes] = {}
+        #: Authors with something new in the running call (for provisional proofs).
+        self._touched: set[bytes] = set()
 
     # -- queries
 
@@ -843,6 +864,18 @@ class Ingestor:
                 held = self._unauth.get(eid)
                 if held is None or held.signature == e.signature:
                     result.duplicates += 1
+                    if held is None:
+                        # Authenticated and waiting: keep a signature that verifies
+                        # (rule A1), so that the entry is stored with it.
+                        waiting = self._pending[eid]
+                        if (
+                            waiting.signature != e.signature
+                            and not verify_signature(waiting)
+                            and verify_signature(e)
+                        ):
+                            self._pending[eid] = (
+                                e if e.body is not None else e._replace(body=waiting.body)
+                            )
                     continue
                 # The copy we hold is not authenticated; this one may carry the
                 # author's real signature (rule A1: any good copy counts).
@@ -851,6 +884,7 @@ class Ingestor:
             h = e.header
             if h.seq <= self._author_max_seq(h.author) and self._meta(eid) is not None:
                 result.duplicates += 1
+                self._better_signature(e, result)
                 if e.body is not None:
                     # The header is the stored one (same id); the body may not be.
                     try:
@@ -863,6 +897,7 @@ class Ingestor:
             known_bad = self._invalid.get(eid)
             if known_bad is not None:
                 result.rejected.append(Rejection(eid, known_bad))
+                self._better_voucher(e)
                 continue
             try:
                 check_entry(e, group)
@@ -876,10 +911,30 @@ class Ingestor:
 
         if fresh:
             self._authenticate(fresh, verify_each, result)
-        if self._unproven_forks:
-            self._retry_fork_proofs(result)
+        if self._found_forks or self._unproven_forks or self._provisional:
+            self._make_fork_proofs(result)
+        self._touched.clear()
         result.pending = len(self._pending)
         return result
+
+    def _better_signature(self, e: Entry, result: IngestResult) -> None:
+        """``e`` is a copy of a stored entry: if the stored signature does not verify
+        and this one does, report it to be kept instead (spec 03 A1)."""
+        eid = e.id
+        stored = self._good_sigs.get(eid)
+        if stored is None:
+            got = self._view.get_signed_header(eid)
+            if got is None:
+                return
+            stored = got[1]
+        if stored == e.signature or verify_signature(e._replace(signature=stored)):
+            return
+        if verify_signature(e):
+            if len(self._good_sigs) >= _MAX_VOUCHERS:
+                del self._good_sigs[next(iter(self._good_sigs))]
+            self._good_sigs[eid] = e.signature
+            result.signatures.append((eid, e.signature))
+            self._touched.add(e.header.author)
 
     def _reject_waiters(self, bad: bytes, result: IngestResult) -> None:
         """Entries waiting for ``bad`` (now known invalid) are invalid too."""
@@ -894,17 +949,54 @@ class Ingestor:
                 self._reject(w, self._invalid[dep], result, dependency=dep)
                 stack.append(wid)
 
-    def _retry_fork_proofs(self, result: IngestResult) -> None:
-        """Forks whose proof needed entries not accepted yet (a branch authenticated
-        only by a later entry): try again now."""
-        still: list[tuple[bytes, bytes]] = []
-        for a, b in self._unproven_forks:
-            proof = self._proof_for_ids(a, b, result.accepted)
+    def _make_fork_proofs(self, result: IngestResult) -> None:
+        """Proofs of the forks this call found, of earlier forks whose proof could not be
+        made yet, and better proofs where a shorter run became known (spec 03 F1). Runs
+        longer than one header are rare (a bad signature at the fork), and only forks of
+        authors with something new in this call are looked at again."""
+        touched = self._touched
+        touched.update(e.header.author for e in result.accepted)
+        found, self._found_forks = self._found_forks, []
+        retry = [f for f in self._unproven_forks if f[2] in touched]
+        still = [f for f in self._unproven_forks if f[2] not in touched]
+        index = _RunIndex(self, result.accepted)
+        for a, b, author in found + retry:
+            proof = self._proof_for_ids(a, b, index)
             if proof is None:
-                still.append((a, b))
+                still.append((a, b, author))
             else:
                 result.forks.append(proof)
+                self._note_provisional(a, b, author, proof)
         self._unproven_forks = still[-1000:]
+        for a, b, author, old in list(self._provisional.values()):
+            if author not in touched:
+                continue
+            proof = self._proof_for_ids(a, b, index)
+            if proof is not None and proof != old:
+                result.forks.append(proof)
+                self._note_provisional(a, b, author, proof)
+
+    def _note_provisional(self, a: bytes, b: bytes, author: bytes, proof: ForkProof) -> None:
+        key = proof.key()
+        if len(proof.a.headers) == 1 and len(proof.b.headers) == 1:
+            self._provisional.pop(key, None)  # no run is shorter: final
+            return
+        if key not in self._provisional and len(self._provisional) >= 1000:
+            del self._provisional[next(iter(self._provisional))]
+        self._provisional[key] = (a, b, author, proof)
+
+    def _remember_voucher(self, e: Entry) -> None:
+        """``e`` is authentic and rejected: keep its signed header, since it still
+        vouches for its ``prev`` (spec 03 A2) and may be a fork proof's run."""
+        prev = e.header.prev
+        if prev is None:
+            return
+        if self._voucher_count >= _MAX_VOUCHERS:
+            oldest = next(iter(self._vouchers))
+            self._voucher_count -= len(self._vouchers.pop(oldest))
+        self._vouchers.setdefault(prev, []).append(e.without_body())
+        self._voucher_count += 1
+        self._touched.add(e.header.author)
 
     def _authenticate(
         self, fresh: dict[bytes, Entry], verify_each: bool, result: IngestResult
@@ -1051,6 +1143,20 @@ class Ingestor:
         )
         self._mark_invalid(e.id, err)
         result.rejected.append(Rejection(e.id, err))
+        self._remember_voucher(e)
+
+    def _better_voucher(self, e: Entry) -> None:
+        """``e`` is a copy of a rejected entry: if it is kept as a voucher with a
+        signature that does not verify and this copy's does, keep this one (rule A1)."""
+        kept = self._vouchers.get(e.header.prev) if e.header.prev is not None else None
+        if not kept:
+            return
+        for i, v in enumerate(kept):
+            if v.id == e.id and v.signature != e.signature:
+                if not verify_signature(v) and verify_signature(e):
+                    kept[i] = e.without_body()
+                    self._touched.add(e.header.author)
+                return
 
     def _mark_invalid(self, eid: bytes, err: ValidationError) -> None:
         if len(self._invalid) >= 100_000:
@@ -1120,11 +1226,7 @@ class Ingestor:
                 if x.header.author == h.author and x.header.seq == h.seq and x.id != eid
             ]
             for other in others:
-                proof = self._fork_proof(e, other, result.accepted)
-                if proof is not None:
-                    result.forks.append(proof)
-                else:
-                    self._unproven_forks.append((eid, other))
+                self._found_forks.append((eid, other, h.author))
         else:
             self._max_seq[h.author] = h.seq
         self._overlay[eid] = EntryMeta(h.author, h.seq, h.timestamp)
@@ -1137,6 +1239,7 @@ class Ingestor:
         err = _invalid(code, message, **kw)
         self._mark_invalid(e.id, err)
         result.rejected.append(Rejection(e.id, err))
+        self._remember_voucher(e)
         return e.id, False
 
     def _wait(self, e: Entry, missing: bytes, result: IngestResult) -> None:
@@ -1147,54 +1250,89 @@ class Ingestor:
 
     # -- fork proofs
 
-    def _run_for(self, eid: bytes, accepted_now: Sequence[Entry]) -> AuthenticatedRun | None:
-        """An authenticated run starting at stored entry ``eid``."""
-        now = {x.id: x for x in accepted_now}
-        headers: list[bytes] = []
-        cur: bytes | None = eid
-        while cur is not None and len(headers) < 64:
-            if cur in now:
-                hb, sig = now[cur].header_bytes, now[cur].signature
-            else:
-                got = self._view.get_signed_header(cur)
-                if got is None:
-                    return None
-                hb, sig = got
-            headers.append(hb)
-            h = decode_header(hb)
-            if crypto.ed25519_verify(h.author, NS_ENTRY + cur, sig):
-                return AuthenticatedRun(headers=tuple(headers), signature=sig)
-            # Find the successor that vouched for it.
-            nxt = None
-            candidates = list(self._view.ids_at(h.author, h.seq + 1)) + [
-                x.id
-                for x in accepted_now
-                if x.header.author == h.author and x.header.seq == h.seq + 1
-            ]
-            for cand in candidates:
-                m = now.get(cand)
-                ch = m.header if m is not None else None
-                if ch is None:
-                    g = self._view.get_signed_header(cand)
-                    ch = decode_header(g[0]) if g is not None else None
-                if ch is not None and ch.prev == cur:
-                    nxt = cand
-                    break
-            cur = nxt
-        return None
-
-    def _fork_proof(
-        self, e: Entry, other: bytes, overlay: Sequence[Entry] = ()
-    ) -> ForkProof | None:
-        return self._proof_for_ids(e.id, other, [*overlay, e])
-
-    def _proof_for_ids(
-        self, first: bytes, other: bytes, accepted_now: Sequence[Entry]
-    ) -> ForkProof | None:
-        a = self._run_for(first, accepted_now)
-        b = self._run_for(other, accepted_now)
+    def _proof_for_ids(self, first: bytes, other: bytes, index: _RunIndex) -> ForkProof | None:
+        a = index.run(first)
+        b = index.run(other)
         if a is None or b is None:
             return None
         if entry_id(a.headers[0]) > entry_id(b.headers[0]):
             a, b = b, a
         return ForkProof(a=a, b=b)
+
+
+#: Rejected authentic entries kept as vouchers, and late good signatures, at most.
+_MAX_VOUCHERS: Final = 10_000
+#: Headers a search for one run looks at, at most (a hostile author can sign a wide
+#: tree of successors with bad signatures; honest forks need one or two).
+_MAX_RUN_SEARCH: Final = 4096
+
+
+class _RunIndex:
+    """Finds the authenticated run of a held entry (spec 03 F1): the entry alone when a
+    signature the replica holds for it verifies; otherwise the shortest chain of held,
+    well-formed successors ending in a verifying signature, at most 64 headers, and
+    among equally short ones the one whose ids are smallest, successor by successor.
+
+    Held means stored, accepted by the running call, pending, or rejected but authentic
+    (a successor that breaks a contextual rule still vouches, 03 A2)."""
+
+    def __init__(self, ingestor: Ingestor, accepted_now: Sequence[Entry]) -> None:
+        self._ing = ingestor
+        self._now = {x.id: x for x in accepted_now}
+        self._next: dict[bytes, list[Entry]] | None = None
+
+    def _successors_not_stored(self, eid: bytes) -> list[Entry]:
+        if self._next is None:
+            nxt: dict[bytes, list[Entry]] = {}
+            for group in (self._now.values(), self._ing._pending.values()):
+                for x in group:
+                    if x.header.prev is not None:
+                        nxt.setdefault(x.header.prev, []).append(x)
+            self._next = nxt
+        return [*self._next.get(eid, ()), *self._ing._vouchers.get(eid, ())]
+
+    def _signed(self, eid: bytes) -> tuple[bytes, Header, bytes] | None:
+        x = self._now.get(eid)
+        if x is not None:
+            return x.header_bytes, x.header, self._ing._good_sigs.get(eid, x.signature)
+        got = self._ing._view.get_signed_header(eid)
+        if got is None:
+            return None
+        return got[0], decode_header(got[0]), self._ing._good_sigs.get(eid, got[1])
+
+    def _children(self, eid: bytes, h: Header) -> list[tuple[bytes, bytes, Header, bytes]]:
+        """Held successors of ``eid``: ``(id, header_bytes, header, signature)``, by id."""
+        found: dict[bytes, tuple[bytes, bytes, Header, bytes]] = {}
+        for cid in self._ing._view.ids_at(h.author, h.seq + 1):
+            got = self._signed(cid)
+            if got is not None and got[1].prev == eid:
+                found[cid] = (cid, *got)
+        for x in self._successors_not_stored(eid):
+            if x.id not in found and x.header.author == h.author and x.header.seq == h.seq + 1:
+                found[x.id] = (x.id, x.header_bytes, x.header, x.signature)
+        return [found[k] for k in sorted(found)]
+
+    def run(self, eid: bytes) -> AuthenticatedRun | None:
+        start = self._signed(eid)
+        if start is None:
+            return None
+        hb, h, sig = start
+        verify = crypto.ed25519_verify
+        if verify(h.author, NS_ENTRY + eid, sig):
+            return AuthenticatedRun(headers=(hb,), signature=sig)
+        # Breadth first, children in id order: the first verifying header found is the
+        # end of the shortest run with the smallest ids.
+        level: list[tuple[bytes, Header, tuple[bytes, ...]]] = [(eid, h, (hb,))]
+        looked = 1
+        while level and len(level[0][2]) < 64:
+            deeper: list[tuple[bytes, Header, tuple[bytes, ...]]] = []
+            for cur, ch, headers in level:
+                for cid, cb, chh, csig in self._children(cur, ch):
+                    looked += 1
+                    if looked > _MAX_RUN_SEARCH:
+                        return None
+                    if verify(chh.author, NS_ENTRY + cid, csig):
+                        return AuthenticatedRun(headers=(*headers, cb), signature=csig)
+                    deeper.append((cid, chh, (*headers, cb)))
+            level = deeper
+        return None

@@ -1181,3 +1181,229 @@ def test_bulk_and_single_ingest_agree_with_the_spec(
         # Nothing here is invalid for good: what is not valid waits.
         assert not r.rejected
         assert set(r.ingestor.pending_ids()) == everything - expected
+
+
+# --------------------------------------------------------------------------------------
+# Fork proofs are a function of the set of entries (03 F1)
+# --------------------------------------------------------------------------------------
+
+
+def _final_proofs(forks: Sequence[ForkProof]) -> dict[bytes, bytes]:
+    """The proof a replica ends with per fork id: a later one replaces an earlier one."""
+    return {p.key(): encode_fork_proof(p) for p in forks}
+
+
+def _offer_keeping_signatures(r: Replica, batch: Sequence[Entry], *, verify_each: bool) -> None:
+    """Offer as a store-backed caller does: a verifying signature reported for a stored
+    entry replaces the stored one."""
+    result = r.offer(batch, verify_each=verify_each)
+    for eid, sig in result.signatures:
+        r.view.entries[eid] = r.view.entries[eid]._replace(signature=sig)
+
+
+def test_fork_vouched_only_by_a_rule_breaking_successor_is_proven_in_every_order() -> None:
+    """A2' has a bad signature; A3', its successor, is signed but its timestamp is before
+    A2''s (C4), so A3' is rejected. A3' still vouches for A2' (03 A2), so A2' is valid
+    and a fork with A2, and the proof's run for A2' is A2', A3' although A3' is never
+    stored.
+
+        G <- A1 <- A2              (good signature)
+              ^--- A2' (bad) <- A3' (good signature, bad-timestamp)
+    """
+    g, a1, a2, a2x = _fork()
+    a2x = bad_signature(a2x, ALICE)
+    a3x = create_entry(
+        ALICE, group=GROUP, seq=3, prev=a2x.id, links=[], timestamp=BASE_TS, kind=KIND_POST
+    )
+    expected = fork_proof_of((a2,), (a2x, a3x))
+    for verify_each in (True, False):
+        for order in itertools.permutations([a2, a2x, a3x]):
+            r = Replica(GROUP)
+            r.offer([g, a1])
+            for e in order:
+                r.offer([e], verify_each=verify_each)
+            assert r.accepted_ids == {g.id, a1.id, a2.id, a2x.id}
+            assert [x.error.code for x in r.rejected] == [ErrorCode.BAD_TIMESTAMP]
+            assert [encode_fork_proof(p) for p in r.forks] == [expected], order
+        r = Replica(GROUP)
+        r.offer([g, a1, a2x, a3x, a2], verify_each=verify_each)
+        assert [encode_fork_proof(p) for p in r.forks] == [expected]
+
+
+def fork_proof_of(a: Sequence[Entry], b: Sequence[Entry]) -> bytes:
+    runs = sorted(
+        (
+            AuthenticatedRun(headers=tuple(e.header_bytes for e in x), signature=x[-1].signature)
+            for x in (a, b)
+        ),
+        key=lambda run: entry_id(run.headers[0]),
+    )
+    return encode_fork_proof(ForkProof(a=runs[0], b=runs[1]))
+
+
+def test_a_verifying_copy_replaces_a_bad_stored_signature_and_shortens_the_proof() -> None:
+    """A2' is stored with a bad signature (A3' vouched for it in bulk). Its genuine copy
+    arrives later: the ingestor reports the verifying signature for the caller to keep,
+    and makes the fork proof again with the one-header run."""
+    g, a1, a2, a2x = _fork()
+    good = a2x
+    a2x = bad_signature(a2x, ALICE)
+    a3x = create_entry(
+        ALICE, group=GROUP, seq=3, prev=a2x.id, links=[], timestamp=BASE_TS + 2, kind=KIND_POST
+    )
+    r = Replica(GROUP)
+    r.offer([g, a1, a2, a2x, a3x])
+    assert [encode_fork_proof(p) for p in r.forks] == [fork_proof_of((a2,), (a2x, a3x))]
+    result = r.offer([good])
+    assert result.duplicates == 1 and not result.accepted
+    assert result.signatures == [(good.id, good.signature)]
+    assert [encode_fork_proof(p) for p in result.forks] == [fork_proof_of((a2,), (good,))]
+    # The same copy again, or another bad one, changes nothing.
+    assert not r.offer([a2x]).signatures
+    # Where the genuine copy came first, the replica ends with the same proof.
+    r2 = Replica(GROUP)
+    r2.offer([g, a1, a2, good, a2x, a3x], verify_each=True)
+    assert _final_proofs(r2.forks) == _final_proofs(r.forks)
+
+
+def reference_fork_proofs(entries: Sequence[Entry], group: bytes) -> dict[bytes, bytes]:
+    """03 F1 written out directly: one proof per pair of valid entries with the same
+    author and sequence; each run is the entry alone if a copy's signature verifies,
+    else the shortest chain of well-formed successors ending in a verifying signature
+    (at most 64 headers), ties broken by the smaller id, successor by successor."""
+    copies: dict[bytes, list[Entry]] = {}
+    for e in entries:
+        copies.setdefault(e.id, []).append(e)
+
+    def good(eid: bytes) -> bytes | None:
+        for c in copies[eid]:
+            if verify_signature(c):
+                return c.signature
+        return None
+
+    merged = [next((c for c in cs if verify_signature(c)), cs[0]) for cs in copies.values()]
+    valid = reference_valid(merged, group)
+
+    def wf(e: Entry) -> bool:
+        try:
+            check_entry(e.without_body(), group)
+        except ValidationError:
+            return False
+        return True
+
+    def run(eid: bytes) -> AuthenticatedRun | None:
+        level = [(eid, (copies[eid][0].header_bytes,))]
+        while level and len(level[0][1]) <= 64:
+            for cur, hs in level:
+                sig = good(cur)
+                if sig is not None:
+                    return AuthenticatedRun(headers=hs, signature=sig)
+            level = [
+                (f.id, (*hs, f.header_bytes))
+                for cur, hs in level
+                for f in sorted(merged, key=lambda x: x.id)
+                if f.header.prev == cur
+                and wf(f)
+                and f.header.seq == decode_header(hs[-1]).seq + 1
+                and f.header.author == decode_header(hs[-1]).author
+            ]
+        return None
+
+    out: dict[bytes, bytes] = {}
+    slots: dict[tuple[bytes, int], list[bytes]] = {}
+    for e in merged:
+        if e.id in valid:
+            slots.setdefault((e.header.author, e.header.seq), []).append(e.id)
+    for ids in slots.values():
+        for x, y in itertools.combinations(sorted(ids), 2):
+            a, b = run(x), run(y)
+            if a is not None and b is not None:
+                proof = ForkProof(a=a, b=b)
+                out[proof.key()] = encode_fork_proof(proof)
+    return out
+
+
+@st.composite
+def fork_scenarios(draw: st.DrawFn) -> list[Entry]:
+    """Copies of a small history of alice's forks, drawn from these parts::
+
+        G <- A1 <- A2 <- A3                          bob: B1 links A1
+               ^--- A2' <- A3' <- A4'                 (* = drawn: bad signature,
+               ^--- A2''       ^-- A3'' (prev A2')        rule-breaking, genuine copy
+                                                          as well, present or not)
+
+    A3' may break C4 (timestamp before A2') or C6 (links alice's A1): rejected, but it
+    still vouches for A2'. Every entry with a bad signature may also come as a genuine
+    copy."""
+    g, a1, _ = _alice_bob()
+    b1 = create_entry(
+        BOB, group=GROUP, seq=1, prev=None, links=[a1.id], timestamp=BASE_TS + 1, kind=KIND_POST
+    )
+
+    def alice(seq: int, prev: Entry, body: bytes, ts: int, links: Sequence[bytes] = ()) -> Entry:
+        return create_entry(
+            ALICE,
+            group=GROUP,
+            seq=seq,
+            prev=prev.id,
+            links=links,
+            timestamp=ts,
+            kind=KIND_POST,
+            body=body,
+        )
+
+    a2 = alice(2, a1, b"a2", BASE_TS + 2)
+    a3 = alice(3, a2, b"a3", BASE_TS + 3)
+    a2x = alice(2, a1, b"a2'", BASE_TS + 2)
+    breaks = draw(st.sampled_from(["none", "timestamp", "own-link"]))
+    a3x = alice(
+        3,
+        a2x,
+        b"a3'",
+        BASE_TS + (1 if breaks == "timestamp" else 3),
+        links=[a1.id] if breaks == "own-link" else [b1.id],
+    )
+    a4x = alice(4, a3x, b"a4'", BASE_TS + 4)
+    a2y = alice(2, a1, b"a2''", BASE_TS + 2)
+    a3z = alice(3, a2x, b"a3''", BASE_TS + 3)
+    chosen = [g, a1, b1, a2]
+    for e in (a3, a2x, a3x, a4x, a2y, a3z):
+        if draw(st.booleans()):
+            chosen.append(e)
+    out: list[Entry] = []
+    for e in chosen:
+        copy = draw(st.sampled_from(["good", "bad", "both"])) if e not in (g, a1, b1) else "good"
+        if copy in ("bad", "both"):
+            out.append(bad_signature(e, ALICE))
+        if copy in ("good", "both"):
+            out.append(e)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(fork_scenarios(), st.data())
+def test_every_order_and_batching_gives_the_same_fork_proofs(
+    entries: list[Entry], data: st.DataObject
+) -> None:
+    expected = reference_fork_proofs(entries, GROUP)
+
+    def run(batches: Sequence[Sequence[Entry]], verify_each: bool) -> dict[bytes, bytes]:
+        r = Replica(GROUP)
+        for batch in batches:
+            _offer_keeping_signatures(r, batch, verify_each=verify_each)
+        for p in r.forks:
+            assert verify_fork_proof(p, GROUP) == (p.author, p.seq)
+        return _final_proofs(r.forks)
+
+    assert run([entries], False) == expected
+    assert run([entries], True) == expected
+    order = data.draw(st.permutations(entries), label="order")
+    cuts = data.draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)))
+    batches: list[list[Entry]] = [[]]
+    for e, cut in zip(order, cuts, strict=True):
+        batches[-1].append(e)
+        if cut:
+            batches.append([])
+    verify_each = data.draw(st.booleans(), label="verify_each")
+    assert run(batches, verify_each) == expected
+    assert run([[e] for e in order], True) == expected
