@@ -1,7 +1,7 @@
 """Vectors for spec/06-sync.md: every sync message as framed bytes (u32 length + msgpack).
 
-A fixed group (genesis plus a chain of three entries by a second author, one of them
-header-only) and a fixed session hash. Each ``message`` vector gives the bytes a side
+A fixed group (alice's genesis plus a chain of three entries by bob, one of them
+header-only; the test keys of spec/README.md 5.1) and a fixed 64-byte session hash. Each ``message`` vector gives the bytes a side
 sends and what a receiver must make of them; a ``run`` additionally lists the full
 entries (``log.encode_entry``) the receiver must rebuild from it, ids and signatures
 included. ``fail`` vectors must be refused with the named error.
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
+from vectors_identity import test_key
+
 from p2pcomm.core import crypto
-from p2pcomm.core.identity import KeyPair
 from p2pcomm.core.log import create_entry, create_genesis, encode_entry, encode_fork_proof
 from p2pcomm.core.sync import (
     MAX_MESSAGE_SIZE,
@@ -24,13 +26,14 @@ from p2pcomm.core.sync import (
 from p2pcomm.errors import RemoteProtocolError
 
 REVISION = 1
-SESSION_HASH = crypto.blake2b_256(b"vector sync session hash")
+#: Stands for the handshake hash h, which is 64 bytes (05 5.4.7, 06 6.1).
+SESSION_HASH = crypto.blake2b_512(b"vector sync session hash")
 T0 = 1_795_392_000_000
 
 
 def history() -> dict[str, Any]:
-    founder = KeyPair(crypto.blake2b_256(b"vector sync founder"))
-    author = KeyPair(crypto.blake2b_256(b"vector sync author"))
+    founder = test_key("alice")
+    author = test_key("bob")
     genesis = create_genesis(founder, timestamp=T0, body=b"sync vectors")
     g = genesis.id
     e1 = create_entry(
@@ -89,6 +92,8 @@ def generate() -> dict[str, Any]:
             "session_hash": SESSION_HASH.hex(),
             "group": g.hex(),
             "genesis": encode_entry(genesis).hex(),
+            "founder": "alice",
+            "author": "bob",
             "max_message_size": MAX_MESSAGE_SIZE,
         }
     ]
@@ -244,6 +249,29 @@ def generate() -> dict[str, Any]:
             False,
         ),
         (
+            "summary-gi-256",
+            "SUMMARY with group index 256: in range for the decoder, but no session shares "
+            "more than 256 groups (indexes 0 to 255), so it names no shared group",
+            lambda: _ready(True, g),
+            _frame(_pack([1, 256, bytes(16)])),
+            True,
+        ),
+        (
+            "summary-gi-257",
+            "SUMMARY with group index 257: above the range of a group index",
+            lambda: _ready(True, g),
+            _frame(_pack([1, 257, bytes(16)])),
+            True,
+        ),
+        (
+            "want-before-tips",
+            "WANT while the group is still waiting for SUMMARY (6.12: only when "
+            "reconciling or live)",
+            lambda: _ready(True, g),
+            _frame(_pack([5, 0, [bytes(32)]])),
+            True,
+        ),
+        (
             "entries-without-want",
             "ENTRIES nobody asked for",
             lambda: _ready(True, g),
@@ -270,14 +298,17 @@ def generate() -> dict[str, Any]:
     }
 
 
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
 def _frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
 def _summary_and_tips(group: bytes, tips: list[tuple[bytes, int, bytes]]) -> bytes:
     """What an initiator with ``tips`` sends after HELLO on a mismatch: SUMMARY, TIPS."""
-    import msgpack
-
     from p2pcomm.core.sync import Msg
 
     summary = msgpack.packb([int(Msg.SUMMARY), 0, tips_fingerprint(tips)], use_bin_type=True)
