@@ -16,9 +16,11 @@ what was stored: tips are read from the store when a session starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from .core.access import FULL_ACCESS, Access, Grant
 from .core.log import (
     Entry,
     ForkProof,
@@ -35,6 +37,7 @@ from .core.sync import (
     SyncEvent,
     SyncSession,
     TheirTips,
+    Tip,
     Wanted,
     merge_by_position,
     plan_send,
@@ -42,7 +45,21 @@ from .core.sync import (
 from .errors import ErrorCode, P2PCommError, RemoteProtocolError
 from .group import GroupLog
 
-__all__ = ["Accepted", "ReplicationStats", "Replicator"]
+__all__ = ["Accepted", "AccessPolicy", "ReplicationStats", "Replicator"]
+
+
+class AccessPolicy(Protocol):
+    """Who may read and write what (``core/access.py``); the node implements it from its
+    membership state."""
+
+    def grant(self, group: bytes, proofs: tuple[bytes, ...], session_hash: bytes) -> Grant:
+        """What the peer may read of ``group`` in this session."""
+        ...
+
+    def refuse(self, group: bytes, entries: list[Entry]) -> list[Entry]:
+        """The entries of a batch from a peer that is not a member that must not be
+        stored (:func:`p2pcomm.core.access.admit`); any of them gets the peer refused."""
+        ...
 
 WINDOW = 2048
 #: WANTed ids we do not hold, per session, before the peer counts as flooding.
@@ -85,10 +102,26 @@ class Replicator:
         initiator: bool,
         session_hash: bytes,
         forward: Callable[[bytes, Entry], bool | Entry | None] | None = None,
+        peer: bytes = b"",
+        policy: AccessPolicy | None = None,
+        proofs: Sequence[bytes] = (),
     ) -> None:
         self.logs = dict(logs)
-        self.session = SyncSession(initiator=initiator, session_hash=session_hash, groups=self.logs)
+        self.session = SyncSession(
+            initiator=initiator, session_hash=session_hash, groups=self.logs, proofs=proofs
+        )
+        self.session_hash = session_hash
         self._forward = forward
+        #: The peer's member id, and who decides what it may read and write.
+        self.peer = peer
+        self._policy = policy
+        #: Per shared group: what the peer may read (decided when the groups are known).
+        self.grants: dict[bytes, Grant] = {}
+        #: Invitation proofs the peer presented (kept to decide again later).
+        self.peer_proofs: tuple[bytes, ...] = ()
+        #: Shared groups of which the grant kept something from the peer (a wider
+        #: grant then needs a new session; otherwise it can widen in place).
+        self.withheld: set[bytes] = set()
         self.stats = ReplicationStats()
         self.accepted: list[Accepted] = []
         self.synced: set[bytes] = set()
@@ -179,6 +212,18 @@ class Replicator:
     def _ingest_received(
         self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool
     ) -> None:
+        grant = self.grants.get(group, FULL_ACCESS)
+        if grant.access is not Access.MEMBER and self._policy is not None:
+            # A peer that is not a member may relay members' entries and bring a JOIN;
+            # strangers' entries are not stored, and the peer is refused.
+            refused = self._policy.refuse(group, entries)
+            if refused:
+                raise RemoteProtocolError(
+                    ErrorCode.UNAUTHORIZED,
+                    f"a peer that is not a member of group {group.hex()[:16]} sent "
+                    f"{len(refused)} entries by authors who are not members either",
+                    found=len(refused),
+                )
         self._ingest(group, entries, bulk=bulk)
         if live or not bulk:
             self.settle()  # announce live entries at once
@@ -219,9 +264,26 @@ class Replicator:
 
     # -- events
 
+    def _tips_for(self, group: bytes, grant: Grant) -> list[Tip]:
+        """The tips offered to the peer: all of them, none, or an invitee's cut."""
+        store = self.logs[group].store
+        if grant.access is Access.MEMBER:
+            return store.tips(group)
+        if grant.access is Access.NONE:
+            return []
+        return [
+            (author, seq, eid)
+            for author, seq in sorted(grant.cut.items())
+            for eid in store.ids_at(group, author, seq)
+        ]
+
     def _outgoing(self, group: bytes, e: Entry) -> Entry | None:
-        """What to send of ``e``: the policy may pass it, refuse it (None/False), or
-        return another form of it (the header without its body)."""
+        """What to send of ``e``: nothing beyond the peer's grant; then the policy may
+        pass it, refuse it (None/False), or return another form of it (the header
+        without its body)."""
+        grant = self.grants.get(group, FULL_ACCESS)
+        if not grant.allows(e, self.peer):
+            return None
         if self._forward is None:
             return e
         decision = self._forward(group, e)
@@ -234,8 +296,16 @@ class Replicator:
     def _handle(self, event: SyncEvent) -> None:
         s = self.session
         if isinstance(event, SharedGroups):
+            self.peer_proofs = event.proofs
             for g in event.groups:
-                s.offer_tips(g, self.logs[g].store.tips(g))
+                grant = FULL_ACCESS
+                if self._policy is not None:
+                    grant = self._policy.grant(g, event.proofs, self.session_hash)
+                self.grants[g] = grant
+                tips = self._tips_for(g, grant)
+                if grant.access is not Access.MEMBER and tips != self.logs[g].store.tips(g):
+                    self.withheld.add(g)
+                s.offer_tips(g, tips)
         elif isinstance(event, TheirTips):
             self._jobs.append(self._send_missing(event))
         elif isinstance(event, EntriesReceived):
@@ -280,7 +350,12 @@ class Replicator:
         """The bulk job for one group: what the peer lacks, a window at a time."""
         s = self.session
         log = self.logs[event.group]
-        plan = plan_send(log.store.tips(event.group), event.tips)
+        grant = self.grants.get(event.group, FULL_ACCESS)
+        if grant.access is Access.NONE:
+            s.send_done(event.group)
+            yield s.data_to_send()
+            return
+        plan = plan_send(self._tips_for(event.group, grant), event.tips)
         # Merging every lagging author at once holds one page per author: keep the
         # pages together near two windows, however many authors there are.
         page = max(16, 2 * WINDOW // max(1, len(plan)))
@@ -302,7 +377,8 @@ class Replicator:
         if window:
             s.send_entries(event.group, window)
             self.stats.entries_sent += len(window)
-        s.send_fork_proofs(event.group, [encode_fork_proof(p) for p in log.fork_proofs()])
+        if grant.access is Access.MEMBER:
+            s.send_fork_proofs(event.group, [encode_fork_proof(p) for p in log.fork_proofs()])
         s.send_done(event.group)
         yield s.data_to_send()
 

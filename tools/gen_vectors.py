@@ -53,6 +53,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("channel.json", "vectors_channel", "05-channel.md"),
     Chapter("sync.json", "vectors_sync", "06-sync.md"),
     Chapter("bundle.json", "vectors_bundle", "11-bundle.md"),
+    Chapter("access.json", "vectors_access", "06-sync.md"),
 )
 
 

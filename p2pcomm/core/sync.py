@@ -100,6 +100,8 @@ MAX_GROUPS: Final = 256
 MAX_TIPS: Final = 10_000
 MAX_RUN: Final = 4096
 MAX_WANT: Final = 4096
+#: Invitation proofs in one HELLO (a node joining several groups at once).
+MAX_PROOFS: Final = 4
 #: A sender closes a RUN message once it reaches this many bytes of bodies.
 RUN_BYTES: Final = 256 * 1024
 
@@ -208,6 +210,8 @@ class SharedGroups:
 
     #: Group ids, in the order that defines their indexes.
     groups: tuple[bytes, ...]
+    #: Invitation proofs the peer presented in its HELLO (6.5.1; ``access.py``).
+    proofs: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,9 +301,23 @@ class SyncSession:
     outgoing messages.
     """
 
-    def __init__(self, *, initiator: bool, session_hash: bytes, groups: Iterable[bytes]) -> None:
+    def __init__(
+        self,
+        *,
+        initiator: bool,
+        session_hash: bytes,
+        groups: Iterable[bytes],
+        proofs: Sequence[bytes] = (),
+    ) -> None:
         self.initiator = initiator
         self._session_hash = session_hash
+        if len(proofs) > MAX_PROOFS or any(len(p) != 64 for p in proofs):
+            raise LocalProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"at most {MAX_PROOFS} invitation proofs of 64 bytes per session",
+                found=len(proofs),
+            )
+        self._proofs = list(proofs)
         self._my_groups = sorted(set(groups))
         if len(self._my_groups) > MAX_GROUPS:
             raise LocalProtocolError(
@@ -389,7 +407,10 @@ class SyncSession:
             raise LocalProtocolError(ErrorCode.BAD_STATE, "start() was already called")
         self._hello_sent = True
         tokens = [group_token(g, self._session_hash, self.initiator) for g in self._my_groups]
-        self._send((Msg.HELLO, SYNC_VERSION, tokens))
+        if self._proofs:
+            self._send((Msg.HELLO, SYNC_VERSION, tokens, self._proofs))
+        else:
+            self._send((Msg.HELLO, SYNC_VERSION, tokens))
 
     def _group(self, group: bytes) -> tuple[int, _Group]:
         g = self._groups.get(group)
@@ -534,7 +555,8 @@ class SyncSession:
     def on_hello(self, msg: list[Value]) -> None:
         if self._hello_received:
             raise _err(ErrorCode.UNEXPECTED_MESSAGE, "second HELLO")
-        expect_array(msg, "HELLO", length=3)
+        if len(msg) != 4:
+            expect_array(msg, "HELLO", length=3)
         version = expect_uint(msg[1], "sync version")
         if version != SYNC_VERSION:
             raise _err(
@@ -545,6 +567,12 @@ class SyncSession:
             )
         tokens = expect_array(msg[2], "group tokens", max_length=MAX_GROUPS)
         theirs = {expect_bytes(t, "group token", length=16) for t in tokens}
+        proofs: tuple[bytes, ...] = ()
+        if len(msg) == 4:
+            items = expect_array(msg[3], "invitation proofs", max_length=MAX_PROOFS)
+            if not items:
+                raise _err(ErrorCode.WRONG_LENGTH, "HELLO with an empty list of invitation proofs")
+            proofs = tuple(expect_bytes(p, "invitation proof", length=64) for p in items)
         self._hello_received = True
         peer_is_initiator = not self.initiator
         self.shared = tuple(
@@ -553,7 +581,7 @@ class SyncSession:
             if group_token(g, self._session_hash, peer_is_initiator) in theirs
         )
         self._groups = {g: _Group(g) for g in self.shared}
-        self._events.append(SharedGroups(groups=self.shared))
+        self._events.append(SharedGroups(groups=self.shared, proofs=proofs))
 
     def on_summary(self, msg: list[Value]) -> None:
         self._require_hello("SUMMARY")

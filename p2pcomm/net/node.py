@@ -40,13 +40,15 @@ import trio
 
 from ..community import Group, append_intent, planner_for
 from ..core import crypto
+from ..core.access import Access, Grant, admit, causal_cut, grant_for, invitee_proof
 from ..core.channel import CloseCode
 from ..core.content import ContentMachine, Item
 from ..core.identity import KeyPair
 from ..core.intent import Intent, Planner
 from ..core.invitation import InvitationCode
-from ..core.log import Entry
+from ..core.log import Entry, Header
 from ..core.membership import GroupState, Kind, Role
+from ..core.sync import MAX_PROOFS
 from ..errors import ErrorCode, NotFoundError, P2PCommError, RemoteProtocolError
 from ..group import GroupLog, now_ms
 from ..replication import Replicator
@@ -97,6 +99,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds of quiet after which gathered catch-up entries are ingested.
 FLUSH_AFTER = 0.01
+#: CLOSE code of a session ended because the peer's access to a group changed
+#: (removed, banned, or an invitee now a member); the reason names the group.
+CLOSE_ACCESS = 0x8001
 #: Replies waiting for a peer that does not read, before it counts as flooding.
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
 
@@ -128,6 +133,10 @@ class _Conn:
     queued_bytes: int = 0
     scope: trio.CancelScope | None = None
     closing_reason: str | None = None
+    closing_code: int = CloseCode.GOING_AWAY
+    #: Close once what is queued is sent (the entry that ended the peer's access is
+    #: delivered; nothing after it is).
+    drain_then_close: bool = False
 
     def send_later(self, data: bytes) -> None:
         if data:
@@ -198,6 +207,8 @@ class Node:
         self._conn_gone = trio.Event()
         self.address: tuple[str, int] = ("", 0)
         self._dialing: set[tuple[str, int]] = set()
+        #: Groups being joined, with their codes (proofs go into every HELLO).
+        self._joining: dict[bytes, InvitationCode] = {}
         #: Address -> (failures in a row, when the next attempt is due).
         self._dial_failed: dict[tuple[str, int], tuple[int, float]] = {}
 
@@ -228,6 +239,7 @@ class Node:
             entry = await trio.to_thread.run_sync(log.append, self.identity, kind, body)
             await self._track(group, [entry], origin=None)
         self._stored(group, [entry], origin=None)
+        self._recheck_access(group)
         return entry
 
     def group(self, group: bytes) -> LiveGroup:
@@ -247,6 +259,7 @@ class Node:
             entry = await trio.to_thread.run_sync(self._plan_and_append, log, machine, plan)
             await self._track(group, [entry], origin=None)
         self._stored(group, [entry], origin=None)
+        self._recheck_access(group)
         return entry
 
     def _plan_and_append(
@@ -287,6 +300,7 @@ class Node:
         if isinstance(code, str):
             code = InvitationCode.parse(code)
         group = code.group
+        self._joining[group] = code
         await self.add_group(group)
         if dial:
             for host, port in code.hint_addresses():
@@ -323,7 +337,7 @@ class Node:
     async def wait_held(self, group: bytes, entry_id: bytes) -> bytes:
         """Wait until a member's node (a connected peer that is a member of ``group``)
         shows it holds entry ``entry_id``, which this node holds. Returns its id."""
-        asked: set[bytes] = set()
+        asked: set[int] = set()  # sessions asked (a new session is asked again)
         while True:
             machine = self.content.get(group)
             members = machine.state.members if machine is not None else {}
@@ -331,8 +345,8 @@ class Node:
                 rep = conn.replicator
                 if entry_id in rep.confirmed and peer in members:
                     return peer
-                if peer not in asked and group in rep.synced and peer in members:
-                    asked.add(peer)
+                if id(rep) not in asked and group in rep.synced and peer in members:
+                    asked.add(id(rep))
                     conn.send_later(rep.confirm(group, [entry_id]))
             await self._wait_change()
 
@@ -473,6 +487,62 @@ class Node:
         entries = await trio.to_thread.run_sync(_all_entries, self.store, group)
         await self._track(group, entries, origin=None, announce=False)
 
+    def _grant(self, group: bytes, peer: bytes, proofs: tuple[bytes, ...], h: bytes) -> Grant:
+        """What ``peer`` may read of ``group`` now (``core/access.py``)."""
+        state = _held_state(self.content.get(group), group)
+        store = self.store
+
+        def header(eid: bytes) -> Header | None:
+            e = store.get_entry(group, eid)
+            return None if e is None else e.header
+
+        return grant_for(
+            state,
+            peer,
+            proofs=proofs,
+            session_hash=h,
+            now_ms=now_ms(),
+            cut_of=lambda eid: causal_cut(eid, header),
+        )
+
+    def _refuse(self, group: bytes, entries: list[Entry], peer: bytes) -> list[Entry]:
+        return admit(group, _held_state(self.content.get(group), group), entries, peer)
+
+    def _invitee_proofs(self, session_hash: bytes) -> list[bytes]:
+        return [
+            invitee_proof(code.keypair(), session_hash, group, self.peer_id)
+            for group, code in sorted(self._joining.items())[:MAX_PROOFS]
+        ]
+
+    def _recheck_access(self, group: bytes) -> None:
+        """Close the sessions whose peer's access to ``group`` changed: a removed or
+        banned member is cut off at once; an admitted invitee starts a full session."""
+        if not self._track_membership:
+            return  # no membership view: the log is served to every peer
+        for conn in list(self._conns.values()):
+            rep = conn.replicator
+            old = rep.grants.get(group)
+            if old is None or conn.closing_reason is not None:
+                continue
+            new = self._grant(group, conn.peer_id, rep.peer_proofs, rep.session_hash)
+            if new.access is old.access:
+                continue
+            if new.access is Access.MEMBER and group not in rep.withheld:
+                rep.grants[group] = new  # nothing was held back: widen in place
+                continue
+            if new.access is Access.MEMBER:
+                conn.closing_reason = f"access changed: now a member of group {group.hex()[:16]}"
+            else:
+                # From now on nothing more of the group goes to this peer.
+                rep.grants[group] = new
+                conn.closing_reason = (
+                    f"{ErrorCode.UNAUTHORIZED.value}: no longer served group {group.hex()[:16]} "
+                    f"(access {new.access.value})"
+                )
+            conn.closing_code = CLOSE_ACCESS
+            conn.drain_then_close = True
+            conn.wake.set()
+
     def _member_events(
         self,
         group: bytes,
@@ -594,6 +664,9 @@ class Node:
                 initiator=outbound,
                 session_hash=stream.handshake_hash,
                 forward=self._outgoing if (self.content or self._forward) else None,
+                peer=peer,
+                policy=_Policy(self, peer) if self._track_membership else None,
+                proofs=self._invitee_proofs(stream.handshake_hash),
             )
             conn = _Conn(peer, stream, rep, address, outbound)
             self._conns[peer] = conn
@@ -635,7 +708,9 @@ class Node:
                 if failure:
                     raise failure[0]
                 if conn.closing_reason is not None:
-                    reason, code = conn.closing_reason, CloseCode.GOING_AWAY
+                    reason, code = conn.closing_reason, conn.closing_code
+                elif (closed := stream.close_received) is not None and closed.reason not in ("", "closed"):
+                    reason = f"closed by the peer: {closed.reason}"
             finally:
                 if self._conns.get(peer) is conn:
                     del self._conns[peer]
@@ -724,6 +799,8 @@ class Node:
         for a in accepted:
             self._entries_accepted += len(a.entries)
             self._stored(a.group, a.entries, origin=conn.peer_id)
+        for g in {a.group for a in accepted}:
+            self._recheck_access(g)
         self._announce_synced(conn)
         if rejected > rejected_before:
             codes = ", ".join(sorted(k for k in stats.rejections if k != "pending-full"))
@@ -758,6 +835,8 @@ class Node:
                 conn.queued_bytes -= len(data)
                 await conn.stream.send_all(data)
                 self._bytes_sent += len(data)
+            if conn.drain_then_close:
+                return  # ends the connection with conn.closing_reason
             if ready is not None or rep.has_bulk:
                 # Build the next window in a worker thread while this one is sent.
                 built: list[bytes | None] = []
@@ -797,10 +876,13 @@ async def open_node(
     listen (port 0 picks a free port; see ``node.address``). ``peers`` are dialled and
     kept connected with backoff. With ``membership`` (the default) the node keeps each
     group's membership and content state (:meth:`Node.membership`), emits
-    :class:`MembershipChanged`, sends peers only the header of entries whose author
-    could not write them, and drops bodies that an effective delete targets.
-    ``forward(group, entry)`` adds the application's own policy on top (True, False,
-    or an entry to send instead).
+    :class:`MembershipChanged`, serves each group to its members only (and an invitee
+    the causal past of its invitation), stores no stranger's entries, cuts a removed
+    member off (spec/06-sync.md 6.22), sends peers only the header of entries whose
+    author could not write them, and drops bodies that an effective delete targets.
+    ``membership=False`` makes a log-level replica that serves the log to any peer (for
+    tools and tests of the replication protocol). ``forward(group, entry)`` adds the
+    application's own policy on top (True, False, or an entry to send instead).
     """
     group_ids = list(groups) if groups is not None else await trio.to_thread.run_sync(store.groups)
     async with trio.open_nursery() as nursery:
@@ -839,6 +921,20 @@ async def open_node(
             nursery.cancel_scope.cancel()
             for ch in node._subscribers:
                 ch.close()
+
+
+class _Policy:
+    """The node's :class:`~p2pcomm.replication.AccessPolicy` for one peer."""
+
+    def __init__(self, node: Node, peer: bytes) -> None:
+        self.node = node
+        self.peer = peer
+
+    def grant(self, group: bytes, proofs: tuple[bytes, ...], session_hash: bytes) -> Grant:
+        return self.node._grant(group, self.peer, proofs, session_hash)
+
+    def refuse(self, group: bytes, entries: list[Entry]) -> list[Entry]:
+        return self.node._refuse(group, entries, self.peer)
 
 
 def _why(exc: BaseException) -> str:
@@ -897,6 +993,15 @@ def _apply(machine: ContentMachine, entries: list[Entry], dropped: set[bytes]) -
         expelled=frozenset(state.equivocators),
         leavers=leavers,
     )
+
+
+def _held_state(machine: ContentMachine | None, group: bytes) -> GroupState | None:
+    """The group's state, or None while its genesis is not here."""
+    if machine is None or machine.membership.group is None:
+        return None
+    if machine.membership.kind(group) is None:
+        return None
+    return machine.state
 
 
 def _state_of(machine: ContentMachine, group: bytes) -> GroupState:

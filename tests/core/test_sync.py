@@ -310,7 +310,34 @@ REFUSALS = [
         ErrorCode.WRONG_LENGTH,
     ),
     Refusal(
-        "HELLO of 4 fields", "fresh", msg(Msg.HELLO, SYNC_VERSION, [], 0), ErrorCode.WRONG_LENGTH
+        "HELLO of 5 fields",
+        "fresh",
+        msg(Msg.HELLO, SYNC_VERSION, [], [b"\x00" * 64], 0),
+        ErrorCode.WRONG_LENGTH,
+    ),
+    Refusal(
+        "HELLO whose proofs are not a list",
+        "fresh",
+        msg(Msg.HELLO, SYNC_VERSION, [], 0),
+        ErrorCode.WRONG_TYPE,
+    ),
+    Refusal(
+        "HELLO with an empty list of proofs",
+        "fresh",
+        msg(Msg.HELLO, SYNC_VERSION, [], []),
+        ErrorCode.WRONG_LENGTH,
+    ),
+    Refusal(
+        "HELLO with 5 proofs",
+        "fresh",
+        msg(Msg.HELLO, SYNC_VERSION, [], [b"\x00" * 64] * 5),
+        ErrorCode.TOO_LARGE,
+    ),
+    Refusal(
+        "HELLO with a proof of 63 bytes",
+        "fresh",
+        msg(Msg.HELLO, SYNC_VERSION, [], [b"\x00" * 63]),
+        ErrorCode.WRONG_LENGTH,
     ),
     Refusal(
         "HELLO with 257 tokens",

@@ -23,13 +23,15 @@ import sys
 
 import trio
 
+from p2pcomm.core.content import Post
 from p2pcomm.core.identity import KeyPair
+from p2pcomm.core.membership import Kind
 from p2pcomm.core.sync import tips_fingerprint
 from p2pcomm.group import GroupLog
 from p2pcomm.net.node import EntriesAdded, open_node
 from p2pcomm.store import SqliteStore
 
-KIND_POST = 16
+KIND_POST = int(Kind.POST)
 LIMIT = 30.0
 
 
@@ -51,7 +53,9 @@ async def run(path: str, seed: int, group: bytes, entries: int, total: int) -> N
     store = SqliteStore(path)
     try:
         log = GroupLog(store, group)
-        log.append_many(me, [(KIND_POST, b"entry %d of %d" % (i, seed)) for i in range(entries)])
+        log.append_many(
+            me, [(KIND_POST, Post(text=f"entry {i} of {seed}").encode()) for i in range(entries)]
+        )
         async with open_node(store, me, groups=[group]) as node:
             events = node.subscribe()
             say(f"LISTEN {node.address[1]}")

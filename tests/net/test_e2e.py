@@ -7,8 +7,8 @@
       \\       v          so no two connections race for the same pair)
        `---> P2
 
-The parent creates the group's genesis in one SQLite file and copies it for each
-child, hands out the listening ports (each child picks port 0 and prints it), waits
+The parent creates the group in one SQLite file, adds the three nodes' keys as
+members (only members are served) and copies the file for each child, hands out the listening ports (each child picks port 0 and prints it), waits
 for the three ``DONE`` lines, then checks the three files itself after the children
 exited: same entry ids, same tips, and every entry re-verified.
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pcomm import Group, Role
 from p2pcomm.group import GroupLog
 from p2pcomm.store import SqliteStore
 from tests.sync_helpers import BASE_TS, key
@@ -70,11 +71,14 @@ def tell(proc: subprocess.Popen[str], line: str) -> None:
 def test_three_processes_converge(tmp_path: Path) -> None:
     genesis_path = tmp_path / "genesis.db"
     with SqliteStore(genesis_path) as store:
-        group = GroupLog.create(store, key(0), body=b"e2e", timestamp=BASE_TS).group
+        founder = Group.create(store, key(0), "e2e", clock=lambda: BASE_TS)
+        group = founder.id
+        for i in range(1, 4):  # the three nodes' members, added by the founder
+            founder.add(key(i).public_key, Role.MEMBER, name=f"node{i}")
     paths = [tmp_path / f"node{i}.db" for i in range(3)]
     for p in paths:
         shutil.copyfile(genesis_path, p)
-    total = 3 * PER_NODE + 1
+    total = 3 * PER_NODE + 4
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     procs = [

@@ -11,6 +11,7 @@ own identity) and then write crafted sync bytes: ``u32be length || canonical msg
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from p2pcomm.core.sync import (
 )
 from p2pcomm.errors import ErrorCode
 from p2pcomm.group import GroupLog
-from p2pcomm.net.node import EntriesAdded, GroupSynced, Node, NodeEvent, PeerDown, PeerUp, open_node
+from p2pcomm.net.node import EntriesAdded, GroupSynced, Node, NodeEvent, PeerDown, PeerUp
+from p2pcomm.net.node import open_node as _open_node
 from p2pcomm.net.transport import SecureStream, open_secure_stream
 from p2pcomm.store import SqliteStore
 from tests.helpers import bad_signature
@@ -48,6 +50,12 @@ from tests.sync_helpers import (
     replica,
     snapshot,
 )
+
+#: These tests are about replication of the log (catch-up, live push, flow control,
+#: hostile peers); their histories' authors are not members of anything, so the nodes
+#: run without the membership view, which serves the log to any peer.
+#: Members-only service is tested in tests/net/test_access.py.
+open_node = functools.partial(_open_node, membership=False)
 
 #: Upper bound for anything a test waits for; a healthy run takes a fraction of it.
 PATIENCE = 20.0
