@@ -966,18 +966,16 @@ class _Applied:
 def _apply(machine: ContentMachine, entries: list[Entry], dropped: set[bytes]) -> _Applied:
     """Apply stored entries to a group's state: its roles and items now, and the bodies
     that an effective delete targets and that are not dropped yet."""
-    changed = machine.apply_many(entries)
+    machine.apply_many(entries)
     membership = machine.membership
     roles = membership.roles()
-    kind = membership.kind
     drop: set[bytes] = set()
     if membership.group is None or membership.kind(membership.group) is None:
         return _Applied(roles, drop, {}, {}, frozenset(), frozenset(), frozenset())
     view = machine.view()
-    if any(e.header.kind == Kind.DELETE for e in entries) or any(
-        kind(i) == Kind.DELETE for i in changed
-    ):
-        drop = set(view.drop_bodies) - dropped
+    # A delete removes a target only once the target is held (04 V2), so a body to
+    # drop can come with a delete, a changed verdict, or the target's own arrival.
+    drop = set(view.drop_bodies) - dropped
     state = machine.state
     leavers = frozenset(
         e.header.author
