@@ -28,6 +28,7 @@ from .core.log import (
     decode_fork_proof,
     encode_fork_proof,
     verify_fork_proof,
+    verify_signature,
 )
 from .core.sync import (
     EntriesReceived,
@@ -318,11 +319,15 @@ class Replicator:
             )
         elif isinstance(event, Wanted):
             log = self.logs[event.group]
+            # 06 P4: an entry whose stored signature does not verify (it was stored on
+            # the strength of a successor) is not sent alone: the peer could not
+            # authenticate it and would take us for a forger.
             found = [
                 e
                 for i in event.ids
                 if (x := log.get(i)) is not None
                 and (e := self._outgoing(event.group, x)) is not None
+                and verify_signature(e)
             ]
             self.want_misses += len(event.ids) - len(found)
             if self.want_misses > MAX_WANT_MISSES:

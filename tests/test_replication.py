@@ -642,3 +642,27 @@ def test_a_flush_in_the_middle_of_a_read_keeps_earlier_replies() -> None:
     reply = frames(b.receive(want + bulk_a))
     assert [m[0] for m in reply].count(Msg.ENTRIES) == 1, [m[0] for m in reply]
     assert entry_ids(b1) == {e.id for e in h1}
+
+
+def test_a_want_answer_never_holds_an_entry_that_cannot_authenticate_alone() -> None:
+    """06 P4: an entry stored on the strength of a successor's signature (its own copy
+    corrupted) is not sent alone in an ENTRIES answer, which the peer could not
+    authenticate (it would close the session as a forgery, 06 H1)."""
+    source = group_history(authors=2, entries=6, seed=41)
+    entries = all_entries(source)
+    corrupt_at = next(i for i, e in enumerate(entries) if e.seq == 1 and e.id != source.group)
+    bad = entries[corrupt_at]
+    bad = bad._replace(signature=bytes(64))
+    held = replica([*entries[:corrupt_at], bad, *entries[corrupt_at + 1 :]])
+    peer = replica(entries)
+    a, b = replicator_pair(peer, held)
+    pump(a, b)
+    group = source.group
+    a.session.want(group, [bad.id, entries[0].id], again=True)
+    answer = b.receive(a.session.data_to_send())
+    # The genesis comes back; the entry whose own signature does not verify does not.
+    got = [m for m in frames(answer) if m[0] == Msg.ENTRIES]
+    assert len(got) == 1
+    blobs = got[0][2]
+    assert len(blobs) == 1 and isinstance(blobs[0], bytes)
+    assert bad.signature not in blobs[0] and entries[0].signature in blobs[0]

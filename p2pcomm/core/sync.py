@@ -100,6 +100,10 @@ MAX_GROUPS: Final = 256
 MAX_TIPS: Final = 10_000
 MAX_RUN: Final = 4096
 MAX_WANT: Final = 4096
+#: Fork proofs in one FORKS message, and the bytes of proofs a sender puts in one
+#: (under the message size, with room for the framing).
+MAX_FORKS: Final = 64
+FORKS_BYTES: Final = MAX_MESSAGE_SIZE - 1024
 #: Invitation proofs in one HELLO (a node joining several groups at once).
 MAX_PROOFS: Final = 4
 #: A sender closes a RUN message once it reaches this many bytes of bodies.
@@ -518,9 +522,19 @@ class SyncSession:
             self._send_run(gi, run)
 
     def send_fork_proofs(self, group: bytes, proofs: Sequence[bytes]) -> None:
+        """Queue FORKS messages: as many as it takes to keep each within 64 proofs and
+        the message size (6.5.8)."""
         gi, _ = self._group(group)
-        if proofs:
-            self._send((Msg.FORKS, gi, list(proofs)))
+        batch: list[bytes] = []
+        size = 0
+        for p in proofs:
+            if batch and (len(batch) >= MAX_FORKS or size + len(p) > FORKS_BYTES):
+                self._send((Msg.FORKS, gi, batch))
+                batch, size = [], 0
+            batch.append(p)
+            size += len(p) + 5
+        if batch:
+            self._send((Msg.FORKS, gi, batch))
 
     # -- receiving
 
@@ -695,7 +709,7 @@ class SyncSession:
         self._require_hello("FORKS")
         expect_array(msg, "FORKS", length=3)
         g = self._gi(msg[1])
-        proofs = expect_array(msg[2], "fork proofs", max_length=64)
+        proofs = expect_array(msg[2], "fork proofs", max_length=MAX_FORKS)
         self._events.append(
             ForkProofsReceived(
                 group=g.gid,

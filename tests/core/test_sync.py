@@ -995,3 +995,24 @@ def test_examples_of_the_spec_chapter() -> None:
     a.receive_data(b.data_to_send())
     a.offer_tips(g, [(bytes([0xAA]) * 32, 5, bytes([0xBB]) * 32)])
     assert a.data_to_send().hex() == "00000015" + "93" + "01" + "00" + "c410" + fp.hex()
+
+
+def test_many_fork_proofs_go_in_several_forks_messages() -> None:
+    """06 6.5.8: at most 64 proofs per FORKS; a sender with more splits them, and the
+    receiver takes every message."""
+    group = b"\x11" * 32
+    h = b"\x22" * 64
+    sender = SyncSession(initiator=True, session_hash=h, groups=[group])
+    receiver = SyncSession(initiator=False, session_hash=h, groups=[group])
+    sender.start()
+    receiver.start()
+    receiver.receive_data(sender.data_to_send())
+    sender.receive_data(receiver.data_to_send())
+    sender.events(), receiver.events()
+    proofs = [bytes([i % 256]) * 300 for i in range(130)]
+    sender.send_fork_proofs(group, proofs)
+    wire = sender.data_to_send()
+    receiver.receive_data(wire)
+    got = [e for e in receiver.events() if isinstance(e, ForkProofsReceived)]
+    assert [len(e.proofs) for e in got] == [64, 64, 2]
+    assert [p for e in got for p in e.proofs] == proofs
