@@ -421,14 +421,16 @@ def _run_local(
     _require_store(home)
     lock = contextlib.nullcontext() if method in _READ_ONLY else _local_lock(home)
     with lock, _open_store(home) as store:
-        backend = ops.LocalBackend(
-            kp,
-            store,
-            display_name=name,
-            known_peers=_known_peers(home),
-            on_progress=lambda text: print(f"p2pcomm: {text}", file=sys.stderr, flush=True),
-        )
-        result: dict[str, Any] = trio.run(ops.call, backend, method, params)
+        with _progress(Out(bool(getattr(args, "json", False))), "entries fetched") as tick:
+            backend = ops.LocalBackend(
+                kp,
+                store,
+                display_name=name,
+                known_peers=_known_peers(home),
+                on_progress=lambda text: print(f"p2pcomm: {text}", file=sys.stderr, flush=True),
+                on_fetched=tick,
+            )
+            result: dict[str, Any] = trio.run(ops.call, backend, method, params)
         return result
 
 
@@ -827,12 +829,13 @@ def _progress(out: Out, label: str) -> Iterator[Callable[[int], None]]:
     """A progress report for long work: a line updated in place on a terminal, plain
     lines now and then otherwise; nothing with --json."""
     tty = sys.stderr.isatty() and not out.json
-    shown = [0]
+    shown = [0, 0]  # last count printed as a line; whether the in-place line is used
 
     def tick(done: int) -> None:
         if out.json:
             return
         if tty:
+            shown[1] = 1
             print(f"\r{label}: {done:,}", end="", file=sys.stderr, flush=True)
         elif done - shown[0] >= 100_000:
             shown[0] = done
@@ -841,7 +844,7 @@ def _progress(out: Out, label: str) -> Iterator[Callable[[int], None]]:
     try:
         yield tick
     finally:
-        if tty:
+        if shown[1]:
             print(file=sys.stderr)
 
 

@@ -260,6 +260,8 @@ class LocalBackend:
     join_timeout: float = JOIN_TIMEOUT
     known_peers: Sequence[tuple[str, int]] = ()
     on_progress: Callable[[str], None] | None = None
+    #: Called with the number of entries fetched so far while joining (catch-up).
+    on_fetched: Callable[[int], None] | None = None
 
     def group_ids(self) -> list[bytes]:
         return [g for g in self.store.groups() if self.store.count(g)]
@@ -273,7 +275,7 @@ class LocalBackend:
         )
 
     async def join(self, code: InvitationCode) -> Handle:
-        from ..net.events import PeerUnreachable
+        from ..net.events import EntriesAdded, PeerUnreachable
         from ..net.node import PeerDown, open_node
 
         async with open_node(
@@ -282,10 +284,19 @@ class LocalBackend:
             events = node.subscribe()
 
             async def report() -> None:
+                fetched = 0
                 async for ev in events:
+                    if isinstance(ev, EntriesAdded) and ev.origin is not None:
+                        fetched += len(ev.entries)
+                        if self.on_fetched is not None:
+                            self.on_fetched(fetched)
                     if self.on_progress is None:
                         continue
-                    if isinstance(ev, PeerDown):
+                    if isinstance(ev, PeerDown) and ev.reason.startswith(
+                        ("unauthorized", "refused", "closed by the peer")
+                    ):
+                        # Sessions restarted on purpose (a group added, access widened)
+                        # are not news; being turned away is.
                         self.on_progress(f"peer {MemberId(ev.peer_id).short()} left: {ev.reason}")
                     elif isinstance(ev, PeerUnreachable):
                         host, port = ev.address
