@@ -1259,6 +1259,32 @@ def _fork_proof_vectors(f: Forks) -> list[Json]:
             "unknown-version",
         ),
         bad(
+            "fork-proof-version-2-four-items",
+            "version 2 with a fourth item: the version is checked before the item count (01 T1)",
+            _pack(
+                [
+                    2,
+                    [list(simple.a.headers), simple.a.signature],
+                    [list(simple.b.headers), simple.b.signature],
+                    0,
+                ]
+            ),
+            "unknown-version",
+        ),
+        bad(
+            "fork-proof-version-1-four-items",
+            "version 1 with a fourth item",
+            _pack(
+                [
+                    1,
+                    [list(simple.a.headers), simple.a.signature],
+                    [list(simple.b.headers), simple.b.signature],
+                    0,
+                ]
+            ),
+            "wrong-length",
+        ),
+        bad(
             "fork-proof-non-canonical",
             "version 1 written as uint 8",
             b"\x93\xcc\x01" + enc[2:],

@@ -610,7 +610,10 @@ def encode_fork_proof(proof: ForkProof) -> bytes:
 
 def decode_fork_proof(data: bytes) -> ForkProof:
     value = _raw_unpack(data, _FORK_LIMITS)
-    parts = expect_array(value, "fork_proof", length=3)
+    parts = expect_array(value, "fork_proof")
+    if not parts:
+        raise DecodeError(ErrorCode.WRONG_LENGTH, "fork_proof: expected 3 items, found 0", found=0)
+    # 01 T1: the version first, then the item count (a later version may have more).
     version = expect_uint(parts[0], "fork_proof.version")
     if version != FORK_PROOF_VERSION:
         raise DecodeError(
@@ -619,6 +622,7 @@ def decode_fork_proof(data: bytes) -> ForkProof:
             expected=FORK_PROOF_VERSION,
             found=version,
         )
+    expect_array(parts, "fork_proof", length=3)
     runs = []
     for i in (1, 2):
         run = expect_array(parts[i], "fork_proof.run", length=2)
