@@ -54,6 +54,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("sync.json", "vectors_sync", "06-sync.md"),
     Chapter("bundle.json", "vectors_bundle", "11-bundle.md"),
     Chapter("access.json", "vectors_access", "06-sync.md"),
+    Chapter("discovery.json", "vectors_discovery", "08-discovery.md"),
 )
 
 
