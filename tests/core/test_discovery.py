@@ -146,6 +146,21 @@ def test_every_decode_error_is_covered() -> None:
     assert fails == {"malformed", "unknown-version", "too-large", "wrong-length", "not-canonical"}
 
 
+def test_example_of_the_spec_chapter() -> None:
+    """The worked example of 08 8.4, recomputed."""
+    text = (ROOT / "spec" / "08-discovery.md").read_text(encoding="utf-8")
+    g, e = bytes([0x11]) * 32, d.epoch_of(NOW)
+    hashed = b"p2pcomm/1/discovery" + e.to_bytes(8, "big")
+    for value in (
+        f"`e = {e}`",
+        f"`{hashed.hex()}`",
+        f"`{crypto.blake2b_keyed(g, hashed, 16).hex()}`",
+        f"`{d.discovery_token(g, e).hex()}`",
+        f"`{d.discovery_token(g, e + 1).hex()}`",
+    ):
+        assert value in text, value
+
+
 # ---------------------------------------------------------------- behaviour
 
 
