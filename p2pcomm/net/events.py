@@ -4,8 +4,8 @@ Two levels:
 
 * **application events** say what a person would notice: an item was added, changed,
   hidden or deleted; a member joined, left, was removed or changed role; a peer came,
-  went or misbehaved; a group finished syncing with a peer. Void entries (whose author
-  could not write them) never surface as items.
+  went or misbehaved; mDNS found a peer or its advert went; a group finished syncing
+  with a peer. Void entries (whose author could not write them) never surface as items.
 * **log events** (:class:`EntriesAdded`, :class:`MembershipChanged`) report every
   stored entry and every change of the role table, for tools that work on the log.
 
@@ -35,7 +35,9 @@ __all__ = [
     "MemberRoleChanged",
     "MembershipChanged",
     "NodeEvent",
+    "PeerDiscovered",
     "PeerDown",
+    "PeerGone",
     "PeerMisbehaved",
     "PeerUnreachable",
     "PeerUp",
@@ -91,6 +93,25 @@ class PeerUnreachable:
     reason: str
     #: Seconds until the next attempt (it backs off up to 30 s).
     retry_in: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerDiscovered:
+    """mDNS found a node whose advert names groups this node holds; the node dials it
+    (``PeerUp`` follows when it answers)."""
+
+    #: ``(host, port)`` it advertises.
+    address: tuple[str, int]
+    #: The groups its advert names (those of this node that it holds too).
+    groups: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerGone:
+    """The last advert naming ``address`` was withdrawn, expired or no longer names a
+    group of this node. A connection to it stays up; it is not dialled again."""
+
+    address: tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +208,8 @@ AppEvent: TypeAlias = (
     | PeerDown
     | PeerMisbehaved
     | PeerUnreachable
+    | PeerDiscovered
+    | PeerGone
     | GroupSynced
 )
 

@@ -35,6 +35,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -65,13 +66,18 @@ from .events import (
     MemberRoleChanged,
     MembershipChanged,
     NodeEvent,
+    PeerDiscovered,
     PeerDown,
+    PeerGone,
     PeerMisbehaved,
     PeerUnreachable,
     PeerUp,
 )
 from .live import LiveGroup
 from .transport import SecureStream, open_secure_stream, serve_secure
+
+if TYPE_CHECKING:
+    from .discovery import Discovery, DiscoveryConfig, DiscoveryEvent
 
 __all__ = [
     "EntriesAdded",
@@ -88,7 +94,9 @@ __all__ = [
     "Node",
     "NodeEvent",
     "NodeStatistics",
+    "PeerDiscovered",
     "PeerDown",
+    "PeerGone",
     "PeerMisbehaved",
     "PeerUnreachable",
     "PeerUp",
@@ -104,6 +112,9 @@ FLUSH_AFTER = 0.01
 CLOSE_ACCESS = 0x8001
 #: Replies waiting for a peer that does not read, before it counts as flooding.
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
+#: Failed dials in a row after which an address found by discovery is left alone
+#: (until its node advertises again).
+MAX_HINT_FAILURES = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +222,12 @@ class Node:
         self._joining: dict[bytes, InvitationCode] = {}
         #: Address -> (failures in a row, when the next attempt is due).
         self._dial_failed: dict[tuple[str, int], tuple[int, float]] = {}
+        #: Addresses given with add_peer (dialled for ever); the others came from
+        #: discovery: address -> the adverts naming it (name -> their groups).
+        self._static: set[tuple[str, int]] = set()
+        self._hints: dict[tuple[str, int], dict[str, tuple[bytes, ...]]] = {}
+        #: mDNS discovery, when open_node was given a DiscoveryConfig.
+        self.discovery: Discovery | None = None
 
     # -- public API
 
@@ -371,6 +388,8 @@ class Node:
                 conn.closing_reason = "starting a session with a new group"
                 if conn.scope is not None:
                     conn.scope.cancel()
+            if self.discovery is not None:
+                self.discovery.set_groups(self.logs)
 
     async def connect(self, host: str, port: int) -> bytes:
         """Dial once and run the connection in the background; returns the peer id."""
@@ -382,10 +401,19 @@ class Node:
     def add_peer(self, host: str, port: int) -> None:
         """Keep a connection to ``host:port``, reconnecting with backoff. Adding an
         address already kept does nothing."""
+        self._static.add((host, port))
         if (host, port) in self._dialing:
             return
         self._dialing.add((host, port))
         self._nursery.start_soon(self._dial_loop, host, port)
+
+    def discovered(self) -> dict[tuple[str, int], tuple[bytes, ...]]:
+        """Addresses discovery found now (their adverts name groups of this node):
+        ``(host, port)`` -> those groups."""
+        return {
+            a: tuple(sorted({g for groups in adverts.values() for g in groups}))
+            for a, adverts in self._hints.items()
+        }
 
     def dial_failures(self) -> dict[tuple[str, int], tuple[int, float]]:
         """Kept addresses that do not answer now: ``(host, port)`` -> (failed attempts
@@ -602,26 +630,73 @@ class Node:
     async def _dial_loop(self, host: str, port: int) -> None:
         delay = 0.25
         address = (host, port)
-        while True:
-            try:
-                stream = await open_secure_stream(host, port, identity=self._signer)
-            except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
-                logger.debug("dial %s:%d failed: %s", host, port, exc)
-                wait = delay * (0.5 + random.random())
-                failures = self._dial_failed.get(address, (0, 0.0))[0] + 1
-                self._dial_failed[address] = (failures, trio.current_time() + wait)
-                if failures == 1:  # said once; status() has the rest
-                    self._emit(
-                        PeerUnreachable(address=address, reason=_why(exc), retry_in=wait)
-                    )
-                self._note_change()  # dial_failures() changed
-            else:
-                delay = 0.25
-                wait = delay * (0.5 + random.random())
+        try:
+            while self._keep_dialing(address):
+                try:
+                    stream = await open_secure_stream(host, port, identity=self._signer)
+                except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
+                    logger.debug("dial %s:%d failed: %s", host, port, exc)
+                    wait = delay * (0.5 + random.random())
+                    failures = self._dial_failed.get(address, (0, 0.0))[0] + 1
+                    self._dial_failed[address] = (failures, trio.current_time() + wait)
+                    if failures == 1:  # said once; status() has the rest
+                        self._emit(
+                            PeerUnreachable(address=address, reason=_why(exc), retry_in=wait)
+                        )
+                    self._note_change()  # dial_failures() changed
+                    if address not in self._static and failures >= MAX_HINT_FAILURES:
+                        return  # a hint that does not answer: wait for its next advert
+                else:
+                    delay = 0.25
+                    wait = delay * (0.5 + random.random())
+                    self._dial_failed.pop(address, None)
+                    await self._run_connection(stream, True, address)
+                await trio.sleep(wait)
+                delay = min(delay * 2, 30.0)
+        finally:
+            self._dialing.discard(address)
+            if address not in self._static:
                 self._dial_failed.pop(address, None)
-                await self._run_connection(stream, True, address)
-            await trio.sleep(wait)
-            delay = min(delay * 2, 30.0)
+
+    def _keep_dialing(self, address: tuple[str, int]) -> bool:
+        return address in self._static or address in self._hints
+
+    # -- discovery
+
+    async def _run_discovery(
+        self, config: DiscoveryConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        from .discovery import open_discovery
+
+        port = self.address[1] if self.address[1] else None
+        async with open_discovery(config, groups=self.logs, port=port) as discovery:
+            self.discovery = discovery
+            task_status.started()
+            try:
+                async for event in discovery:
+                    self._on_discovery(event)
+            finally:
+                self.discovery = None
+
+    def _on_discovery(self, event: DiscoveryEvent) -> None:
+        """Dial what discovery found (with the dial loop: backoff, one per address);
+        say when an address is found and when the last advert naming it is gone."""
+        from .discovery import PeerFound
+
+        address = event.address
+        adverts = self._hints.get(address)
+        if isinstance(event, PeerFound):
+            if adverts is None:
+                adverts = self._hints[address] = {}
+                self._emit(PeerDiscovered(address=address, groups=event.groups))
+            adverts[event.name] = event.groups
+            if address not in self._dialing:
+                self._dialing.add(address)
+                self._nursery.start_soon(self._dial_loop, *address)
+        elif adverts is not None and adverts.pop(event.name, None) is not None and not adverts:
+            del self._hints[address]
+            self._emit(PeerGone(address=address))
+        self._note_change()
 
     async def _accept(self, stream: SecureStream) -> None:
         try:
@@ -869,6 +944,7 @@ async def open_node(
     forward: Callable[[bytes, Entry], bool | Entry | None] | None = None,
     event_buffer: int = 10_000,
     membership: bool = True,
+    discovery: DiscoveryConfig | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node until the block exits.
 
@@ -883,6 +959,9 @@ async def open_node(
     ``membership=False`` makes a log-level replica that serves the log to any peer (for
     tools and tests of the replication protocol). ``forward(group, entry)`` adds the
     application's own policy on top (True, False, or an entry to send instead).
+    ``discovery`` turns mDNS on (:mod:`p2pcomm.net.discovery`) on the interfaces it
+    names: the node advertises its port for its groups, and dials the nodes whose
+    adverts name a group it holds (:class:`PeerDiscovered`, :class:`PeerGone`).
     """
     group_ids = list(groups) if groups is not None else await trio.to_thread.run_sync(store.groups)
     async with trio.open_nursery() as nursery:
@@ -915,6 +994,8 @@ async def open_node(
             node.address = (str(sockname[0]), int(sockname[1]))
         for h, p in peers:
             node.add_peer(h, p)
+        if discovery is not None:
+            await nursery.start(functools.partial(node._run_discovery, discovery))
         try:
             yield node
         finally:
