@@ -762,7 +762,9 @@ def cmd_peers(args: argparse.Namespace, out: Out) -> int:
                 f"unreachable  {u['address']}  ({u['failures']} failed attempts, "
                 f"next in {u['retry_in_s']} s)"
             )
-        if not r["peers"] and not r["unreachable"]:
+        for d in r.get("discovered", []):
+            out.line(f"discovered   {d['address']}  (mDNS; {_plural(len(d['groups']), 'shared group')})")
+        if not r["peers"] and not r["unreachable"] and not r.get("discovered"):
             out.note("no peers (give the node some with --peer, or join with a code)")
     return 0
 
@@ -777,6 +779,9 @@ def cmd_status(args: argparse.Namespace, out: Out) -> int:
         out.line(f"node    running, listening on {r['listening']}, {len(r['peers'])} peers")
         for u in r["unreachable"]:
             out.line(f"        cannot reach {u['address']} ({u['failures']} attempts)")
+        if r.get("mdns"):
+            found = _plural(len(r.get("discovered", [])), "node")
+            out.line(f"mdns    on {', '.join(r['mdns'])}, {found} of your groups found")
     else:
         out.line("node    not running (start it with: p2pcomm run)")
     for g in r["groups"]:
@@ -953,10 +958,19 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
     home = _home(args)
     listen = args.listen or DEFAULT_LISTEN
     host, port = _address(listen)
-    for p in args.peer:
+    for p in args.peer + args.bootstrap:
         _address(p)
+    if args.no_mdns and args.interface:
+        raise CliError(
+            "--interface chooses where mDNS speaks: it cannot go with --no-mdns",
+            Exit.USAGE,
+            "bad-interface",
+        )
+    mdns = None if args.no_mdns else _mdns_addresses(host, args.interface, out)
     kp = _load_key(home, args)
-    peers = _known_peers(home, args.peer)
+    config = _config(home)
+    bootstrap = [b for b in config.get("bootstrap", []) if isinstance(b, str)]
+    peers = _known_peers(home, [*args.peer, *bootstrap, *args.bootstrap])
     return run_node(
         home,
         kp,
@@ -966,7 +980,48 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
         peers=peers,
         display_name=ops.home_display_name(home.config_path),
         out=out,
+        mdns=mdns,
     )
+
+
+def _mdns_addresses(host: str, interfaces: Sequence[str], out: Out) -> tuple[str, ...] | None:
+    """Where the node speaks mDNS: the ``--interface`` choices; by default the LAN
+    interfaces when it listens on all of them, else the one address it listens on (a
+    node listening on 127.0.0.1 advertises on loopback only). None: mDNS off."""
+    from ..net.discovery import interface_addresses, lan_addresses
+
+    wildcard = host in ("0.0.0.0", "::", "")
+    if interfaces:
+        try:
+            addresses = interface_addresses(interfaces)
+        except NotFoundError as exc:
+            raise CliError(
+                f"--interface: {exc.message} (or turn mDNS off with --no-mdns)",
+                Exit.USAGE,
+                "bad-interface",
+            ) from None
+        if not wildcard and host not in addresses:
+            raise CliError(
+                f"--interface: the node listens on {host} only, so it cannot be reached at "
+                f"{', '.join(addresses)} (listen on 0.0.0.0, or choose --interface {host})",
+                Exit.USAGE,
+                "bad-interface",
+            )
+        return addresses
+    if wildcard:
+        addresses = lan_addresses()
+        if not addresses:
+            out.note(
+                "mDNS off: no LAN interface with an IPv4 address "
+                "(choose one with --interface NAME|ADDRESS)"
+            )
+            return None
+        return addresses
+    try:
+        return interface_addresses([host])
+    except NotFoundError:
+        out.note(f"mDNS off: it runs over IPv4, on an address of this machine, not {host}")
+        return None
 
 
 # --------------------------------------------------------------------------- parser
@@ -1108,6 +1163,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--peer", action="append", default=[], metavar="HOST:PORT", help="dial and keep connected"
+    )
+    p.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a node to start from (also the 'bootstrap' list in the home's config.json)",
+    )
+    p.add_argument(
+        "--no-mdns",
+        action="store_true",
+        help="do not advertise or look for members' nodes on the local network",
+    )
+    p.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="NAME|ADDRESS",
+        help="speak mDNS here (default: the LAN interfaces; the listen address if not 0.0.0.0)",
     )
     add("peers", cmd_peers, "the running node's peers")
     add("status", cmd_status, "the node and the groups here")

@@ -365,6 +365,11 @@ class NodeBackend:
             ],
             "entries_received": stats.entries_received,
             "entries_accepted": stats.entries_accepted,
+            "mdns": list(node.discovery.addresses) if node.discovery is not None else None,
+            "discovered": [
+                {"address": f"{h}:{p}", "groups": [g.hex() for g in groups]}
+                for (h, p), groups in sorted(node.discovered().items())
+            ],
         }
 
 
@@ -552,7 +557,10 @@ async def _peers(b: Backend, p: Params) -> Result:
     status = b.node_status()
     if status is None:
         raise NotFoundError(ErrorCode.NODE_UNREACHABLE, "no node runs")
-    return {"peers": status["peers"], "unreachable": status["unreachable"]}
+    result = {"peers": status["peers"], "unreachable": status["unreachable"]}
+    if status["discovered"]:  # found on the local network (mDNS), connected or not
+        result["discovered"] = status["discovered"]
+    return result
 
 
 async def _status(b: Backend, p: Params) -> Result:

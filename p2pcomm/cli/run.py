@@ -1,7 +1,9 @@
 """``p2pcomm run``: the long-running node of one home.
 
 It takes the home's lock (one node per home), opens the store, listens, dials the
-peers it knows (``--peer`` and those remembered from invitations), serves the control
+peers it knows (``--peer``, ``--bootstrap``, the ``bootstrap`` list of the home's
+config.json and those remembered from invitations), finds members' nodes on the local
+network with mDNS (``--interface``, ``--no-mdns``) and dials them, serves the control
 socket for the other commands, and prints what happens, one line per event, until
 Ctrl-C (exit 130; the store is intact: every write is a finished transaction).
 """
@@ -46,8 +48,10 @@ def run_node(
     peers: Sequence[tuple[str, int]],
     display_name: str,
     out: Out,
+    mdns: Sequence[str] | None = None,
 ) -> int:
-    """Run until interrupted; returns the exit status."""
+    """Run until interrupted; returns the exit status. ``mdns``: the IPv4 addresses
+    to speak mDNS on (None: off)."""
     from .main import CliError, Exit, busy_error
 
     if not home.store_path.exists():
@@ -73,7 +77,17 @@ def run_node(
             try:
                 try:
                     interrupted = trio.run(
-                        _main, home, store, identity, host, port, fallback, peers, display_name, out
+                        _main,
+                        home,
+                        store,
+                        identity,
+                        host,
+                        port,
+                        fallback,
+                        peers,
+                        display_name,
+                        out,
+                        tuple(mdns) if mdns else None,
                     )
                 except BaseExceptionGroup as group:
                     raise _unwrap(group) from None
@@ -104,6 +118,7 @@ async def _main(
     peers: Sequence[tuple[str, int]],
     display_name: str,
     out: Out,
+    mdns: tuple[str, ...] | None,
 ) -> bool:
     """Serve until SIGINT or SIGTERM (then return True: interrupted)."""
     interrupted = False
@@ -118,7 +133,7 @@ async def _main(
                     return
 
             nursery.start_soon(watch)
-            args = (home, store, identity, peers, display_name, out)
+            args = (home, store, identity, peers, display_name, out, mdns)
             try:
                 await _serve(host, port, *args)
             except BaseException as exc:
@@ -141,11 +156,16 @@ async def _serve(
     peers: Sequence[tuple[str, int]],
     display_name: str,
     out: Out,
+    mdns: tuple[str, ...] | None,
 ) -> None:
     from ..net.control import Method, serve_control
+    from ..net.discovery import DiscoveryConfig
     from ..net.node import open_node
 
-    async with open_node(store, identity, host=host, port=port, peers=list(peers)) as node:
+    discovery = DiscoveryConfig(interfaces=mdns) if mdns else None
+    async with open_node(
+        store, identity, host=host, port=port, peers=list(peers), discovery=discovery
+    ) as node:
         backend = ops.NodeBackend(node, display_name=display_name)
         methods: dict[str, Method] = {}
         for name, (kind, _where) in ops.METHODS.items():
@@ -165,9 +185,18 @@ async def _serve(
                 raise P2PCommError(exc.code, exc.message) from None
             h, p = node.address
             if out.json:
-                out.doc({"event": "started", "id": identity.id.text(), "listening": f"{h}:{p}"})
+                out.doc(
+                    {
+                        "event": "started",
+                        "id": identity.id.text(),
+                        "listening": f"{h}:{p}",
+                        "mdns": list(mdns) if mdns else None,
+                    }
+                )
             else:
                 out.line(f"node {identity.id.text()} listening on {h}:{p}")
+                if mdns:
+                    out.line(f"mdns       on {', '.join(mdns)} (finds members' nodes nearby)")
                 for g in sorted(node.logs):
                     out.line(f"group      {g.hex()[:16]}")
             async for ev in events:
@@ -245,6 +274,12 @@ def _print_event(ev: object, out: Out) -> None:
             f"unreachable {ev.address[0]}:{ev.address[1]} ({ev.reason}); "
             f"retrying with backoff (first in {ev.retry_in:.1f} s)"
         )
+    elif isinstance(ev, e.PeerDiscovered):
+        shared = ", ".join(g.hex()[:16] for g in ev.groups)
+        which = "group" if len(ev.groups) == 1 else "groups"
+        line = f"discovered {ev.address[0]}:{ev.address[1]} (mDNS; {which} {shared})"
+    elif isinstance(ev, e.PeerGone):
+        line = f"gone       {ev.address[0]}:{ev.address[1]} (its mDNS advert ended)"
     elif isinstance(ev, e.GroupSynced):
         line = f"synced     group {ev.group.hex()[:16]} with {_short(ev.peer_id)}"
     elif isinstance(ev, e.ItemAdded):
@@ -275,6 +310,10 @@ def _event_doc(ev: object) -> dict[str, Any] | None:
         return {"event": "peer-misbehaved", "peer": MemberId(ev.peer_id).text(), "reason": ev.reason}
     if isinstance(ev, e.PeerUnreachable):
         return {"event": "peer-unreachable", "address": f"{ev.address[0]}:{ev.address[1]}", "reason": ev.reason}
+    if isinstance(ev, e.PeerDiscovered):
+        return {"event": "peer-discovered", "address": f"{ev.address[0]}:{ev.address[1]}", "groups": [g.hex() for g in ev.groups]}
+    if isinstance(ev, e.PeerGone):
+        return {"event": "peer-gone", "address": f"{ev.address[0]}:{ev.address[1]}"}
     if isinstance(ev, e.GroupSynced):
         return {"event": "synced", "group": ev.group.hex(), "peer": MemberId(ev.peer_id).text()}
     if isinstance(ev, e.ItemAdded):
