@@ -69,25 +69,63 @@ def now_ms() -> int:
 
 
 class _View:
-    """The store seen as a :class:`~p2pcomm.core.log.LogView` of one group."""
+    """The store seen as a :class:`~p2pcomm.core.log.LogView` of one group, including
+    the entries of the write still running in the writer process: the store shows them
+    only once they are committed, and the next step is validated meanwhile."""
 
-    __slots__ = ("_group", "_store")
+    __slots__ = ("_by_id", "_by_seq", "_group", "_inflight", "_max_seq", "_store")
 
     def __init__(self, store: Store, group: bytes) -> None:
         self._store = store
         self._group = group
+        self._inflight: Sequence[Entry] = ()
+        self._by_id: dict[bytes, Entry] = {}
+        self._by_seq: dict[tuple[bytes, int], list[bytes]] = {}
+        self._max_seq: dict[bytes, int] = {}
+
+    def set_inflight(self, entries: Sequence[Entry]) -> None:
+        """The entries of the write in flight (indexed when first asked about)."""
+        self._inflight = entries
+        self._by_id, self._by_seq, self._max_seq = {}, {}, {}
+
+    def _indexed(self) -> bool:
+        """Whether a write is in flight; its entries are indexed on first use."""
+        if not self._inflight:
+            return False
+        if not self._by_id:
+            by_id, by_seq, max_seq = self._by_id, self._by_seq, self._max_seq
+            for e in self._inflight:
+                h = e.header
+                by_id[e.id] = e
+                by_seq.setdefault((h.author, h.seq), []).append(e.id)
+                if h.seq > max_seq.get(h.author, 0):
+                    max_seq[h.author] = h.seq
+        return True
 
     def entry_meta(self, entry_id: bytes) -> EntryMeta | None:
-        return self._store.entry_meta(self._group, entry_id)
+        meta = self._store.entry_meta(self._group, entry_id)
+        if meta is None and self._indexed() and (e := self._by_id.get(entry_id)) is not None:
+            h = e.header
+            return EntryMeta(h.author, h.seq, h.timestamp)
+        return meta
 
     def ids_at(self, author: bytes, seq: int) -> Sequence[bytes]:
-        return self._store.ids_at(self._group, author, seq)
+        ids = self._store.ids_at(self._group, author, seq)
+        if self._indexed() and (more := self._by_seq.get((author, seq))):
+            return sorted({*ids, *more})
+        return ids
 
     def max_seq(self, author: bytes) -> int:
-        return self._store.max_seq(self._group, author)
+        seq = self._store.max_seq(self._group, author)
+        if self._indexed():
+            seq = max(seq, self._max_seq.get(author, 0))
+        return seq
 
     def get_signed_header(self, entry_id: bytes) -> tuple[bytes, bytes] | None:
-        return self._store.get_signed_header(self._group, entry_id)
+        got = self._store.get_signed_header(self._group, entry_id)
+        if got is None and self._indexed() and (e := self._by_id.get(entry_id)) is not None:
+            return e.header_bytes, e.signature
+        return got
 
 
 class ThreadedSignatures:
@@ -176,8 +214,9 @@ class GroupLog:
         self.group = group
         self._signatures = signatures
         checker: SignatureChecker | None = signatures.verify if signatures else None
+        self._view = _View(store, group)
         self._ingestor = Ingestor(
-            group, _View(store, group), max_pending=max_pending, signature_checker=checker
+            group, self._view, max_pending=max_pending, signature_checker=checker
         )
         self._heads: dict[bytes, bytes] | None = None
         self._tips: dict[bytes, tuple[int, bytes, int]] = {}
@@ -365,7 +404,10 @@ class GroupLog:
         """Validate entries from elsewhere and store the valid ones.
 
         See :meth:`p2pcomm.core.log.Ingestor.ingest` for ``verify_each``. Bodies that
-        arrive for stored entries are kept unless they were dropped on purpose.
+        arrive for stored entries are kept unless they were dropped on purpose. A
+        verifying signature that arrives for a stored entry whose stored signature does
+        not verify takes its place (spec 03 A1), and a fork proof made again from a
+        shorter run replaces the stored proof of its fork id (F1c).
 
         Everything accepted is durable when this returns. ``entries`` is consumed in
         steps of :data:`INGEST_STEP`, one transaction each, so a long iterable (a
@@ -408,7 +450,7 @@ class GroupLog:
     ) -> IngestResult:
         result = self._ingestor.ingest(entries, verify_each=verify_each)
         self.wait_durable()
-        if result.accepted or result.forks or result.bodies:
+        if result.accepted or result.forks or result.bodies or result.signatures:
             writer = self._writer() if offload else None
             try:
                 if writer is None:
@@ -417,10 +459,13 @@ class GroupLog:
                     ticket = writer.put(
                         self.group,
                         [entry_row(e) for e in result.accepted],
-                        [fork_row(p) for p in result.forks],
-                        result.bodies,
+                        bodies=result.bodies,
+                        signatures=result.signatures,
+                        # Each proof in place of any stored with its fork id (03 F1c).
+                        replaced_forks=[fork_row(p) for p in result.forks],
                     )
                     self._inflight = (result, writer, ticket)
+                    self._view.set_inflight(result.accepted)
                     return result
             except BaseException:
                 self._forget_caches()
@@ -451,6 +496,8 @@ class GroupLog:
         except BaseException:
             self._forget_caches()
             raise
+        finally:
+            self._view.set_inflight(())
         self._note_stored(result.accepted)
 
     def close(self) -> None:
@@ -458,13 +505,24 @@ class GroupLog:
         self.wait_durable()
 
     def _write_result(self, result: IngestResult) -> None:
+        """Store what an ingest step decided: the accepted entries and new fork proofs
+        in one transaction, then the verifying signatures that replace stored ones
+        (03 A1), the proofs made again that replace stored ones with the same fork id
+        (03 F1c), and the bodies of stored entries."""
         if result.accepted or result.forks:
             self.store.put_entries(self.group, result.accepted, result.forks)
+        if result.forks:
+            # put_entries kept any proof stored earlier under a fork id; the ingestor's
+            # proof is the one for the entries held now.
+            self.store.replace_fork_proofs(self.group, result.forks)
+        if result.signatures:
+            self.store.replace_signatures(self.group, result.signatures)
         for eid, body in result.bodies:
             self.store.put_body(self.group, eid, body)
 
     def store_fork_proofs(self, proofs: Sequence[ForkProof]) -> None:
-        """Store verified fork proofs (received on their own) after pending writes."""
+        """Store verified fork proofs (received on their own) after pending writes; a
+        proof of a fork id already stored is skipped."""
         self.wait_durable()
         self.store.put_entries(self.group, [], proofs)
 

@@ -7,6 +7,8 @@ it works on plain rows, which the parent builds from validated entries.
 * A *row* is ``(id, author, seq, ts, kind, header, sig, body, prev, links)``, where
   ``body`` and ``prev`` may be None and ``links`` is a list of ids.
 * A *fork row* is ``(key, author, seq, proof)`` with the encoded fork proof.
+* A *signature* is ``(id, sig)``: a verifying signature to keep in place of a stored
+  one that does not verify (checked by the caller).
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["ForkRow", "Row", "configure", "gid_of", "insert", "put_body"]
+__all__ = [
+    "ForkRow",
+    "Row",
+    "configure",
+    "gid_of",
+    "insert",
+    "put_body",
+    "replace_forks",
+    "replace_signatures",
+]
 
 Row = tuple[bytes, bytes, int, int, int, bytes, bytes, "bytes | None", "bytes | None", Any]
 ForkRow = tuple[bytes, bytes, int, bytes]
@@ -103,3 +114,23 @@ def put_body(db: sqlite3.Connection, gid: int, entry_id: bytes, body: bytes) -> 
         (body, entry_id, gid),
     )
     return cur.rowcount == 1
+
+
+def replace_signatures(db: sqlite3.Connection, gid: int, sigs: Iterable[Sequence[bytes]]) -> int:
+    """Put signatures in place of stored ones (see ``Store.replace_signatures``);
+    returns how many rows changed. Runs inside the caller's transaction."""
+    cur = db.executemany(
+        "UPDATE entries SET sig=? WHERE id=? AND gid=? AND sig IS NOT ?",
+        [(s[1], s[0], gid, s[1]) for s in sigs],
+    )
+    return max(cur.rowcount, 0)
+
+
+def replace_forks(db: sqlite3.Connection, gid: int, forks: Sequence[ForkRow]) -> None:
+    """Store fork proofs, each in place of the stored one with its key (see
+    ``Store.replace_fork_proofs``). Runs inside the caller's transaction."""
+    db.executemany(
+        "INSERT INTO forks (key, gid, author, seq, proof) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (key) DO UPDATE SET proof=excluded.proof WHERE gid=excluded.gid",
+        [(f[0], gid, f[1], f[2], f[3]) for f in forks],
+    )

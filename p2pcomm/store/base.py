@@ -13,6 +13,8 @@ Guarantees every implementation gives (checked by ``tests/store/test_contract.py
 * Entries come back from ``iter_entries`` in the order they were put, so that order is
   causal.
 * A dropped body stays dropped: ``put_body`` refuses it afterwards.
+* ``put_entries`` keeps the first signature stored for an entry and the first proof of
+  a fork id; only ``replace_signatures`` and ``replace_fork_proofs`` change them.
 """
 
 from __future__ import annotations
@@ -56,8 +58,27 @@ class Store(Protocol):
 
         ``entries`` is consumed once, inside the transaction (it may be a generator
         that is still producing while earlier entries are written). Entries already
-        stored are skipped. Bodies present on the entries are stored.
+        stored are skipped (their stored signature stays), and so are proofs of a fork
+        id already stored. Bodies present on the entries are stored.
         """
+
+    def replace_signatures(self, group: bytes, signatures: Iterable[tuple[bytes, bytes]]) -> int:
+        """Put each ``(entry_id, signature)``'s signature in place of the stored entry's,
+        in one transaction; returns how many stored entries of ``group`` changed
+        (unknown ids are skipped).
+
+        This is for a verifying signature that arrives for an entry stored with one
+        that does not verify (spec 03 A1). The store does not check signatures: the
+        caller MUST have verified each one for its entry, since the store forwards
+        whatever it holds."""
+
+    def replace_fork_proofs(self, group: bytes, proofs: Sequence[ForkProof]) -> None:
+        """Store fork proofs in one transaction, each in place of the stored proof with
+        the same fork id (:meth:`ForkProof.key`), or added if there is none.
+
+        ``put_entries`` keeps the first proof of a fork id; this is how a proof made
+        again from a shorter run replaces it (spec 03 F1c). The store does not check
+        proofs: the caller verified them."""
 
     def put_body(self, group: bytes, entry_id: bytes, body: bytes) -> bool:
         """Store a body (already checked against the header) if it is MISSING.

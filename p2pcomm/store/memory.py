@@ -97,6 +97,31 @@ class MemoryStore:
         for key, proof in fork_keys:
             g.forks.setdefault(key, proof)
 
+    def replace_signatures(self, group: bytes, signatures: Iterable[tuple[bytes, bytes]]) -> int:
+        if self._closed:
+            raise StoreError(ErrorCode.STORE_CLOSED, "store is closed")
+        staged = list(signatures)  # all or nothing, as put_entries
+        for eid, sig in staged:
+            if not (isinstance(eid, bytes) and isinstance(sig, bytes)):
+                raise StoreError(ErrorCode.STORE_CORRUPT, "replace_signatures was given a non-id")
+        g = self._peek(group)
+        if g is None:
+            return 0
+        changed = 0
+        for eid, sig in staged:
+            row = g.rows.get(eid)
+            if row is not None and row.entry.signature != sig:
+                row.entry = row.entry._replace(signature=sig)
+                changed += 1
+        return changed
+
+    def replace_fork_proofs(self, group: bytes, proofs: Sequence[ForkProof]) -> None:
+        if self._closed:
+            raise StoreError(ErrorCode.STORE_CLOSED, "store is closed")
+        keyed = [(p.key(), p) for p in proofs]
+        if keyed:
+            self._g(group).forks.update(keyed)
+
     def put_body(self, group: bytes, entry_id: bytes, body: bytes) -> bool:
         g = self._peek(group)
         row = g.rows.get(entry_id) if g else None

@@ -24,8 +24,9 @@ import sqlite3
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..core.log import (
     Entry,
@@ -77,6 +78,7 @@ def _migrations() -> list[tuple[int, str]]:
 _MIGRATIONS = _migrations()
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
+_T = TypeVar("_T")
 _PAGE = 2000
 #: Page size of new store files. Rows of a few hundred bytes and hash-keyed indexes
 #: make fewer, fuller pages cheaper to write than SQLite's default 4 KiB.
@@ -262,21 +264,7 @@ class SqliteStore:
     def put_entries(
         self, group: bytes, entries: Iterable[Entry], forks: Sequence[ForkProof] = ()
     ) -> None:
-        with self._lock:
-            db = self._conn()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._insert(db, group, entries, forks)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    self._gids.clear()
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError(
-                    ErrorCode.STORE_CORRUPT, f"write failed, nothing stored: {exc}"
-                ) from None
+        self._write(lambda db: self._insert(db, group, entries, forks))
 
     def _insert(
         self,
@@ -291,6 +279,39 @@ class SqliteStore:
             (entry_row(e) for e in entries),
             [fork_row(p) for p in forks],
         )
+
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` in one transaction: all of it or, if it raises, nothing."""
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = work(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    self._gids.clear()  # a group created by ``work`` is gone again
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    ErrorCode.STORE_CORRUPT, f"write failed, nothing stored: {exc}"
+                ) from None
+            return out
+
+    def replace_signatures(self, group: bytes, signatures: Iterable[tuple[bytes, bytes]]) -> int:
+        staged = list(signatures)
+        if not staged:
+            self._conn()
+            return 0
+        return self._write(lambda db: _sql.replace_signatures(db, self._gid(group), staged))
+
+    def replace_fork_proofs(self, group: bytes, proofs: Sequence[ForkProof]) -> None:
+        rows = [fork_row(p) for p in proofs]
+        if not rows:
+            self._conn()
+            return
+        self._write(lambda db: _sql.replace_forks(db, self._gid(group, create=True), rows))
 
     def put_body(self, group: bytes, entry_id: bytes, body: bytes) -> bool:
         with self._lock:

@@ -13,7 +13,11 @@ ticket, and :meth:`ProcessWriter.wait` returns once the child has committed it
 Wire format of both pipes: frames of a 4-byte little-endian length and a msgpack
 array. Parent to child:
 
-* ``[1, ticket, group, rows, fork_rows, bodies]``: write these in one transaction.
+* ``[1, ticket, group, rows, fork_rows, bodies, signatures, replaced_fork_rows]``:
+  in one transaction, store the rows and fork rows (skipping those stored already),
+  the bodies of stored entries, the signatures (``[id, sig]``, checked by the parent)
+  in place of stored ones, and the replaced fork rows in place of stored ones with
+  their key.
 
 Child to parent: ``[ticket, error]`` once the transaction is committed (``error``
 None) or rolled back (``error`` a message); ticket 0 answers start-up. The child ends
@@ -158,9 +162,15 @@ class ProcessWriter:
         rows: Sequence[_sql.Row],
         forks: Sequence[_sql.ForkRow] = (),
         bodies: Sequence[tuple[bytes, bytes]] = (),
+        signatures: Sequence[tuple[bytes, bytes]] = (),
+        replaced_forks: Sequence[_sql.ForkRow] = (),
     ) -> int:
         """Send a write of one transaction (rows of one group, dependencies first);
-        returns the ticket that :meth:`wait` takes. Writes are applied in call order."""
+        returns the ticket that :meth:`wait` takes. Writes are applied in call order.
+
+        ``forks`` are added unless their key is stored; ``signatures`` (verified by the
+        caller) and ``replaced_forks`` take the place of stored ones, as
+        ``Store.replace_signatures`` and ``Store.replace_fork_proofs`` do."""
         with self._send_lock:
             if self._dead is not None:
                 raise self._gone()
@@ -171,7 +181,10 @@ class ProcessWriter:
             self._ticket += 1
             ticket = self._ticket
             try:
-                _write_frame(self._in, [_PUT, ticket, group, rows, forks, bodies])
+                _write_frame(
+                    self._in,
+                    [_PUT, ticket, group, rows, forks, bodies, signatures, replaced_forks],
+                )
             except (OSError, ValueError) as exc:
                 self._fail(f"cannot send to it: {exc}")
                 raise self._gone() from None
@@ -258,7 +271,7 @@ def _serve(db: sqlite3.Connection, inp: IO[bytes], out: IO[bytes]) -> None:
         msg = _read_frame(inp)
         if msg is None:
             return
-        _, ticket, group, rows, forks, bodies = msg
+        _, ticket, group, rows, forks, bodies, signatures, replaced_forks = msg
         failed: str | None = None
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -270,6 +283,10 @@ def _serve(db: sqlite3.Connection, inp: IO[bytes], out: IO[bytes]) -> None:
                     _sql.insert(db, gid, rows, forks)
                 for eid, body in bodies:
                     _sql.put_body(db, gid, eid, body)
+                if signatures:
+                    _sql.replace_signatures(db, gid, signatures)
+                if replaced_forks:
+                    _sql.replace_forks(db, gid, replaced_forks)
                 db.execute("COMMIT")
                 gids[group] = gid
             except BaseException:

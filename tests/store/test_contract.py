@@ -289,6 +289,130 @@ def test_fork_proofs(store: Store) -> None:
     assert store.fork_proofs(o.group) == []
 
 
+def _longer_proof() -> ForkProof:
+    """The fork's proof with a longer run for one side: what a replica makes while it
+    holds that entry only with a bad signature and a vouching successor (03 F1a)."""
+    h = history()
+    a, b, proof = fork()
+    kp = keypair(1)
+    first = a if entry_id(proof.a.headers[0]) == a.id else b
+    succ = create_entry(
+        kp,
+        group=h.group,
+        seq=first.seq + 1,
+        prev=first.id,
+        links=[],
+        timestamp=first.header.timestamp,
+        kind=KIND_POST,
+    )
+    run = AuthenticatedRun(
+        headers=(first.header_bytes, succ.header_bytes), signature=succ.signature
+    )
+    return ForkProof(a=run, b=proof.b)
+
+
+def test_put_keeps_the_first_signature_and_proof(store: Store) -> None:
+    h = history()
+    a, b, proof = fork()
+    longer = _longer_proof()
+    assert longer.key() == proof.key() and longer != proof
+    store.put_entries(h.group, h.entries)
+    store.put_entries(h.group, [a, b], [longer])
+    e = h.entries[5]
+    store.put_entries(h.group, [e._replace(signature=bytes(64))], [proof])
+    assert store.get_entry(h.group, e.id) == e
+    assert store.fork_proofs(h.group) == [longer]
+
+
+def test_replace_signatures(store: Store) -> None:
+    h, o = history(), other_history()
+    e, f = h.entries[5], h.entries[7]
+    bad_e, bad_f = e._replace(signature=bytes(64)), f._replace(signature=b"\x01" * 64)
+    store.put_entries(h.group, [*h.entries[:5], bad_e, h.entries[6], bad_f, *h.entries[8:]])
+    store.put_entries(o.group, o.entries)
+    store.drop_body(h.group, f.id)
+    before = list(store.iter_entries(h.group))
+    others = list(store.iter_entries(o.group))
+    changed = store.replace_signatures(
+        h.group,
+        iter([(e.id, e.signature), (f.id, f.signature), (bytes(32), e.signature)]),
+    )
+    assert changed == 2  # the unknown id is skipped
+    assert store.get_entry(h.group, e.id) == e
+    assert store.get_signed_header(h.group, e.id) == (e.header_bytes, e.signature)
+    assert store.get_entry(h.group, f.id) == f.without_body()
+    assert store.body_state(h.group, f.id) is BodyState.DROPPED
+    # Nothing else changes: positions, order, heads, tips, the other entries.
+    after = list(store.iter_entries(h.group))
+    assert [p for p, _ in after] == [p for p, _ in before]
+    expected = [*h.entries[:5], e, h.entries[6], f.without_body(), *h.entries[8:]]
+    assert [x for _, x in after] == expected
+    assert [x for _, x in store.iter_author(h.group, e.author)] == [
+        x for x in expected if x.author == e.author
+    ]
+    assert store.heads(h.group) == reference_heads(h.entries)
+    assert store.count(h.group) == len(h.entries)
+    # The same signature again changes nothing; nor does an empty call.
+    assert store.replace_signatures(h.group, [(e.id, e.signature)]) == 0
+    assert store.replace_signatures(h.group, []) == 0
+    # An entry is replaced only in its own group.
+    assert store.replace_signatures(o.group, [(e.id, bytes(64))]) == 0
+    assert store.replace_signatures(b"\x07" * 32, [(e.id, bytes(64))]) == 0
+    assert store.get_entry(h.group, e.id) == e
+    assert list(store.iter_entries(o.group)) == others
+    assert set(store.groups()) == {h.group, o.group}
+
+
+def test_replace_fork_proofs(store: Store) -> None:
+    h, o = history(), other_history()
+    a, b, proof = fork()
+    longer = _longer_proof()
+    store.put_entries(h.group, h.entries)
+    store.put_entries(o.group, o.entries)
+    store.put_entries(h.group, [a, b], [longer])
+    store.replace_fork_proofs(h.group, [proof])
+    assert store.fork_proofs(h.group) == [proof]
+    store.replace_fork_proofs(h.group, [proof])  # the same again: still one
+    assert store.fork_proofs(h.group) == [proof]
+    store.replace_fork_proofs(h.group, [])
+    assert store.fork_proofs(h.group) == [proof]
+    # A proof whose fork id is not stored is added: a third entry at the fork.
+    kp, tip = keypair(1), h.chains()[keypair(1).public_key][-1]
+    c = create_entry(
+        kp,
+        group=h.group,
+        seq=a.seq,
+        prev=tip.id,
+        links=[],
+        timestamp=a.header.timestamp + 2,
+        kind=KIND_POST,
+    )
+    first, second = sorted([a, c], key=lambda x: x.id)
+    third = ForkProof(
+        a=AuthenticatedRun(headers=(first.header_bytes,), signature=first.signature),
+        b=AuthenticatedRun(headers=(second.header_bytes,), signature=second.signature),
+    )
+    store.put_entries(h.group, [c])
+    store.replace_fork_proofs(h.group, [third, proof])
+    assert sorted(store.fork_proofs(h.group), key=ForkProof.key) == sorted(
+        [proof, third], key=ForkProof.key
+    )
+    assert store.fork_proofs(o.group) == []
+    # put_entries still keeps what is stored.
+    store.put_entries(h.group, [], [longer])
+    assert proof in store.fork_proofs(h.group) and longer not in store.fork_proofs(h.group)
+
+
+def test_replace_signatures_is_atomic_for_a_bad_item(store: Store) -> None:
+    h = history()
+    e = h.entries[5]
+    store.put_entries(h.group, [*h.entries[:5], e._replace(signature=bytes(64)), *h.entries[6:]])
+    before = snapshot(store, h.group)
+    with pytest.raises((StoreError, TypeError, ValueError)):
+        store.replace_signatures(h.group, [(e.id, e.signature), None])  # type: ignore[list-item]
+    assert snapshot(store, h.group) == before
+
+
 def _failing(entries: list[Entry], after: int) -> Iterator[Entry]:
     yield from entries[:after]
     raise RuntimeError("the producer failed")
@@ -344,6 +468,10 @@ _CALLS: dict[str, Callable[[Store, bytes, Entry], object]] = {
     "heads": lambda s, g, e: s.heads(g),
     "author_tips": lambda s, g, e: s.author_tips(g),
     "fork_proofs": lambda s, g, e: s.fork_proofs(g),
+    "replace_signatures": lambda s, g, e: s.replace_signatures(g, [(e.id, e.signature)]),
+    "replace_signatures-none": lambda s, g, e: s.replace_signatures(g, []),
+    "replace_fork_proofs": lambda s, g, e: s.replace_fork_proofs(g, [fork()[2]]),
+    "replace_fork_proofs-none": lambda s, g, e: s.replace_fork_proofs(g, []),
 }
 
 
