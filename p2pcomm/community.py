@@ -40,6 +40,7 @@ from .store.base import Store
 __all__ = [
     "MIN_PREFIX",
     "Group",
+    "GroupReads",
     "Invitation",
     "find_group",
     "find_member",
@@ -63,7 +64,55 @@ class Invitation:
         return self.code.text()
 
 
-class Group:
+class GroupReads:
+    """What :class:`Group` and :class:`~p2pcomm.net.live.LiveGroup` show of a group, from
+    their ``state`` and ``view`` (which differ: the store, or the node's live state)."""
+
+    id: bytes
+
+    @property
+    def state(self) -> GroupState:
+        raise NotImplementedError
+
+    @property
+    def view(self) -> ContentView:
+        raise NotImplementedError
+
+    def _me(self) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def metadata(self) -> GroupMetadata:
+        return self.state.metadata
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def members(self) -> list[Member]:
+        """Current members, admins first, then by name and id."""
+        return sorted(self.state.members.values(), key=lambda m: (-m.role, m.name, m.id))
+
+    def role(self, member: bytes | None = None) -> Role | None:
+        """``member``'s role (default: this handle's identity); None if not a member."""
+        return self.state.role_of(self._me() if member is None else member)
+
+    def items(self, *, include_hidden: bool = False) -> list[Item]:
+        """Posts and replies in display order; hidden ones only when asked."""
+        view = self.view
+        return list(view.items if include_hidden else view.visible())
+
+    def item(self, item_id: bytes) -> Item | None:
+        return self.view.item(item_id)
+
+    def find_member(self, text: str) -> bytes:
+        return find_member(self.state, text)
+
+    def find_item(self, text: str) -> bytes:
+        return find_item((i.id for i in self.view.items), text)
+
+
+class Group(GroupReads):
     """One group on a store, acting as ``identity``. See the module docstring.
 
     Not thread-safe; one handle per group per thread. Use :meth:`refresh` (called by
@@ -132,35 +181,8 @@ class Group:
         self.refresh()
         return self._machine.view()
 
-    @property
-    def metadata(self) -> GroupMetadata:
-        return self.state.metadata
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    def members(self) -> list[Member]:
-        """Current members, admins first, then by name and id."""
-        return sorted(self.state.members.values(), key=lambda m: (-m.role, m.name, m.id))
-
-    def role(self, member: bytes | None = None) -> Role | None:
-        """``member``'s role (default: this handle's identity); None if not a member."""
-        return self.state.role_of(self.identity.public_key if member is None else member)
-
-    def items(self, *, include_hidden: bool = False) -> list[Item]:
-        """Posts and replies in display order; hidden ones only when asked."""
-        view = self.view
-        return list(view.items if include_hidden else view.visible())
-
-    def item(self, item_id: bytes) -> Item | None:
-        return self.view.item(item_id)
-
-    def find_member(self, text: str) -> bytes:
-        return find_member(self.state, text)
-
-    def find_item(self, text: str) -> bytes:
-        return find_item((i.id for i in self.view.items), text)
+    def _me(self) -> bytes:
+        return self.identity.public_key
 
     # -- writing
 

@@ -18,12 +18,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..community import Invitation, find_item, find_member
-from ..core.content import ContentView, Item
+from ..community import GroupReads, Invitation
+from ..core.content import ContentView
 from ..core.intent import Intent, Planner
 from ..core.invitation import INVITATION_SECRET_SIZE
 from ..core.log import Entry
-from ..core.membership import GroupMetadata, GroupState, Member, Role
+from ..core.membership import GroupState, Role
 from ..errors import ErrorCode, NotFoundError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["LiveGroup"]
 
 
-class LiveGroup:
+class LiveGroup(GroupReads):
     """See the module docstring. Made by :meth:`Node.group`, :meth:`Node.create_group`
     and :meth:`Node.join`."""
 
@@ -65,32 +65,8 @@ class LiveGroup:
         self.state  # noqa: B018 - raises while the group is not here
         return self.node.content[self.id].view()
 
-    @property
-    def metadata(self) -> GroupMetadata:
-        return self.state.metadata
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    def members(self) -> list[Member]:
-        return sorted(self.state.members.values(), key=lambda m: (-m.role, m.name, m.id))
-
-    def role(self, member: bytes | None = None) -> Role | None:
-        return self.state.role_of(self.node.peer_id if member is None else member)
-
-    def items(self, *, include_hidden: bool = False) -> list[Item]:
-        view = self.view
-        return list(view.items if include_hidden else view.visible())
-
-    def item(self, item_id: bytes) -> Item | None:
-        return self.view.item(item_id)
-
-    def find_member(self, text: str) -> bytes:
-        return find_member(self.state, text)
-
-    def find_item(self, text: str) -> bytes:
-        return find_item((i.id for i in self.view.items), text)
+    def _me(self) -> bytes:
+        return self.node.peer_id
 
     async def wait_synced(self, peer: bytes | None = None) -> bytes:
         """Wait until this group is in sync with ``peer`` (any peer if None)."""
