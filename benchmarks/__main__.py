@@ -3,6 +3,7 @@
     python -m benchmarks log --json bench-log.json
     python -m benchmarks membership --json bench-membership.json
     python -m benchmarks sync --json bench-sync.json
+    python -m benchmarks discovery --json bench-discovery.json
 
 Each suite is a module ``benchmarks/<name>.py`` with ``run(quick: bool) -> dict``; the
 dict maps figure names to numbers. ``targets`` (optional module attribute) maps figure
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("log", "membership", "sync")
+SUITES = ("log", "membership", "sync", "discovery")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,10 @@ EXPECTED = {
         "offline device: 201 entries verified and stored; 200 posts in 'Garden club'",
         "nothing unverified kept",
     ],
+    "local_meetup.py": [
+        "three nodes start; none is given an address",
+        "the three nodes hold the same conversation: converged",
+    ],
     "moderation.py": [
         "bob removes carol: refused (insufficient-role); 0 entries written",
         "carol removes alice: refused (insufficient-role); 0 entries written",
