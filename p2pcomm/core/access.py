@@ -169,7 +169,11 @@ def causal_cut(entry_id: bytes, header: Callable[[bytes], Header | None]) -> dic
 
 
 def admit(
-    group: bytes, state: GroupState | None, entries: Iterable[Entry], peer: bytes
+    group: bytes,
+    state: GroupState | None,
+    entries: Iterable[Entry],
+    peer: bytes,
+    known: set[bytes] | None = None,
 ) -> list[Entry]:
     """The entries of a batch from ``peer`` that must not be stored: none when ``peer``
     is a member (in ``state``, or brought in by the batch itself: the genesis's author,
@@ -177,9 +181,13 @@ def admit(
     removed member's old entries, headers of void ones, 04 4.11); otherwise those whose
     author is not a member either, JOINs excepted (a newcomer's way in, judged by the
     membership rules). Whether an ADD or JOIN takes effect is for the rules; this only
-    keeps strangers' entries out of the store."""
+    keeps strangers' entries out of the store.
+
+    ``known`` carries the members learned from earlier batches of the same session
+    (a catch-up arrives in several batches before the receiver's view catches up); it
+    is updated with those of this batch."""
     batch = list(entries)
-    members: set[bytes] = set()
+    members: set[bytes] = set() if known is None else set(known)
     if state is not None:
         members.update(state.members)
         members.add(state.founder)
@@ -201,6 +209,8 @@ def admit(
             if isinstance(op, AddMember) and op.member not in members:
                 members.add(op.member)
                 changed = True
+    if known is not None:
+        known |= members
     if peer in members:
         return []
     return [e for e in batch if e.header.author not in members and e.header.kind != Kind.JOIN]

@@ -533,8 +533,10 @@ class Node:
             cut_of=lambda eid: causal_cut(eid, header),
         )
 
-    def _refuse(self, group: bytes, entries: list[Entry], peer: bytes) -> list[Entry]:
-        return admit(group, _held_state(self.content.get(group), group), entries, peer)
+    def _refuse(
+        self, group: bytes, entries: list[Entry], peer: bytes, known: set[bytes]
+    ) -> list[Entry]:
+        return admit(group, _held_state(self.content.get(group), group), entries, peer, known)
 
     def _invitee_proofs(self, session_hash: bytes) -> list[bytes]:
         return [
@@ -1010,12 +1012,14 @@ class _Policy:
     def __init__(self, node: Node, peer: bytes) -> None:
         self.node = node
         self.peer = peer
+        #: Per group: members learned from this session's earlier batches.
+        self.known: dict[bytes, set[bytes]] = {}
 
     def grant(self, group: bytes, proofs: tuple[bytes, ...], session_hash: bytes) -> Grant:
         return self.node._grant(group, self.peer, proofs, session_hash)
 
     def refuse(self, group: bytes, entries: list[Entry]) -> list[Entry]:
-        return self.node._refuse(group, entries, self.peer)
+        return self.node._refuse(group, entries, self.peer, self.known.setdefault(group, set()))
 
 
 def _why(exc: BaseException) -> str:

@@ -135,3 +135,21 @@ def test_admission_keeps_strangers_entries_out() -> None:
     assert admit(group, None, clean, stranger) == []
     assert admit(group, None, [*clean, spam], stranger) == [spam]
     assert bob is not None
+
+
+def test_members_learned_from_earlier_batches_of_a_session_count() -> None:
+    """A replica that holds no view yet (it is joining) learns the members from the
+    catch-up itself, which may arrive in several batches: a member relaying its own
+    entries in a later batch is not taken for a stranger."""
+    history, s = _story()
+    bob = s["bob"]
+    bob.sync(s["alice"])  # type: ignore[attr-defined]
+    post = bob.post("from bob")  # type: ignore[attr-defined]
+    group = history.entries[0].id
+    first = [e for e in history.entries if e.id != post.id]
+    peer = keypair(1).public_key  # bob relays
+    assert admit(group, None, [post], peer) == [post]  # alone, bob looks like a stranger
+    known: set[bytes] = set()
+    assert admit(group, None, first, peer, known) == []
+    assert keypair(1).public_key in known
+    assert admit(group, None, [post], peer, known) == []
