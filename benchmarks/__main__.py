@@ -3,6 +3,7 @@
     python -m benchmarks log --json bench-log.json
     python -m benchmarks membership --json bench-membership.json
     python -m benchmarks sync --json bench-sync.json
+    python -m benchmarks gossip --json bench-gossip.json
     python -m benchmarks discovery --json bench-discovery.json
 
 Each suite is a module ``benchmarks/<name>.py`` with ``run(quick: bool) -> dict``; the
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("log", "membership", "sync", "discovery")
+SUITES = ("log", "membership", "sync", "discovery", "gossip")
 
 
 def main(argv: list[str] | None = None) -> int:

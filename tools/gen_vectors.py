@@ -55,6 +55,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("bundle.json", "vectors_bundle", "11-bundle.md"),
     Chapter("access.json", "vectors_access", "06-sync.md"),
     Chapter("discovery.json", "vectors_discovery", "08-discovery.md"),
+    Chapter("gossip.json", "vectors_gossip", "07-gossip.md"),
 )
 
 

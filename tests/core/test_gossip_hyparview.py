@@ -125,7 +125,9 @@ def test_one_voucher_cannot_fill_the_passive_view() -> None:
     g = make(passive=30, per_voucher=4)
     connect(g, pid(1))
     connect(g, pid(2))
-    g.handle(0, Received(pid(2), m.ShuffleReply(tuple(m.NodeInfo(pid(n), "a:1", 0) for n in (40, 41)))))
+    g.handle(
+        0, Received(pid(2), m.ShuffleReply(tuple(m.NodeInfo(pid(n), "a:1", 0) for n in (40, 41))))
+    )
     for batch in range(5):
         infos = tuple(m.NodeInfo(pid(10 + batch * 4 + k), "x:1", 0) for k in range(4))
         g.handle(batch, Received(pid(1), m.ShuffleReply(infos)))

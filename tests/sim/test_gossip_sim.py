@@ -15,7 +15,9 @@ from p2pcomm.testing.sim import Behaviour, Sim
 SEED = int(os.environ.get("SEED", "1"))
 
 
-def built(n: int, *, seed: int = SEED, loss: float = 0.0, settle: int = 20_000, **kw: object) -> Sim:
+def built(
+    n: int, *, seed: int = SEED, loss: float = 0.0, settle: int = 20_000, **kw: object
+) -> Sim:
     sim = Sim(seed, **kw)  # type: ignore[arg-type]
     sim.add(n)
     sim.join_all()
@@ -24,7 +26,9 @@ def built(n: int, *, seed: int = SEED, loss: float = 0.0, settle: int = 20_000, 
     return sim
 
 
-def broadcast_some(sim: Sim, k: int, *, gap: int = 100, among: list[int] | None = None) -> list[bytes]:
+def broadcast_some(
+    sim: Sim, k: int, *, gap: int = 100, among: list[int] | None = None
+) -> list[bytes]:
     sources = among if among is not None else sim.live()
     ids = []
     for _ in range(k):
