@@ -186,6 +186,23 @@ def generate() -> dict[str, Any]:
             "fail": _error_code(lambda: (cy.receive_data(bytes(wire)), cy.next_event())),
         }
     )
+    # A keepalive (5.5.7): one empty DATA frame, the initiator's first frame after the
+    # handshake above.
+    x, y = _pair(b"initiator payload", b"responder payload")
+    run_handshake(x, y)
+    cx = Channel.from_handshake(x.result)
+    vectors.append(
+        {
+            "type": "keepalive",
+            "name": "keepalive-after-xx-with-identities",
+            "description": (
+                "a keepalive (an empty DATA frame, 5.5.7) sent by the initiator as its first "
+                "frame after the handshake above; the responder receives it as no data"
+            ),
+            "from": "initiator",
+            "wire": cx.send_keepalive().hex(),
+        }
+    )
     return {
         "description": "p2pcomm handshake (Noise XX + Ed25519 identity payloads) and record frames, spec/05-channel.md",
         "revision": REVISION,

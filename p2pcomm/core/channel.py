@@ -332,6 +332,15 @@ class Channel:
             self._seal(out, FrameType.DATA, piece)
         return bytes(out)
 
+    def send_keepalive(self) -> bytes:
+        """One empty DATA frame (5.5.7): it carries no application bytes and tells the
+        peer that this side is alive. Allowed in ``OPEN`` only."""
+        self._check(_Action.SEND_DATA)
+        self._reserve(1, last_nonce=_LAST_DATA_NONCE)
+        out = bytearray()
+        self._seal(out, FrameType.DATA, b"")
+        return bytes(out)
+
     def send_close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
         """The CLOSE frame with ``code`` (``u16``) and ``reason``; this side's last frame.
 

@@ -160,6 +160,9 @@ class SecureStream(trio.abc.Stream):
         #: Bytes written to / read from the transport (handshake and records included).
         self.wire_bytes_sent = 0
         self.wire_bytes_received = 0
+        #: ``trio.current_time()`` when the last whole frame (or the handshake) arrived:
+        #: a keepalive counts, a partial frame does not.
+        self.last_frame_received = trio.current_time()
 
     # -- what the handshake established ------------------------------------------------
 
@@ -263,6 +266,7 @@ class SecureStream(trio.abc.Stream):
             channel.receive_data(b"")
         self._channel = channel
         self._result = result
+        self.last_frame_received = trio.current_time()
 
     async def _ensure_handshake(self) -> Channel:
         if self._channel is None:
@@ -297,6 +301,30 @@ class SecureStream(trio.abc.Stream):
                 await self.transport.send_all(wire)
                 self.wire_bytes_sent += len(wire)
             except BaseException as exc:  # a frame may be cut short: nothing more can follow
+                self._send_broken = exc
+                raise
+
+    async def send_keepalive(self) -> None:
+        """Send one empty DATA frame (spec/05-channel.md 5.5.7): nothing for the
+        application, but the peer's liveness timer starts again."""
+        with self._send_guard:
+            if self._closed:
+                await trio.lowlevel.checkpoint()
+                raise trio.ClosedResourceError("this SecureStream was closed")
+            await trio.lowlevel.checkpoint_if_cancelled()
+            channel = await self._ensure_handshake()
+            if self._send_broken is not None:
+                raise trio.BrokenResourceError(
+                    "the sending side of this SecureStream is broken"
+                ) from self._send_broken
+            try:
+                wire = channel.send_keepalive()
+            except LocalProtocolError as exc:
+                raise trio.BrokenResourceError(f"cannot send: {exc}") from exc
+            try:
+                await self.transport.send_all(wire)
+                self.wire_bytes_sent += len(wire)
+            except BaseException as exc:
                 self._send_broken = exc
                 raise
 
@@ -344,8 +372,10 @@ class SecureStream(trio.abc.Stream):
                     raise trio.BrokenResourceError(f"secure channel broken: {exc}") from exc
                 if isinstance(event, DataReceived):
                     self._plaintext += event.data
+                    self.last_frame_received = trio.current_time()
                 elif isinstance(event, CloseReceived):
                     self._close_received = event
+                    self.last_frame_received = trio.current_time()
                 else:
                     got = await self.transport.receive_some(_RECEIVE_SIZE)
                     self.wire_bytes_received += len(got)

@@ -550,3 +550,58 @@ def test_fuzz_handshake_arbitrary_bytes(
                 break
     except P2PCommError:
         pass
+
+
+# ---------------------------------------------------------------- keepalive (5.5.7)
+
+
+def test_keepalive_is_one_empty_data_frame() -> None:
+    a, b = make_pair()
+    wire = a.send_keepalive()
+    assert len(wire) == 2 + 1 + 16  # length, type byte, tag
+    b.receive_data(wire)
+    assert drain(b) == [DataReceived(data=b"")]
+    assert a.send_data(b"") == b""  # send_data of nothing sends no frame
+    a.send_close()
+    with pytest.raises(LocalProtocolError):
+        a.send_keepalive()
+
+
+def test_keepalive_vector() -> None:
+    import json
+    from pathlib import Path
+
+    doc = json.loads(
+        (Path(__file__).resolve().parents[2] / "spec" / "vectors" / "channel.json").read_text()
+    )
+    (hv,) = [v for v in doc["vectors"] if v["type"] == "handshake"]
+    (kv,) = [v for v in doc["vectors"] if v["type"] == "keepalive"]
+
+    def side(spec: dict[str, str], role: Role) -> Handshake:
+        return Handshake(
+            role,
+            identity=Ed25519Signer(bytes.fromhex(spec["identity_seed"])),
+            static_private=bytes.fromhex(spec["static_private"]),
+            ephemeral_private=bytes.fromhex(spec["ephemeral_private"]),
+            application_payload=bytes.fromhex(spec["payload"]),
+        )
+
+    i, r = side(hv["initiator"], Role.INITIATOR), side(hv["responder"], Role.RESPONDER)
+    results = {}
+    for _ in range(20):
+        for me, other in ((i, r), (r, i)):
+            if me.state is not State.DONE and me.next_event() is SEND_NEEDED:
+                other.receive_data(me.send_message())
+        if i.state is State.DONE and r.state is State.DONE:
+            for me in (i, r):
+                while not isinstance(event := me.next_event(), HandshakeComplete):
+                    pass
+                results[me.role] = event.result
+            break
+    assert kv["from"] == "initiator"
+    sender = Channel.from_handshake(results[Role.INITIATOR])
+    receiver = Channel.from_handshake(results[Role.RESPONDER])
+    wire = sender.send_keepalive()
+    assert wire.hex() == kv["wire"]
+    receiver.receive_data(wire)
+    assert drain(receiver) == [DataReceived(data=b"")]
