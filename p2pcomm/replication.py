@@ -76,6 +76,9 @@ class Accepted:
     group: bytes
     entries: tuple[Entry, ...]
     forks: tuple[ForkProof, ...] = ()
+    #: False for entries of a catch-up (reconciliation RUNs): other peers may hold them
+    #: already, so they are pushed only to peers whose tips show they lack them.
+    live: bool = True
 
 
 @dataclass(slots=True)
@@ -129,8 +132,11 @@ class Replicator:
         self._jobs: list[Iterator[bytes]] = []
         self._deferred: list[Entry] = []
         self._deferred_group = b""
-        self._unsettled: list[tuple[bytes, IngestResult]] = []
-        self._queued: dict[bytes, list[Entry]] = {}
+        self._unsettled: list[tuple[bytes, IngestResult, bool]] = []
+        self._queued: dict[bytes, list[tuple[Entry, bool]]] = {}
+        #: Per group and author: the highest sequence the peer is known to hold, and the
+        #: ids it holds there (from its tips, what it sent, what was sent to it).
+        self._peer_tips: dict[bytes, dict[bytes, tuple[int, set[bytes]]]] = {}
         #: Entries this peer sent that wait for a valid signature: id -> group.
         self._suspects: dict[bytes, bytes] = {}
         #: Suspects already seen at the previous check (one read of grace, live mode).
@@ -225,7 +231,8 @@ class Replicator:
                     f"{len(refused)} entries by authors who are not members either",
                     found=len(refused),
                 )
-        self._ingest(group, entries, bulk=bulk)
+        self._note_held(group, entries)
+        self._ingest(group, entries, bulk=bulk, live=live or not bulk)
         if live or not bulk:
             self.settle()  # announce live entries at once
             self._want_missing(group)
@@ -234,21 +241,64 @@ class Replicator:
     def has_bulk(self) -> bool:
         return bool(self._jobs)
 
-    def push(self, group: bytes, entries: list[Entry]) -> bytes:
+    def push(self, group: bytes, entries: list[Entry], *, if_lacking: bool = False) -> bytes:
         """Live push of new entries. Before the group is live with this peer they are
         queued and pushed when reconciliation ends (the bulk send was planned from
-        the tips of its start, so it may not include them)."""
+        the tips of its start, so it may not include them).
+
+        ``if_lacking`` (entries this node caught up on, which other peers may hold
+        already): only those the peer's tips do not show it holds, judged when sent."""
         if group not in self.logs:
             return b""
         entries = [o for e in entries if (o := self._outgoing(group, e)) is not None]
         if not entries:
             return b""
         if group not in self.synced:
-            self._queued.setdefault(group, []).extend(entries)
+            self._queued.setdefault(group, []).extend((e, if_lacking) for e in entries)
             return b""
+        if if_lacking:
+            entries = [e for e in entries if not self.peer_holds(group, e)]
+            if not entries:
+                return b""
+        self._send_live(group, entries)
+        return self.session.data_to_send()
+
+    def _send_live(self, group: bytes, entries: list[Entry]) -> None:
         self.session.push(group, entries)
         self.stats.entries_sent += len(entries)
-        return self.session.data_to_send()
+        self._note_held(group, entries)
+
+    def peer_holds(self, group: bytes, e: Entry) -> bool:
+        """Whether the peer is known to hold ``e`` (or a later entry of its author):
+        from its tips, what it sent, and what was sent to it in this session."""
+        known = self._peer_tips.get(group, {}).get(e.header.author)
+        if known is None:
+            return False
+        seq, ids = known
+        return seq > e.header.seq or (seq == e.header.seq and e.id in ids)
+
+    def _note_held(self, group: bytes, entries: Sequence[Entry]) -> None:
+        tips = self._peer_tips.setdefault(group, {})
+        for e in entries:
+            author, seq = e.header.author, e.header.seq
+            known = tips.get(author)
+            if known is None or known[0] < seq:
+                tips[author] = (seq, {e.id})
+            elif known[0] == seq:
+                known[1].add(e.id)
+
+    def _set_peer_tips(self, group: bytes, tips: Sequence[Tip]) -> None:
+        self._peer_tips[group] = {}
+        self._note_tips(group, tips)
+
+    def _note_tips(self, group: bytes, tips: Sequence[Tip]) -> None:
+        known = self._peer_tips.setdefault(group, {})
+        for author, seq, eid in tips:
+            k = known.get(author)
+            if k is None or k[0] < seq:
+                known[author] = (seq, {eid})
+            elif k[0] == seq:
+                k[1].add(eid)
 
     def confirm(self, group: bytes, ids: list[bytes]) -> bytes:
         """Ask the peer for entries we hold (after pushing them): its answer holds
@@ -306,8 +356,11 @@ class Replicator:
                 tips = self._tips_for(g, grant)
                 if grant.access is not Access.MEMBER and tips != self.logs[g].store.tips(g):
                     self.withheld.add(g)
+                # Equal summaries mean the peer holds what we offer; TIPS say otherwise.
+                self._set_peer_tips(g, tips)
                 s.offer_tips(g, tips)
         elif isinstance(event, TheirTips):
+            self._set_peer_tips(event.group, event.tips)
             self._jobs.append(self._send_missing(event))
         elif isinstance(event, EntriesReceived):
             if self._confirming and not event.bulk:
@@ -339,16 +392,20 @@ class Replicator:
                 )
             s.send_entries(event.group, found, as_runs=False)
             self.stats.entries_sent += len(found)
+            self._note_held(event.group, found)
         elif isinstance(event, ForkProofsReceived):
             self._store_proofs(event.group, event.proofs)
         elif isinstance(event, GroupSynced):
             self.settle()  # "synced" means stored
             self._check_suspects(final_for=event.group)
             self.synced.add(event.group)
-            queued = self._queued.pop(event.group, None)
+            queued = [
+                e
+                for e, if_lacking in self._queued.pop(event.group, [])
+                if not (if_lacking and self.peer_holds(event.group, e))
+            ]
             if queued:
-                self.session.push(event.group, queued)
-                self.stats.entries_sent += len(queued)
+                self._send_live(event.group, queued)
             self._want_missing(event.group)
 
     def _send_missing(self, event: TheirTips) -> Iterator[bytes]:
@@ -377,17 +434,19 @@ class Replicator:
             if len(window) >= WINDOW:
                 s.send_entries(event.group, window)
                 self.stats.entries_sent += len(window)
+                self._note_held(event.group, window)
                 window = []
                 yield s.data_to_send()
         if window:
             s.send_entries(event.group, window)
             self.stats.entries_sent += len(window)
+            self._note_held(event.group, window)
         if grant.access is Access.MEMBER:
             s.send_fork_proofs(event.group, [encode_fork_proof(p) for p in log.fork_proofs()])
         s.send_done(event.group)
         yield s.data_to_send()
 
-    def _ingest(self, group: bytes, entries: list[Entry], *, bulk: bool) -> None:
+    def _ingest(self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool) -> None:
         """Validate now; the store write overlaps with what comes next. Entries are
         announced (``accepted``) only once their write is durable."""
         log = self.logs[group]
@@ -399,7 +458,7 @@ class Replicator:
             key = r.error.code.value
             self.stats.rejections[key] = self.stats.rejections.get(key, 0) + 1
         if result.accepted or result.forks:
-            self._unsettled.append((group, result))
+            self._unsettled.append((group, result, live))
         for eid in log.unauthenticated(e.id for e in entries):
             self._suspects[eid] = group
         self._publish(group)
@@ -439,19 +498,24 @@ class Replicator:
         """Announce the results of ``group`` whose store writes are done (every one
         but the write still in flight, which ingest_nowait started last)."""
         inflight = self.logs[group].inflight
-        keep: list[tuple[bytes, IngestResult]] = []
-        for g, result in self._unsettled:
+        keep: list[tuple[bytes, IngestResult, bool]] = []
+        for g, result, live in self._unsettled:
             if g != group or result is inflight:
-                keep.append((g, result))
+                keep.append((g, result, live))
             else:
                 self.accepted.append(
-                    Accepted(group=g, entries=tuple(result.accepted), forks=tuple(result.forks))
+                    Accepted(
+                        group=g,
+                        entries=tuple(result.accepted),
+                        forks=tuple(result.forks),
+                        live=live,
+                    )
                 )
         self._unsettled = keep
 
     def settle(self) -> None:
         """Wait for every pending store write and announce what it stored."""
-        for group in {g for g, _ in self._unsettled}:
+        for group in {g for g, _, _ in self._unsettled}:
             self.logs[group].wait_durable()
             self._publish(group)
 
