@@ -12,9 +12,11 @@ figures name the sizes they were measured at.
 Figures:
 
 * ``nodes``, ``broadcasts``: the sizes measured.
-* ``delivery_ratio``: (entry, live node) pairs delivered over all pairs, for the
+* ``delivery_ratio`` (``delivery_missed``: the pairs not delivered, since the table
+  rounds): (entry, live node) pairs delivered over all pairs, for the
   broadcasts of the main run, made from random nodes every 20 ms with 2% of every
-  message lost on every link. The overlay is built (joins, 30 s of settling) without
+  message lost on every link. The overlay is built (joins, 150 s of settling: two or
+  three shuffles per node) without
   loss; loss starts with the broadcasts.
 * ``payload_copies_per_node``: GOSSIP messages (full entries) received per node per
   broadcast in the main run (1.0 is a perfect tree; flooding costs the mean degree minus
@@ -25,11 +27,13 @@ Figures:
 * ``censor_delivery_ratio``: a second overlay where 30% of the nodes forward no entry,
   announce none, and feed peer exchange made-up ids and members' ids at their own
   address (sybil, eclipse attempt) every 200 ms from the start; 200 broadcasts by honest
-  nodes after 30 s; delivery over the honest nodes in the honest component, whose size
+  nodes after 150 s; delivery over the honest nodes in the honest component, whose size
   is ``censor_honest_component``.
 * ``recovery_s``: a third overlay; 20% of the nodes crash at once; an honest node
   broadcasts every 100 ms; virtual seconds from the crash until every later broadcast
   reaches every live node (30 s cap).
+* ``overlay_component_nodes``, ``active_view_mean``, ``active_view_min``: the overlay
+  at the end of the main run (nodes reachable from node 0; active view sizes).
 * ``sim_seconds``: wall time of the main run (build and broadcasts);
   ``sim_events_per_s`` its rate.
 """
@@ -58,7 +62,7 @@ def _build(n: int, seed: int) -> Sim:
     sim = Sim(seed, latency_ms=(10, 50), wire=False)
     sim.add(n)
     sim.join_all(spacing_ms=5)
-    sim.run_for(n * 5 + 30_000)
+    sim.run_for(n * 5 + 150_000)
     return sim
 
 
@@ -102,10 +106,14 @@ def main_run(n: int, b: int, seed: int = 1) -> dict[str, object]:
         dist = _shortest(sim, sim.entries[e][0])
         short.extend(dist.values())
     p99, s99 = _p(lat, 0.99), _p(short, 0.99)
+    live = sim.live()
+    missed = sum(1 for e in ids for i in live if i not in sim.delivered[e])
+    report = sim.report()
     return {
         "nodes": n,
         "broadcasts": b,
         "delivery_ratio": round(sim.delivery_ratio(ids), 6),
+        "delivery_missed": missed,
         "payload_copies_per_node": round(copies, 3),
         "latency_p50_ms": _p(lat, 0.5),
         "latency_p99_ms": p99,
@@ -114,7 +122,9 @@ def main_run(n: int, b: int, seed: int = 1) -> dict[str, object]:
         "grafts_per_node_per_broadcast": round(
             sum(node.state.tree.stats.grafts_sent for node in sim.nodes) / (n * b), 3
         ),
-        "overlay_components_nodes": len(sim.connected_component(0, sim.live())),
+        "overlay_component_nodes": len(sim.connected_component(0, live)),
+        "active_view_mean": round(float(report["active_mean"]), 2),  # type: ignore[arg-type]
+        "active_view_min": report["active_min"],
         "sim_seconds": round(wall, 2),
         "sim_events_per_s": int(sim.events / wall),
     }
@@ -127,7 +137,7 @@ def censor_run(n: int, seed: int = 2, broadcasts: int = 200) -> dict[str, object
     for i in bad:
         sim.behave(i, Behaviour(censor_all=True, sybil=True, period_ms=200))
     sim.join_all(spacing_ms=5)
-    sim.run_for(n * 5 + 30_000)
+    sim.run_for(n * 5 + 150_000)
     bad_set = dict.fromkeys(bad)
     honest = [i for i in sim.live() if i not in bad_set]
     component = sim.connected_component(honest[0], honest)
@@ -141,8 +151,10 @@ def censor_run(n: int, seed: int = 2, broadcasts: int = 200) -> dict[str, object
         ids.append(sim.broadcast(component[sim.rng.randrange(len(component))]))
         sim.run_for(GAP_MS)
     sim.run_for(5000)
+    missed = sum(1 for e in ids for i in component if i not in sim.delivered[e])
     return {
         "censor_delivery_ratio": round(sim.delivery_ratio(ids, component), 6),
+        "censor_delivery_missed": missed,
         "censor_honest_component": len(component),
         "censor_honest_nodes": len(honest),
     }

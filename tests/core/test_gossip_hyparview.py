@@ -167,3 +167,27 @@ def test_same_seed_same_effects() -> None:
         return log
 
     assert run() == run()
+
+
+def test_isolated_node_joins_again_through_its_contacts() -> None:
+    g = make()
+    g.handle(0, Bootstrap(((pid(1), "p1:1"),)))
+    g.handle(10, PeerUp(pid(1), outbound=True))
+    g.handle(20, Received(pid(1), m.Neighbor(True, "p1:1")))
+    out = g.handle(30, PeerDown(pid(1)))
+    assert Connect(pid(1), "p1:1") in out  # from the passive view
+    out = g.handle(40, DialFailed(pid(1)))
+    assert pid(1) not in g.passive
+    # nothing left to dial: the contact again, at most every rejoin_interval
+    assert SetTimer(("rejoin",), 5030) in out or Connect(pid(1), "p1:1") in out
+    out = g.handle(5030, TimerFired(("rejoin",)))
+    out += g.handle(6000, DialFailed(pid(1)))
+    assert any(isinstance(e, (Connect, SetTimer)) for e in out)
+
+
+def test_node_with_one_neighbour_asks_with_high_priority() -> None:
+    g = make()
+    connect(g, pid(1))
+    g.handle(0, Received(pid(1), m.ShuffleReply((m.NodeInfo(pid(9), "p9:1", 0),))))
+    out = g.handle(5, PeerUp(pid(9), outbound=True))
+    assert (pid(9), m.Neighbor(True, "me:1")) in sends(out)

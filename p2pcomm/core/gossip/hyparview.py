@@ -94,6 +94,9 @@ class HyParViewConfig:
     #: How long a NEIGHBOR (or JOIN) waits for the answering NEIGHBOR, in ms
     #: (iroh-gossip ``neighbor_request_timeout``: 500 ms).
     neighbor_timeout: int = 500
+    #: A node with no neighbour and nothing to dial joins again through its bootstrap
+    #: contacts at most this often, in ms (p2pcomm).
+    rejoin_interval: int = 5000
 
     def __post_init__(self) -> None:
         if self.active_view < 1 or self.passive_view < 1:
@@ -141,6 +144,10 @@ class HyParView:
         self.pending: dict[bytes, str] = {}
         #: Peers that refused our NEIGHBOR request -> when.
         self.refused: dict[bytes, int] = {}
+        #: Bootstrap contacts, kept to join again when isolated.
+        self.contacts: dict[bytes, str] = {}
+        self._last_rejoin: int | None = None
+        self._rejoin_armed = False
         self.now = 0
         self.up: list[bytes] = []
         self.down: list[bytes] = []
@@ -216,11 +223,30 @@ class HyParView:
             ]
             peer = self._pick(candidates)
             if peer is None:
+                self._rejoin(out)
                 return
             info = self.passive[peer]
-            high = not self.active
+            high = len(self.active) < 2
             self.dialing[peer] = (info.addr, "high" if high else "low")
             out.append(Connect(peer, info.addr))
+
+    def _rejoin(self, out: list[Effect]) -> None:
+        if self.active or self.dialing or self.pending or not self.contacts:
+            return
+        last = self._last_rejoin
+        if last is not None and self.now - last < self.config.rejoin_interval:
+            if not self._rejoin_armed:
+                self._rejoin_armed = True
+                out.append(SetTimer(("rejoin",), last + self.config.rejoin_interval))
+            return
+        self._last_rejoin = self.now
+        for peer, addr in self.contacts.items():
+            self.dialing[peer] = (addr, "join")
+            out.append(Connect(peer, addr))
+
+    def on_rejoin_timer(self, out: list[Effect]) -> None:
+        self._rejoin_armed = False
+        self.fill(out)
 
     def arm(self, now: int, out: list[Effect]) -> None:
         if not self._shuffle_armed:
@@ -236,6 +262,7 @@ class HyParView:
         for peer, addr in contacts:
             if peer != self.me and self.admit(peer):
                 self._add_passive(peer, addr, peer, now)
+                self.contacts[peer] = addr
         for peer, addr in contacts:
             if peer in self.passive and peer not in self.dialing and peer not in self.active:
                 self.dialing[peer] = (addr, "join")
@@ -256,7 +283,7 @@ class HyParView:
         if purpose == "join":
             out.append(SendTo(peer, Join(self.addr)))
         else:
-            out.append(SendTo(peer, Neighbor(purpose == "high" or not self.active, self.addr)))
+            out.append(SendTo(peer, Neighbor(purpose == "high" or len(self.active) < 2, self.addr)))
         self.pending[peer] = addr
         out.append(SetTimer(("neighbor", peer), now + self.config.neighbor_timeout))
 

@@ -133,6 +133,8 @@ class GossipState:
                 t.on_dispatch_timer(out)
             elif key[0] == "neighbor" and len(key) == 2 and isinstance(key[1], bytes):
                 v.on_neighbor_timer(key[1], now, out)
+            elif key == ("rejoin",):
+                v.on_rejoin_timer(out)
             elif key == ("shuffle",):
                 v.on_shuffle_timer(now, out)
         elif isinstance(event, PeerUp):
