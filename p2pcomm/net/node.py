@@ -115,6 +115,11 @@ MAX_QUEUED_BYTES = 32 * 1024 * 1024
 #: Failed dials in a row after which an address found by discovery is left alone
 #: (until its node advertises again).
 MAX_HINT_FAILURES = 5
+#: First and longest wait of a dial loop between attempts (doubling in between).
+DIAL_BACKOFF = (0.25, 30.0)
+#: A connection that lasted this long (or reached live sync) served: the dial loop's
+#: backoff starts again from the shortest wait after it.
+SERVED_AFTER = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +153,10 @@ class _Conn:
     #: Close once what is queued is sent (the entry that ended the peer's access is
     #: delivered; nothing after it is).
     drain_then_close: bool = False
+    #: ``trio.current_time()`` of the last send (a keepalive follows an idle spell).
+    last_sent: float = 0.0
+    #: Entries received counted into the node's statistics so far.
+    counted_received: int = 0
 
     def send_later(self, data: bytes) -> None:
         if data:
@@ -167,6 +176,11 @@ class _Refused(Exception):
     pass
 
 
+class _Silent(Exception):
+    """Nothing at all arrived for the liveness timeout: the peer or the link is gone
+    (a fault, not misbehaviour)."""
+
+
 class Node:
     """A running node. Made by :func:`open_node`; do not construct directly."""
 
@@ -182,6 +196,8 @@ class Node:
         forward: Callable[[bytes, Entry], bool | Entry | None] | None,
         event_buffer: int,
         membership: bool,
+        keepalive: float = 15.0,
+        liveness_timeout: float = 45.0,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -195,6 +211,8 @@ class Node:
         self._banned: dict[bytes, float] = {}
         self._stall_timeout = stall_timeout
         self._ban_seconds = ban_seconds
+        self._keepalive = keepalive
+        self._liveness_timeout = liveness_timeout
         self._forward = forward
         #: Per group: membership and content state, fed with every stored entry.
         self.content: dict[bytes, ContentMachine] = (
@@ -616,21 +634,34 @@ class Node:
         for iid in before.keys() - after.keys():
             self._emit(ItemDeleted(group=group, item_id=iid))
 
-    def _stored(self, group: bytes, entries: Sequence[Entry], origin: bytes | None) -> None:
+    def _stored(
+        self, group: bytes, entries: Sequence[Entry], origin: bytes | None, *, live: bool = True
+    ) -> None:
+        """Announce stored entries and push them to the other peers: all of them when
+        they arrived live (or were appended here); entries caught up on only to the
+        peers whose tips do not show they hold them (no repair storm)."""
         if not entries:
             return
         self._emit(EntriesAdded(group=group, entries=tuple(entries), origin=origin))
         for peer, conn in list(self._conns.items()):
             if peer != origin:
                 try:
-                    conn.send_later(conn.replicator.push(group, list(entries)))
+                    conn.send_later(
+                        conn.replicator.push(group, list(entries), if_lacking=not live)
+                    )
                 except RemoteProtocolError as exc:  # that peer stopped reading
                     conn.closing_reason = f"{exc.code.value}: {exc.message}"
                     if conn.scope is not None:
                         conn.scope.cancel()
 
     async def _dial_loop(self, host: str, port: int) -> None:
-        delay = 0.25
+        """Keep ``host:port`` connected. The wait between attempts doubles up to 30 s
+        and starts again from 0.25 s only after a connection that served (it reached
+        live sync or lasted :data:`SERVED_AFTER`): a connection refused after its
+        handshake ("already connected", "misbehaved recently", access) backs off like
+        a failed dial. While another connection to the same peer lasts (it dialled us,
+        or a crossing dial won), the loop waits for it to end instead of dialling."""
+        delay = DIAL_BACKOFF[0]
         address = (host, port)
         try:
             while self._keep_dialing(address):
@@ -649,12 +680,15 @@ class Node:
                     if address not in self._static and failures >= MAX_HINT_FAILURES:
                         return  # a hint that does not answer: wait for its next advert
                 else:
-                    delay = 0.25
-                    wait = delay * (0.5 + random.random())
                     self._dial_failed.pop(address, None)
-                    await self._run_connection(stream, True, address)
+                    peer = stream.peer_id
+                    if await self._run_connection(stream, True, address):
+                        delay = DIAL_BACKOFF[0]
+                    while peer in self._conns:
+                        await self._conn_gone.wait()
+                    wait = delay * (0.5 + random.random())
                 await trio.sleep(wait)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, DIAL_BACKOFF[1])
         finally:
             self._dialing.discard(address)
             if address not in self._static:
@@ -711,11 +745,15 @@ class Node:
 
     async def _run_connection(
         self, stream: SecureStream, outbound: bool, address: tuple[str, int]
-    ) -> None:
+    ) -> bool:
+        """Run one connection until it ends; returns whether it served (reached live
+        sync or lasted :data:`SERVED_AFTER`, and was not ended over access)."""
         peer = stream.peer_id
         reason = "closed"
         code: int = CloseCode.NORMAL
         leftover: Replicator | None = None  # to announce what it stored, at the end
+        served = False
+        started = trio.current_time()
         try:
             if peer == self.peer_id:
                 raise _Refused("connected to itself")
@@ -766,6 +804,7 @@ class Node:
                         P2PCommError,
                         trio.BrokenResourceError,
                         trio.ClosedResourceError,
+                        _Silent,
                     ) as exc:
                         failure.append(exc)
                     except Exception as exc:  # a bug: end this connection, not the node
@@ -783,6 +822,14 @@ class Node:
                         nursery.cancel_scope.cancel()
                     nursery.start_soon(guarded, self._writer, nursery.cancel_scope)
                     nursery.start_soon(guarded, self._reader, nursery.cancel_scope)
+                served = bool(conn.synced_announced) or (
+                    trio.current_time() - started >= SERVED_AFTER
+                )
+                if conn.closing_code == CLOSE_ACCESS or (
+                    stream.close_received is not None
+                    and stream.close_received.code == CLOSE_ACCESS
+                ):
+                    served = False
                 if failure:
                     raise failure[0]
                 if conn.closing_reason is not None:
@@ -804,13 +851,30 @@ class Node:
             self._banned[peer] = trio.current_time() + self._ban_seconds
             logger.info("peer %s misbehaved: %s", peer.hex()[:16], reason)
             self._emit(PeerMisbehaved(peer_id=peer, address=address, reason=reason))
+        except _Silent as exc:  # a fault (frozen peer, cut link): no ban
+            reason = f"{ErrorCode.TIMEOUT.value}: {exc}"
+            code = CloseCode.TIMEOUT
         except P2PCommError as exc:  # our side could not go on (store, limits)
             reason = f"{exc.code.value}: {exc.message}"
             code = CloseCode.INTERNAL_ERROR
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             cause = exc.__cause__
-            reason = f"broken: {cause}" if cause else "broken"
-            if isinstance(cause, RemoteProtocolError):
+            closed = stream.close_received
+            if closed is not None:
+                # The peer closed while we were sending: a close, not a failure.
+                reason = (
+                    f"closed by the peer: {closed.reason}"
+                    if closed.reason not in ("", "closed")
+                    else "closed"
+                )
+            else:
+                reason = f"broken: {cause}" if cause else "broken"
+            # A connection that ended without CLOSE (a crash, a cut link) is a fault:
+            # only a protocol violation gets the peer refused.
+            if isinstance(cause, RemoteProtocolError) and cause.code not in (
+                ErrorCode.CLOSED,
+                ErrorCode.TRUNCATED,
+            ):
                 self._banned[peer] = trio.current_time() + self._ban_seconds
         except Exception as exc:
             reason, code = f"internal error: {exc!r}", CloseCode.INTERNAL_ERROR
@@ -824,10 +888,16 @@ class Node:
             self._wire_closed[1] += stream.wire_bytes_received
         if reason != "already connected" and reason != "connected to itself":
             self._emit(PeerDown(peer_id=peer, reason=reason))
+        return served
 
     async def _reader(self, conn: _Conn) -> None:
+        """Read and process until the stream ends. Two clocks: nothing at all (not a
+        keepalive, not a whole frame) for ``liveness_timeout`` is a dead peer or link
+        (:class:`_Silent`); no sync bytes for ``stall_timeout`` while a sync is
+        unfinished or a sync message is cut in the middle is a stall (``timeout``)."""
         rep = conn.replicator
         stream = conn.stream
+        progress = trio.current_time()
         while True:
             if rep.has_deferred:
                 # Entries are gathered for one big ingest; if the peer pauses, store
@@ -838,14 +908,27 @@ class Node:
                     await self._process(conn, None)
                     continue
             else:
-                with trio.move_on_after(self._stall_timeout) as scope:
+                syncing = (
+                    not rep.session.all_live or rep.has_bulk or rep.session.buffered > 0
+                )
+                deadline = stream.last_frame_received + self._liveness_timeout
+                if syncing:
+                    deadline = min(deadline, progress + self._stall_timeout)
+                with trio.move_on_at(deadline) as scope:
                     data = await stream.receive_some()
                 if scope.cancelled_caught:
-                    if rep.session.all_live and not rep.has_bulk:
-                        continue  # an idle live connection is fine
-                    raise RemoteProtocolError(
-                        ErrorCode.TIMEOUT, f"no progress for {self._stall_timeout} s during sync"
-                    )
+                    now = trio.current_time()
+                    if now - stream.last_frame_received >= self._liveness_timeout:
+                        raise _Silent(f"nothing received for {self._liveness_timeout} s")
+                    if syncing and now - progress >= self._stall_timeout:
+                        raise RemoteProtocolError(
+                            ErrorCode.TIMEOUT,
+                            f"no progress for {self._stall_timeout} s during sync"
+                            if not rep.session.all_live or rep.has_bulk
+                            else f"a message left unfinished for {self._stall_timeout} s",
+                        )
+                    continue
+            progress = trio.current_time()
             if not data:
                 if rep.session.buffered:
                     raise RemoteProtocolError(
@@ -878,12 +961,12 @@ class Node:
                     await self._track(a.group, a.entries, origin=conn.peer_id)
         conn.send_later(out)
         rejected = stats.entries_rejected - stats.rejections.get("pending-full", 0)
-        self._entries_received = sum(
-            c.replicator.stats.entries_received for c in self._conns.values()
-        )
+        # Counted as they arrive: the figure never goes down when a connection ends.
+        self._entries_received += stats.entries_received - conn.counted_received
+        conn.counted_received = stats.entries_received
         for a in accepted:
             self._entries_accepted += len(a.entries)
-            self._stored(a.group, a.entries, origin=conn.peer_id)
+            self._stored(a.group, a.entries, origin=conn.peer_id, live=a.live)
         for g in {a.group for a in accepted}:
             self._recheck_access(g)
         self._announce_synced(conn)
@@ -910,7 +993,7 @@ class Node:
             return
         for a in accepted:
             self._entries_accepted += len(a.entries)
-            self._stored(a.group, a.entries, origin=peer)
+            self._stored(a.group, a.entries, origin=peer, live=False)
             self._recheck_access(a.group)
 
     def _announce_synced(self, conn: _Conn) -> None:
@@ -931,29 +1014,43 @@ class Node:
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator
         ready: bytes | None = None  # a bulk window built and not sent yet
+        conn.last_sent = trio.current_time()
         while True:
             while conn.queue:
                 data = conn.queue.popleft()
                 conn.queued_bytes -= len(data)
                 await conn.stream.send_all(data)
                 self._bytes_sent += len(data)
+                conn.last_sent = trio.current_time()
             if conn.drain_then_close:
                 return  # ends the connection with conn.closing_reason
             if ready is not None or rep.has_bulk:
                 # Build the next window in a worker thread while this one is sent.
                 built: list[bytes | None] = []
-                async with trio.open_nursery() as nursery:
-                    if rep.has_bulk:
-                        nursery.start_soon(self._build_window, rep, built)
-                    if ready is not None:
-                        await conn.stream.send_all(ready)
-                        self._bytes_sent += len(ready)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        if rep.has_bulk:
+                            nursery.start_soon(self._build_window, rep, built)
+                        if ready is not None:
+                            await conn.stream.send_all(ready)
+                            self._bytes_sent += len(ready)
+                            conn.last_sent = trio.current_time()
+                except BaseExceptionGroup as group:
+                    # Raise what failed as itself (a peer gone mid-window is a broken
+                    # stream, not an ExceptionGroup for the bug handler).
+                    raise _first_failure(group) from None
                 ready = built[0] if built and built[0] else None
                 self._announce_synced(conn)
                 continue
             conn.wake = trio.Event()
             if not conn.queue and not rep.has_bulk:
-                await conn.wake.wait()
+                # Idle: after ``keepalive`` seconds without sending, an empty DATA frame
+                # (05 5.5.7) tells the peer we are alive.
+                with trio.move_on_at(conn.last_sent + self._keepalive):
+                    await conn.wake.wait()
+                if not conn.wake.is_set() and not conn.queue and not rep.has_bulk:
+                    await conn.stream.send_keepalive()
+                    conn.last_sent = trio.current_time()
 
 
 @contextlib.asynccontextmanager
@@ -968,6 +1065,8 @@ async def open_node(
     listen: bool = True,
     stall_timeout: float = 30.0,
     ban_seconds: float = 60.0,
+    keepalive: float = 15.0,
+    liveness_timeout: float = 45.0,
     forward: Callable[[bytes, Entry], bool | Entry | None] | None = None,
     event_buffer: int = 10_000,
     membership: bool = True,
@@ -986,6 +1085,11 @@ async def open_node(
     ``membership=False`` makes a log-level replica that serves the log to any peer (for
     tools and tests of the replication protocol). ``forward(group, entry)`` adds the
     application's own policy on top (True, False, or an entry to send instead).
+    ``keepalive``: seconds without sending after which an idle connection sends a
+    keepalive (an empty DATA frame, spec/05-channel.md 5.5.7); ``liveness_timeout``:
+    seconds without receiving anything (a keepalive counts, a partial frame does not)
+    after which a connection is closed with ``timeout`` (spec/06-sync.md 6.17), and
+    the peer is not refused: a frozen peer or a cut link is a fault, not misbehaviour.
     ``discovery`` turns mDNS on (:mod:`p2pcomm.net.discovery`) on the interfaces it
     names: the node advertises its port for its groups, and dials the nodes whose
     adverts name a group it holds (:class:`PeerDiscovered`, :class:`PeerGone`).
@@ -1002,6 +1106,8 @@ async def open_node(
             forward=forward,
             event_buffer=event_buffer,
             membership=membership,
+            keepalive=keepalive,
+            liveness_timeout=liveness_timeout,
         )
         for g in list(node.content):
             async with node._lock:
@@ -1045,6 +1151,19 @@ class _Policy:
 
     def refuse(self, group: bytes, entries: list[Entry]) -> list[Entry]:
         return self.node._refuse(group, entries, self.peer, self.known.setdefault(group, set()))
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception of ``group`` that is not a cancellation (the group itself
+    when there is none)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _first_failure(exc)
+            if inner is not exc:
+                return inner
+        elif not isinstance(exc, trio.Cancelled):
+            return exc
+    return group
 
 
 def _why(exc: BaseException) -> str:
