@@ -109,6 +109,7 @@ class Replicator:
         peer: bytes = b"",
         policy: AccessPolicy | None = None,
         proofs: Sequence[bytes] = (),
+        gate: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.logs = dict(logs)
         self.session = SyncSession(
@@ -119,6 +120,12 @@ class Replicator:
         #: The peer's member id, and who decides what it may read and write.
         self.peer = peer
         self._policy = policy
+        #: ``gate(group)``: whether this session may offer its tips of ``group`` now
+        #: (the node lets one session at a time catch a group up, so that two peers do
+        #: not both send the same missing entries); the others wait in
+        #: :attr:`unoffered` until :meth:`offer` is called.
+        self._gate = gate
+        self.unoffered: list[bytes] = []
         #: Per shared group: what the peer may read (decided when the groups are known).
         self.grants: dict[bytes, Grant] = {}
         #: Invitation proofs the peer presented (kept to decide again later).
@@ -353,12 +360,10 @@ class Replicator:
                 if self._policy is not None:
                     grant = self._policy.grant(g, event.proofs, self.session_hash)
                 self.grants[g] = grant
-                tips = self._tips_for(g, grant)
-                if grant.access is not Access.MEMBER and tips != self.logs[g].store.tips(g):
-                    self.withheld.add(g)
-                # Equal summaries mean the peer holds what we offer; TIPS say otherwise.
-                self._set_peer_tips(g, tips)
-                s.offer_tips(g, tips)
+                if self._gate is not None and not self._gate(g):
+                    self.unoffered.append(g)
+                    continue
+                self._offer(g)
         elif isinstance(event, TheirTips):
             self._set_peer_tips(event.group, event.tips)
             self._jobs.append(self._send_missing(event))
@@ -407,6 +412,25 @@ class Replicator:
             if queued:
                 self._send_live(event.group, queued)
             self._want_missing(event.group)
+
+    def _offer(self, g: bytes) -> None:
+        grant = self.grants[g]
+        tips = self._tips_for(g, grant)
+        if grant.access is not Access.MEMBER and tips != self.logs[g].store.tips(g):
+            self.withheld.add(g)
+        # Equal summaries mean the peer holds what we offer; TIPS say otherwise.
+        self._set_peer_tips(g, tips)
+        self.session.offer_tips(g, tips)
+
+    def offer(self, groups: Sequence[bytes]) -> bytes:
+        """Offer our tips (as they are now) of groups the gate held back; returns the
+        bytes to send."""
+        for g in groups:
+            if g in self.unoffered:
+                self.unoffered.remove(g)
+                self._offer(g)
+        self._drain_events()  # the peer's SUMMARY may be here: a group can go live now
+        return self.session.data_to_send()
 
     def _send_missing(self, event: TheirTips) -> Iterator[bytes]:
         """The bulk job for one group: what the peer lacks, a window at a time."""

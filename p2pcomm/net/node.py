@@ -32,6 +32,8 @@ import functools
 import logging
 import math
 import random
+import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +122,9 @@ DIAL_BACKOFF = (0.25, 30.0)
 #: A connection that lasted this long (or reached live sync) served: the dial loop's
 #: backoff starts again from the shortest wait after it.
 SERVED_AFTER = 10.0
+#: Longest wait (s) of a session for another session's catch-up of the same group to
+#: end before it offers its own tips (at most a third of the stall timeout).
+OFFER_BOUND = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +162,10 @@ class _Conn:
     last_sent: float = 0.0
     #: Entries received counted into the node's statistics so far.
     counted_received: int = 0
+    #: When this session started waiting to offer tips (another session catches the
+    #: same group up), and whether the connection ended.
+    waiting_since: float | None = None
+    ended: bool = False
 
     def send_later(self, data: bytes) -> None:
         if data:
@@ -213,6 +222,11 @@ class Node:
         self._ban_seconds = ban_seconds
         self._keepalive = keepalive
         self._liveness_timeout = liveness_timeout
+        self._offer_bound = min(OFFER_BOUND, stall_timeout / 3)
+        #: Per group: the session reconciling it now (offered, not live yet) and since
+        #: when (time.monotonic: the gate is asked from worker threads).
+        self._offering: dict[bytes, tuple[_Conn, float]] = {}
+        self._offering_lock = threading.Lock()
         self._forward = forward
         #: Per group: membership and content state, fed with every stored entry.
         self.content: dict[bytes, ContentMachine] = (
@@ -775,6 +789,7 @@ class Node:
                         await self._conn_gone.wait()
                 else:
                     raise _Refused("already connected")
+            cell: list[_Conn] = []
             rep = leftover = Replicator(
                 self.logs,
                 initiator=outbound,
@@ -783,8 +798,10 @@ class Node:
                 peer=peer,
                 policy=_Policy(self, peer) if self._track_membership else None,
                 proofs=self._invitee_proofs(stream.handshake_hash),
+                gate=lambda g: self._may_offer(g, cell[0]),
             )
             conn = _Conn(peer, stream, rep, address, outbound)
+            cell.append(conn)
             self._conns[peer] = conn
             self._emit(PeerUp(peer_id=peer, address=address, outbound=outbound))
             try:
@@ -837,6 +854,8 @@ class Node:
                 elif (closed := stream.close_received) is not None and closed.reason not in ("", "closed"):
                     reason = f"closed by the peer: {closed.reason}"
             finally:
+                conn.ended = True
+                self._release(conn, list(rep.logs))
                 if self._conns.get(peer) is conn:
                     del self._conns[peer]
                     for live in self._synced.values():
@@ -970,6 +989,8 @@ class Node:
         for g in {a.group for a in accepted}:
             self._recheck_access(g)
         self._announce_synced(conn)
+        if rep.unoffered:
+            conn.wake.set()  # the writer offers when the gate opens
         if rejected > rejected_before:
             codes = ", ".join(sorted(k for k in stats.rejections if k != "pending-full"))
             raise RemoteProtocolError(
@@ -996,10 +1017,43 @@ class Node:
             self._stored(a.group, a.entries, origin=peer, live=False)
             self._recheck_access(a.group)
 
+    def _may_offer(self, group: bytes, conn: _Conn, *, waited: bool = False) -> bool:
+        """Whether ``conn``'s session may offer its tips of ``group`` now: one session
+        at a time reconciles a group, so that a node that is behind catches up from
+        one peer and then offers the others tips that show what it holds (06 6.11 L2).
+        ``waited``: the session waited long enough and goes ahead anyway."""
+        with self._offering_lock:
+            now = time.monotonic()
+            held = self._offering.get(group)
+            if (
+                held is None
+                or held[0] is conn
+                or held[0].ended
+                or waited
+                or now - held[1] >= self._offer_bound
+            ):
+                self._offering[group] = (conn, now)
+                return True
+            return False
+
+    def _release(self, conn: _Conn, groups: Iterable[bytes]) -> None:
+        """``conn`` reconciled ``groups`` (or ended): sessions waiting to offer go on."""
+        with self._offering_lock:
+            for g in groups:
+                held = self._offering.get(g)
+                if held is not None and held[0] is conn:
+                    del self._offering[g]
+        for other in self._conns.values():
+            if other.replicator.unoffered:
+                other.wake.set()
+
     def _announce_synced(self, conn: _Conn) -> None:
         """Emit GroupSynced once for each group whose reconciliation with ``conn`` ended
         (the reader or the writer may be the one that sees it end)."""
-        for g in conn.replicator.synced - conn.synced_announced:
+        newly = conn.replicator.synced - conn.synced_announced
+        if newly:
+            self._release(conn, newly)
+        for g in newly:
             conn.synced_announced.add(g)
             self._synced.setdefault(g, set()).add(conn.peer_id)
             self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
@@ -1024,6 +1078,20 @@ class Node:
                 conn.last_sent = trio.current_time()
             if conn.drain_then_close:
                 return  # ends the connection with conn.closing_reason
+            if rep.unoffered:
+                now = trio.current_time()
+                if conn.waiting_since is None:
+                    conn.waiting_since = now
+                waited = now - conn.waiting_since >= self._offer_bound
+                due = [g for g in rep.unoffered if self._may_offer(g, conn, waited=waited)]
+                if due:
+                    async with self._lock:
+                        out = await trio.to_thread.run_sync(rep.offer, due)
+                    conn.send_later(out)
+                    self._announce_synced(conn)
+                    if not rep.unoffered:
+                        conn.waiting_since = None
+                    continue
             if ready is not None or rep.has_bulk:
                 # Build the next window in a worker thread while this one is sent.
                 built: list[bytes | None] = []
@@ -1046,9 +1114,17 @@ class Node:
             if not conn.queue and not rep.has_bulk:
                 # Idle: after ``keepalive`` seconds without sending, an empty DATA frame
                 # (05 5.5.7) tells the peer we are alive.
-                with trio.move_on_at(conn.last_sent + self._keepalive):
+                deadline = conn.last_sent + self._keepalive
+                if rep.unoffered and conn.waiting_since is not None:
+                    deadline = min(deadline, conn.waiting_since + self._offer_bound)
+                with trio.move_on_at(deadline):
                     await conn.wake.wait()
-                if not conn.wake.is_set() and not conn.queue and not rep.has_bulk:
+                if (
+                    not conn.wake.is_set()
+                    and not conn.queue
+                    and not rep.has_bulk
+                    and trio.current_time() >= conn.last_sent + self._keepalive
+                ):
                     await conn.stream.send_keepalive()
                     conn.last_sent = trio.current_time()
 
