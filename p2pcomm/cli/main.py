@@ -971,6 +971,13 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
     config = _config(home)
     bootstrap = [b for b in config.get("bootstrap", []) if isinstance(b, str)]
     peers = _known_peers(home, [*args.peer, *bootstrap, *args.bootstrap])
+    # Where each address came from, for the address book (08 AB1): invitation hints
+    # are remembered in config.json by join; the rest the user gave.
+    sources: dict[tuple[str, int], str] = {a: "invitation" for a in _known_peers(home)}
+    for text in [*bootstrap, *args.bootstrap]:
+        sources[_address(text)] = "bootstrap"
+    for text in args.peer:
+        sources[_address(text)] = "command-line"
     return run_node(
         home,
         kp,
@@ -981,6 +988,7 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
         display_name=ops.home_display_name(home.config_path),
         out=out,
         mdns=mdns,
+        sources=sources,
     )
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import errno
 import signal
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -22,6 +23,7 @@ from ..core.identity import KeyPair, MemberId
 from ..errors import ControlError, P2PCommError, StoreError
 from ..paths import Home, NodeLock
 from ..store import SqliteStore
+from ..store.addresses import AddressBook
 from . import ops
 
 if TYPE_CHECKING:
@@ -49,9 +51,12 @@ def run_node(
     display_name: str,
     out: Out,
     mdns: Sequence[str] | None = None,
+    sources: Mapping[tuple[str, int], str] | None = None,
 ) -> int:
     """Run until interrupted; returns the exit status. ``mdns``: the IPv4 addresses
-    to speak mDNS on (None: off)."""
+    to speak mDNS on (None: off). ``sources``: where each of ``peers`` came from, for
+    the address book (``command-line`` when not said); the node also dials what the
+    book remembers from earlier runs."""
     from .main import CliError, Exit, busy_error
 
     if not home.store_path.exists():
@@ -74,6 +79,7 @@ def run_node(
         ) from None
     try:
         with SqliteStore(home.store_path) as store:
+            peers = _remembered(store, peers, sources or {})
             try:
                 try:
                     interrupted = trio.run(
@@ -199,8 +205,45 @@ async def _serve(
                     out.line(f"mdns       on {', '.join(mdns)} (finds members' nodes nearby)")
                 for g in sorted(node.logs):
                     out.line(f"group      {g.hex()[:16]}")
-            async for ev in events:
-                _print_event(ev, out)
+            book = AddressBook(store)
+            try:
+                async for ev in events:
+                    _note_address(book, ev)
+                    _print_event(ev, out)
+            finally:
+                book.close()
+
+
+def _remembered(
+    store: SqliteStore,
+    given: Sequence[tuple[str, int]],
+    sources: Mapping[tuple[str, int], str],
+) -> list[tuple[str, int]]:
+    """Note the addresses given for this run in the store's address book (08 AB1) and
+    return them with those the book remembers from earlier runs (mDNS finds, earlier
+    successes), best first: a restarted node finds its peers without flags."""
+    now = int(time.time() * 1000)
+    with AddressBook(store) as book:
+        for host, port in given:
+            source = sources.get((host, port), "command-line")
+            book.note(host, port, source=source, now_ms=now)  # type: ignore[arg-type]
+        remembered = [(a.host, a.port) for a in book.to_dial(now_ms=now)]
+    out = list(given)
+    out.extend(a for a in remembered if a not in out)
+    return out
+
+
+def _note_address(book: AddressBook, event: object) -> None:
+    """Keep the address book up to date from what the node reports."""
+    from ..net import events as e
+
+    now = int(time.time() * 1000)
+    if isinstance(event, e.PeerUp) and event.outbound:
+        book.note_success(*event.address, now_ms=now)
+    elif isinstance(event, e.PeerUnreachable):
+        book.note_failure(*event.address, now_ms=now)
+    elif isinstance(event, e.PeerDiscovered):
+        book.note(*event.address, source="mdns", now_ms=now)
 
 
 def _caller(backend: ops.NodeBackend, name: str) -> Any:
