@@ -122,6 +122,9 @@ DIAL_BACKOFF = (0.25, 30.0)
 #: A connection that lasted this long (or reached live sync) served: the dial loop's
 #: backoff starts again from the shortest wait after it.
 SERVED_AFTER = 10.0
+#: Seconds a connection whose liveness deadline passed is still read, for frames
+#: that arrived while the reader was busy, before it counts as silent.
+LIVENESS_GRACE = 0.05
 #: Longest wait (s) of a session for another session's catch-up of the same group to
 #: end before it offers its own tips (at most a third of the stall timeout).
 OFFER_BOUND = 5.0
@@ -936,17 +939,25 @@ class Node:
                 with trio.move_on_at(deadline) as scope:
                     data = await stream.receive_some()
                 if scope.cancelled_caught:
-                    now = trio.current_time()
-                    if now - stream.last_frame_received >= self._liveness_timeout:
-                        raise _Silent(f"nothing received for {self._liveness_timeout} s")
-                    if syncing and now - progress >= self._stall_timeout:
-                        raise RemoteProtocolError(
-                            ErrorCode.TIMEOUT,
-                            f"no progress for {self._stall_timeout} s during sync"
-                            if not rep.session.all_live or rep.has_bulk
-                            else f"a message left unfinished for {self._stall_timeout} s",
-                        )
-                    continue
+                    got: bytes | None = None
+                    if trio.current_time() - stream.last_frame_received >= self._liveness_timeout:
+                        # Frames may be waiting unread (this task was busy, or the
+                        # deadline passed before the read began): read them first.
+                        with trio.move_on_after(LIVENESS_GRACE):
+                            got = await stream.receive_some()
+                        late = trio.current_time() - stream.last_frame_received
+                        if got is None and late >= self._liveness_timeout:
+                            raise _Silent(f"nothing received for {self._liveness_timeout} s")
+                    if got is None:
+                        if syncing and trio.current_time() - progress >= self._stall_timeout:
+                            raise RemoteProtocolError(
+                                ErrorCode.TIMEOUT,
+                                f"no progress for {self._stall_timeout} s during sync"
+                                if not rep.session.all_live or rep.has_bulk
+                                else f"a message left unfinished for {self._stall_timeout} s",
+                            )
+                        continue
+                    data = got
             progress = trio.current_time()
             if not data:
                 if rep.session.buffered:

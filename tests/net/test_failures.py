@@ -470,3 +470,51 @@ async def test_a_close_during_catch_up_is_reported_as_a_close(
             gone = await expect(s.events, down(peer.public_key))
         assert isinstance(gone, PeerDown)
         assert gone.reason == "closed by the peer: done here", gone.reason
+
+
+async def test_a_peer_frozen_with_sigstop_is_noticed(tmp_path: Path) -> None:
+    """A peer node in another process, sending keepalives every 0.1 s, is frozen with
+    SIGSTOP: the node closes it with ``timeout`` once 2 s pass without a frame, and
+    does not refuse it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("_frozen_peer.py")
+    root = Path(__file__).resolve().parents[2]
+    async with served(tmp_path, keepalive=0.1, liveness_timeout=2.0) as s:
+        frozen = follower(tmp_path, "frozen", s.log)
+        frozen.store.close()
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, str(script), str(tmp_path / "frozen.db"), "67", str(s.node.address[1])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            with trio.fail_after(PATIENCE):
+                said = b""
+                while b"LIVE\n" not in said:
+                    chunk = await proc.stdout.receive_some()
+                    assert chunk, "the peer process ended"
+                    said += chunk
+            peer = key(67).public_key
+            # Alive: its keepalives hold the connection open over 3 s (> 2 s).
+            with trio.move_on_after(3.0):
+                ev = await expect(s.events, down(peer))
+                raise AssertionError(f"a live peer was closed: {ev}")
+            proc.send_signal(signal.SIGSTOP)
+            try:
+                with trio.fail_after(6.0):
+                    gone = await expect(s.events, down(peer))
+            finally:
+                proc.send_signal(signal.SIGCONT)
+            assert isinstance(gone, PeerDown) and gone.reason.startswith("timeout:"), gone.reason
+            assert s.node.statistics().refused_peers == 0
+            assert peer not in s.node._banned
+        finally:
+            proc.kill()
+            await proc.wait()
