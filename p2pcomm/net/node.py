@@ -1117,7 +1117,8 @@ class Node:
                 except BaseExceptionGroup as group:
                     # Raise what failed as itself (a peer gone mid-window is a broken
                     # stream, not an ExceptionGroup for the bug handler).
-                    raise _first_failure(group) from None
+                    failure = _first_failure(group)
+                    raise failure from failure.__cause__  # keep what broke it
                 ready = built[0] if built and built[0] else None
                 self._announce_synced(conn)
                 continue
