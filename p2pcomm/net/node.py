@@ -950,6 +950,12 @@ class Node:
                             raise _Silent(f"nothing received for {self._liveness_timeout} s")
                     if got is None:
                         if syncing and trio.current_time() - progress >= self._stall_timeout:
+                            if stream.last_frame_received <= progress:
+                                # Nothing at all came (not even a keepalive): a frozen
+                                # or cut-off peer, a fault rather than a stall.
+                                raise _Silent(
+                                    f"nothing received for {self._stall_timeout} s during sync"
+                                )
                             raise RemoteProtocolError(
                                 ErrorCode.TIMEOUT,
                                 f"no progress for {self._stall_timeout} s during sync"

@@ -518,3 +518,27 @@ async def test_a_peer_frozen_with_sigstop_is_noticed(tmp_path: Path) -> None:
         finally:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_peer_silent_during_sync_is_a_fault(tmp_path: Path) -> None:
+    """A peer that sends HELLO and then nothing at all (frozen mid-sync) is closed
+    after ``stall_timeout`` with ``timeout`` and not refused; one that keeps sending
+    keepalives without syncing is refused (tests/net/test_node.py, case "stall")."""
+    peer = signer(68)
+    async with served(tmp_path, stall_timeout=0.5) as s:
+        with trio.fail_after(PATIENCE):
+            stream = await open_secure_stream(LOCALHOST, s.node.address[1], identity=peer)
+            session = SyncSession(
+                initiator=True, session_hash=stream.handshake_hash, groups=[s.log.group]
+            )
+            session.start()
+            await stream.send_all(session.data_to_send())
+            gone = await expect(s.events, down(peer.public_key))
+            await stream.aclose()
+        assert isinstance(gone, PeerDown), gone
+        assert gone.reason.startswith("timeout: nothing received"), gone.reason
+        with trio.fail_after(PATIENCE):
+            again = await open_secure_stream(LOCALHOST, s.node.address[1], identity=peer)
+            await live(again, s.log.group)
+            await again.aclose()
+        assert s.node.statistics().refused_peers == 0

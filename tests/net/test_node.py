@@ -436,6 +436,15 @@ async def stall(stream: SecureStream, s: Served) -> None:
     session = SyncSession(initiator=True, session_hash=stream.handshake_hash, groups=[s.log.group])
     session.start()
     await stream.send_all(session.data_to_send())  # HELLO naming the group, then nothing
+    # ... but keepalives: alive and not syncing is a stall (silence would be a fault).
+
+    async def keepalives() -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while True:
+                await stream.send_keepalive()
+                await trio.sleep(0.1)  # the peer's behaviour, not a wait
+
+    s.node._nursery.start_soon(keepalives)
 
 
 async def junk_wants(stream: SecureStream, s: Served) -> None:
