@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REVISION = 1
+REVISION = 2
 
 Json = dict[str, Any]
 

@@ -37,7 +37,7 @@ from p2pcomm.core.log import (
     entry_id,
 )
 
-REVISION = 1
+REVISION = 2
 
 Json = dict[str, Any]
 
