@@ -16,7 +16,7 @@ Another process (``_sync_peer sync``) dials it and waits for ``GroupSynced``:
   receiver lacks the newest 1% of entries, divided by the encoded size of those
   entries (``encode_entry``, with bodies).
 * ``entries_per_s_membership``: the full initial sync again, with a history of the
-  same shape whose authors the founder first added as members and whose entries are
+  same shape whose authors (and the two nodes' keys) the founder first added as members and whose entries are
   posts (``membership_entries`` of them), between two nodes that track membership and
   content (``open_node``'s default; the figures above replicate the log alone).
 * ``handshakes_per_s``: sequential connect + Noise XX handshake + close.
@@ -71,12 +71,12 @@ def build(path: Path, authors: int, rounds: int, run: int, *, members: bool = Fa
         log = GroupLog.create(store, keys[0], body=b"bench", timestamp=t0, signatures=sigs)
         item = (KIND_POST, BODY)
         if members:
+            # The two nodes' own keys are members too: only members are served
+            # (spec/06-sync.md 6.22).
+            nodes = [KeyPair(SERVER_SEED).public_key, KeyPair(CLIENT_SEED).public_key]
             add = [
-                (
-                    Kind.ADD,
-                    AddMember(member=k.public_key, role=Role.MEMBER, cut=0, name="m").encode(),
-                )
-                for k in keys[1:]
+                (Kind.ADD, AddMember(member=m, role=Role.MEMBER, cut=0, name="m").encode())
+                for m in [k.public_key for k in keys[1:]] + nodes
             ]
             log.append_many(keys[0], add, timestamp=t0)
             item = (Kind.POST, POST_BODY)
