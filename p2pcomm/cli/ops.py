@@ -26,7 +26,7 @@ from ..core.invitation import InvitationCode
 from ..core.log import Entry
 from ..core.membership import GroupMetadata, GroupState, Kind, Member, Role
 from ..errors import ErrorCode, NotFoundError, P2PCommError, ValidationError
-from ..net.events import ItemAdded, ItemDeleted, ItemHidden, ItemUpdated, NodeEvent
+from ..net.events import ItemAdded, ItemDeleted, ItemHidden, ItemsAdded, ItemUpdated, NodeEvent
 from ..store.base import Store
 
 __all__ = [
@@ -612,6 +612,11 @@ async def stream(b: NodeBackend, method: str, params: Params) -> AsyncIterator[R
     events = b.node.subscribe()
     async with events:
         async for ev in events:
+            if isinstance(ev, ItemsAdded) and ev.group == h.id:
+                names = _names(h)
+                for item in ev.items:  # a catch-up's batch: one line per item still
+                    yield {"event": "added", "item": item_json(item, names)}
+                continue
             out = _event_json(h, ev)
             if out is not None:
                 yield out

@@ -328,6 +328,8 @@ def _print_event(ev: object, out: Out) -> None:
     elif isinstance(ev, e.ItemAdded):
         text = ev.item.text if ev.item.text is not None else "(text not here yet)"
         line = f"item       {ev.item.id.hex()[:8]} by {_short(ev.item.author)}: {text}"
+    elif isinstance(ev, e.ItemsAdded):
+        line = f"items      {len(ev.items)} new in group {ev.group.hex()[:16]}"
     elif isinstance(ev, e.ItemDeleted):
         line = f"deleted    {ev.item_id.hex()[:8]}"
     elif isinstance(ev, e.ItemHidden):
@@ -361,6 +363,12 @@ def _event_doc(ev: object) -> dict[str, Any] | None:
         return {"event": "synced", "group": ev.group.hex(), "peer": MemberId(ev.peer_id).text()}
     if isinstance(ev, e.ItemAdded):
         return {"event": "item-added", "group": ev.group.hex(), "item": ops.item_json(ev.item, {})}
+    if isinstance(ev, e.ItemsAdded):
+        return {
+            "event": "items-added",
+            "group": ev.group.hex(),
+            "items": [ops.item_json(i, {}) for i in ev.items],
+        }
     if isinstance(ev, e.MemberJoined):
         return {"event": "member-joined", "group": ev.group.hex(), "member": MemberId(ev.member).text()}
     if isinstance(ev, e.MemberLeft):

@@ -30,6 +30,7 @@ __all__ = [
     "ItemDeleted",
     "ItemHidden",
     "ItemUpdated",
+    "ItemsAdded",
     "MemberJoined",
     "MemberLeft",
     "MemberRoleChanged",
@@ -145,6 +146,17 @@ class ItemAdded:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ItemsAdded:
+    """Several posts and replies became visible at once (a catch-up): one event for the
+    batch rather than one per item, so that following a large sync stays cheap."""
+
+    group: bytes
+    items: tuple[Item, ...]
+    #: Member id of the peer they came from.
+    origin: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ItemUpdated:
     """An item changed: its reactions, or its text arrived (a body fetched late)."""
 
@@ -198,6 +210,7 @@ class MemberRoleChanged:
 
 AppEvent: TypeAlias = (
     ItemAdded
+    | ItemsAdded
     | ItemUpdated
     | ItemHidden
     | ItemDeleted

@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -45,14 +45,21 @@ from ..community import Group, append_intent, planner_for
 from ..core import crypto
 from ..core.access import Access, Grant, admit, causal_cut, grant_for, invitee_proof
 from ..core.channel import CloseCode
-from ..core.content import ContentMachine, Item
+from ..core.content import ContentMachine, Item, Post, Reply, decode_content
 from ..core.identity import KeyPair
 from ..core.intent import Intent, Planner
 from ..core.invitation import InvitationCode
 from ..core.log import Entry, Header
 from ..core.membership import GroupState, Kind, Role
 from ..core.sync import MAX_PROOFS
-from ..errors import ErrorCode, NotFoundError, P2PCommError, RemoteProtocolError
+from ..errors import (
+    DecodeError,
+    ErrorCode,
+    NotFoundError,
+    P2PCommError,
+    RemoteProtocolError,
+    ValidationError,
+)
 from ..group import GroupLog, now_ms
 from ..replication import Replicator
 from ..store.base import Store
@@ -62,6 +69,7 @@ from .events import (
     ItemAdded,
     ItemDeleted,
     ItemHidden,
+    ItemsAdded,
     ItemUpdated,
     MemberJoined,
     MemberLeft,
@@ -518,7 +526,12 @@ class Node:
             return
         # All of it on a worker thread: the event loop keeps serving connections.
         applied = await trio.to_thread.run_sync(
-            _apply, machine, list(entries), self._dropped.setdefault(group, set())
+            _apply,
+            machine,
+            list(entries),
+            self._dropped.setdefault(group, set()),
+            self._roles.get(group, {}),
+            self._items.setdefault(group, {}),
         )
         roles, drop = applied.roles, applied.drop
         if drop:
@@ -541,7 +554,12 @@ class Node:
                     )
                 )
                 self._member_events(group, before, roles, applied)
-        if announce and applied.items is not old_items:
+        if announce and applied.added is not None:
+            if len(applied.added) == 1:
+                self._emit(ItemAdded(group=group, item=applied.added[0], origin=origin))
+            elif applied.added:
+                self._emit(ItemsAdded(group=group, items=applied.added, origin=origin))
+        elif announce and applied.items is not old_items:
             self._item_events(group, old_items, applied.items, origin)
         self._note_change()
 
@@ -584,11 +602,17 @@ class Node:
         banned member is cut off at once; an admitted invitee starts a full session."""
         if not self._track_membership:
             return  # no membership view: the log is served to every peer
+        roles = self._roles.get(group, {})
         for conn in list(self._conns.values()):
             rep = conn.replicator
             old = rep.grants.get(group)
             if old is None or conn.closing_reason is not None:
                 continue
+            member = conn.peer_id in roles
+            if (old.access is Access.MEMBER and member) or (
+                old.access is Access.NONE and not member and not rep.peer_proofs
+            ):
+                continue  # unchanged, known without the full decision (a batch's cost)
             new = self._grant(group, conn.peer_id, rep.peer_proofs, rep.session_hash)
             if new.access is old.access:
                 continue
@@ -1284,9 +1308,17 @@ class _Applied:
     banned: frozenset[bytes]
     expelled: frozenset[bytes]
     leavers: frozenset[bytes]
+    #: Items a batch of posts added, when the whole view was not diffed (a catch-up).
+    added: tuple[Item, ...] | None = None
 
 
-def _apply(machine: ContentMachine, entries: list[Entry], dropped: set[bytes]) -> _Applied:
+def _apply(
+    machine: ContentMachine,
+    entries: list[Entry],
+    dropped: set[bytes],
+    before_roles: Mapping[bytes, Role],
+    before_items: dict[bytes, Item],
+) -> _Applied:
     """Apply stored entries to a group's state: its roles and items now, and the bodies
     that an effective delete targets and that are not dropped yet."""
     machine.apply_many(entries)
@@ -1295,24 +1327,79 @@ def _apply(machine: ContentMachine, entries: list[Entry], dropped: set[bytes]) -
     drop: set[bytes] = set()
     if membership.group is None or membership.kind(membership.group) is None:
         return _Applied(roles, drop, {}, {}, frozenset(), frozenset(), frozenset())
-    view = machine.view()
-    # A delete removes a target only once the target is held (04 V2), so a body to
-    # drop can come with a delete, a changed verdict, or the target's own arrival.
-    drop = set(view.drop_bodies) - dropped
-    state = machine.state
     leavers = frozenset(
         e.header.author
         for e in entries
         if e.header.kind == Kind.LEAVE and membership.authorized(e.id)
     )
+    # The snapshot costs time in proportion to the whole group: taken only when the
+    # member table changed (names, bans and expulsions are for the member events).
+    names: dict[bytes, str] = {}
+    banned: frozenset[bytes] = frozenset()
+    expelled: frozenset[bytes] = frozenset()
+    if roles != before_roles:
+        state = machine.state
+        names = {m: member.name for m, member in state.members.items()}
+        banned, expelled = state.banned, frozenset(state.equivocators)
+    only_posts = all(e.header.kind in _ITEM_KINDS for e in entries)
+    if only_posts and len(machine.index) > VIEW_DIFF_MAX:
+        # Posts and replies only, in a group of some size (a catch-up, or live posts):
+        # rebuilding the whole view for each batch would cost time in proportion to the
+        # group per batch. Their items are announced from the batch itself; a batch
+        # with anything else (moderation, reactions, operations) diffs the whole view
+        # and drops what a delete targets.
+        items = before_items  # updated in place: copying it per batch is what costs
+        added: list[Item] = []
+        for e in entries:
+            item = _item_of(machine, e)
+            if item is not None and item.id not in items:
+                items[item.id] = item
+                added.append(item)
+        return _Applied(roles, drop, items, names, banned, expelled, leavers, tuple(added))
+    view = machine.view()
+    # A delete removes a target only once the target is held (04 V2), so a body to
+    # drop can come with a delete, a changed verdict, or the target's own arrival.
+    drop = set(view.drop_bodies) - dropped
     return _Applied(
         roles=roles,
         drop=drop,
         items={i.id: i for i in view.items},
-        names={m: member.name for m, member in state.members.items()},
-        banned=state.banned,
-        expelled=frozenset(state.equivocators),
+        names=names,
+        banned=banned,
+        expelled=expelled,
         leavers=leavers,
+    )
+
+
+#: Groups with more content entries than this announce batches of posts from the
+#: batch, not from a diff of the whole view.
+VIEW_DIFF_MAX = 1024
+_ITEM_KINDS: Final = frozenset({Kind.POST, Kind.REPLY})
+
+
+def _item_of(machine: ContentMachine, e: Entry) -> Item | None:
+    """The item an effective post (or a reply to a known item) shows, from the entry."""
+    h = e.header
+    if h.kind not in (Kind.POST, Kind.REPLY) or e.body is None:
+        return None
+    if not machine.membership.authorized(e.id):
+        return None
+    try:
+        body = decode_content(h.kind, e.body)
+    except (DecodeError, ValidationError):
+        return None
+    if not isinstance(body, Post | Reply):
+        return None
+    parent = body.parent if isinstance(body, Reply) else None
+    return Item(
+        id=e.id,
+        author=h.author,
+        kind=Kind(h.kind),
+        timestamp=h.timestamp,
+        text=body.text,
+        parent=parent,
+        hidden=False,
+        reactions=(),
     )
 
 
