@@ -329,7 +329,7 @@ def _print_event(ev: object, out: Out) -> None:
         text = ev.item.text if ev.item.text is not None else "(text not here yet)"
         line = f"item       {ev.item.id.hex()[:8]} by {_short(ev.item.author)}: {text}"
     elif isinstance(ev, e.ItemsAdded):
-        line = f"items      {len(ev.items)} new in group {ev.group.hex()[:16]}"
+        line = f"items      {len(ev.entries)} new in group {ev.group.hex()[:16]}"
     elif isinstance(ev, e.ItemDeleted):
         line = f"deleted    {ev.item_id.hex()[:8]}"
     elif isinstance(ev, e.ItemHidden):

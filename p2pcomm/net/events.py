@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..core.content import Item
+from ..core.content import Item, Post, Reply, decode_content
 from ..core.log import Entry
-from ..core.membership import Role
+from ..core.membership import Kind, Role
+from ..errors import DecodeError, ValidationError
 
 __all__ = [
     "AppEvent",
@@ -148,12 +149,43 @@ class ItemAdded:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ItemsAdded:
     """Several posts and replies became visible at once (a catch-up): one event for the
-    batch rather than one per item, so that following a large sync stays cheap."""
+    batch rather than one per item, so that following a large sync stays cheap. Their
+    bodies are decoded only when :attr:`items` is read."""
 
     group: bytes
-    items: tuple[Item, ...]
+    #: The entries of the new items (effective posts and replies, bodies held).
+    entries: tuple[Entry, ...]
     #: Member id of the peer they came from.
     origin: bytes | None
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """The items, as :class:`ItemAdded` would carry them (no reactions or hidden
+        flag yet: a later event says if that changes)."""
+        return tuple(i for e in self.entries if (i := item_from_entry(e)) is not None)
+
+
+def item_from_entry(entry: Entry) -> Item | None:
+    """The item a post or reply entry shows, read from the entry alone."""
+    h = entry.header
+    if entry.body is None or h.kind not in (Kind.POST, Kind.REPLY):
+        return None
+    try:
+        body = decode_content(h.kind, entry.body)
+    except (DecodeError, ValidationError):
+        return None
+    if not isinstance(body, Post | Reply):
+        return None
+    return Item(
+        id=entry.id,
+        author=h.author,
+        kind=Kind(h.kind),
+        timestamp=h.timestamp,
+        text=body.text,
+        parent=body.parent if isinstance(body, Reply) else None,
+        hidden=False,
+        reactions=(),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

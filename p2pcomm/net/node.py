@@ -45,7 +45,7 @@ from ..community import Group, append_intent, planner_for
 from ..core import crypto
 from ..core.access import Access, Grant, admit, causal_cut, grant_for, invitee_proof
 from ..core.channel import CloseCode
-from ..core.content import ContentMachine, Item, Post, Reply, decode_content
+from ..core.content import ContentMachine, Item
 from ..core.identity import KeyPair
 from ..core.intent import Intent, Planner
 from ..core.invitation import InvitationCode
@@ -53,12 +53,10 @@ from ..core.log import Entry, Header
 from ..core.membership import GroupState, Kind, Role
 from ..core.sync import MAX_PROOFS
 from ..errors import (
-    DecodeError,
     ErrorCode,
     NotFoundError,
     P2PCommError,
     RemoteProtocolError,
-    ValidationError,
 )
 from ..group import GroupLog, now_ms
 from ..replication import Replicator
@@ -246,7 +244,7 @@ class Node:
         self._track_membership = membership
         self._roles: dict[bytes, dict[bytes, Role]] = {}
         #: Per group: the items last announced (application events diff against it).
-        self._items: dict[bytes, dict[bytes, Item]] = {}
+        self._items: dict[bytes, dict[bytes, Item | None]] = {}
         #: Per group: peers with which reconciliation finished (live now).
         self._synced: dict[bytes, set[bytes]] = {}
         #: Set (and replaced) whenever state a waiter may look at changes.
@@ -555,10 +553,8 @@ class Node:
                 )
                 self._member_events(group, before, roles, applied)
         if announce and applied.added is not None:
-            if len(applied.added) == 1:
-                self._emit(ItemAdded(group=group, item=applied.added[0], origin=origin))
-            elif applied.added:
-                self._emit(ItemsAdded(group=group, items=applied.added, origin=origin))
+            if applied.added:
+                self._emit(ItemsAdded(group=group, entries=applied.added, origin=origin))
         elif announce and applied.items is not old_items:
             self._item_events(group, old_items, applied.items, origin)
         self._note_change()
@@ -660,14 +656,20 @@ class Node:
     def _item_events(
         self,
         group: bytes,
-        before: Mapping[bytes, Item],
-        after: Mapping[bytes, Item],
+        before: Mapping[bytes, Item | None],
+        after: Mapping[bytes, Item | None],
         origin: bytes | None,
     ) -> None:
         for iid, item in after.items():
-            old = before.get(iid)
-            if old is None:
+            if item is None:
+                continue
+            if iid not in before:
                 self._emit(ItemAdded(group=group, item=item, origin=origin))
+                continue
+            old = before[iid]
+            if old is None:  # announced in a catch-up's batch, not read since
+                if item.hidden:
+                    self._emit(ItemHidden(group=group, item=item, hidden=True))
             elif old.hidden != item.hidden:
                 self._emit(ItemHidden(group=group, item=item, hidden=item.hidden))
             elif old != item:
@@ -1302,14 +1304,15 @@ class _Applied:
 
     roles: dict[bytes, Role]
     drop: set[bytes]
-    #: Items now (the same object as before when no item can have changed).
-    items: dict[bytes, Item]
+    #: Items now (None: announced from a batch, not decoded).
+    items: dict[bytes, Item | None]
     names: dict[bytes, str]
     banned: frozenset[bytes]
     expelled: frozenset[bytes]
     leavers: frozenset[bytes]
-    #: Items a batch of posts added, when the whole view was not diffed (a catch-up).
-    added: tuple[Item, ...] | None = None
+    #: Entries of the posts and replies a batch added, when the whole view was not
+    #: diffed (a catch-up).
+    added: tuple[Entry, ...] | None = None
 
 
 def _apply(
@@ -1317,7 +1320,7 @@ def _apply(
     entries: list[Entry],
     dropped: set[bytes],
     before_roles: Mapping[bytes, Role],
-    before_items: dict[bytes, Item],
+    before_items: dict[bytes, Item | None],
 ) -> _Applied:
     """Apply stored entries to a group's state: its roles and items now, and the bodies
     that an effective delete targets and that are not dropped yet."""
@@ -1349,12 +1352,11 @@ def _apply(
         # with anything else (moderation, reactions, operations) diffs the whole view
         # and drops what a delete targets.
         items = before_items  # updated in place: copying it per batch is what costs
-        added: list[Item] = []
+        added: list[Entry] = []
         for e in entries:
-            item = _item_of(machine, e)
-            if item is not None and item.id not in items:
-                items[item.id] = item
-                added.append(item)
+            if e.id not in items and _is_item(machine, e):
+                items[e.id] = None  # decoded only if a subscriber reads the event
+                added.append(e)
         return _Applied(roles, drop, items, names, banned, expelled, leavers, tuple(added))
     view = machine.view()
     # A delete removes a target only once the target is held (04 V2), so a body to
@@ -1363,7 +1365,7 @@ def _apply(
     return _Applied(
         roles=roles,
         drop=drop,
-        items={i.id: i for i in view.items},
+        items=dict[bytes, Item | None]((i.id, i) for i in view.items),
         names=names,
         banned=banned,
         expelled=expelled,
@@ -1377,29 +1379,12 @@ VIEW_DIFF_MAX = 1024
 _ITEM_KINDS: Final = frozenset({Kind.POST, Kind.REPLY})
 
 
-def _item_of(machine: ContentMachine, e: Entry) -> Item | None:
-    """The item an effective post (or a reply to a known item) shows, from the entry."""
-    h = e.header
-    if h.kind not in (Kind.POST, Kind.REPLY) or e.body is None:
-        return None
-    if not machine.membership.authorized(e.id):
-        return None
-    try:
-        body = decode_content(h.kind, e.body)
-    except (DecodeError, ValidationError):
-        return None
-    if not isinstance(body, Post | Reply):
-        return None
-    parent = body.parent if isinstance(body, Reply) else None
-    return Item(
-        id=e.id,
-        author=h.author,
-        kind=Kind(h.kind),
-        timestamp=h.timestamp,
-        text=body.text,
-        parent=parent,
-        hidden=False,
-        reactions=(),
+def _is_item(machine: ContentMachine, e: Entry) -> bool:
+    """Whether ``e`` is an effective post or reply whose body is held."""
+    return (
+        e.header.kind in _ITEM_KINDS
+        and e.body is not None
+        and machine.membership.authorized(e.id)
     )
 
 
