@@ -12,9 +12,8 @@ over time do it over a bounded window (``trio.move_on_after``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,64 +27,26 @@ from p2pcomm.core.handshake import Role
 from p2pcomm.core.sync import GroupState, Msg, SharedGroups, SyncSession
 from p2pcomm.group import GroupLog
 from p2pcomm.net.node import (
-    EntriesAdded,
-    GroupSynced,
     Node,
     NodeEvent,
     PeerDown,
     PeerMisbehaved,
-    PeerUp,
 )
-from p2pcomm.net.node import open_node as _open_node
 from p2pcomm.net.transport import SecureStream, open_secure_stream
-from p2pcomm.store import SqliteStore
-from tests.sync_helpers import KIND_POST, frame, group_history, key, msg, replica, snapshot
-
-#: Log-level replicas (the histories' authors are members of nothing); members-only
-#: service has its own tests (tests/net/test_access.py).
-open_node = functools.partial(_open_node, membership=False)
-
-PATIENCE = 20.0
-LOCALHOST = "127.0.0.1"
-
-
-def signer(n: int) -> Ed25519Signer:
-    return Ed25519Signer(key(n).seed())
-
-
-async def expect(
-    events: trio.MemoryReceiveChannel[NodeEvent], pred: Callable[[NodeEvent], bool]
-) -> NodeEvent:
-    async for ev in events:
-        if pred(ev):
-            return ev
-    raise AssertionError("event channel closed")
-
-
-def synced_with(peer: bytes) -> Callable[[NodeEvent], bool]:
-    return lambda ev: isinstance(ev, GroupSynced) and ev.peer_id == peer
-
-
-def up(peer: bytes) -> Callable[[NodeEvent], bool]:
-    return lambda ev: isinstance(ev, PeerUp) and ev.peer_id == peer
-
-
-def down(peer: bytes) -> Callable[[NodeEvent], bool]:
-    return lambda ev: isinstance(ev, PeerDown) and ev.peer_id == peer
-
-
-def has_entry(eid: bytes) -> Callable[[NodeEvent], bool]:
-    return lambda ev: isinstance(ev, EntriesAdded) and any(e.id == eid for e in ev.entries)
-
-
-def sqlite(tmp_path: Path, name: str) -> SqliteStore:
-    return SqliteStore(tmp_path / f"{name}.db", durable=False)
-
-
-def follower(tmp_path: Path, name: str, source: GroupLog) -> GroupLog:
-    genesis = source.get(source.group)
-    assert genesis is not None
-    return replica([genesis], sqlite(tmp_path, name))
+from tests.net.node_helpers import (
+    LOCALHOST,
+    PATIENCE,
+    down,
+    expect,
+    follower,
+    has_entry,
+    open_node,
+    signer,
+    sqlite,
+    synced_with,
+    up,
+)
+from tests.sync_helpers import KIND_POST, frame, group_history, key, msg, snapshot
 
 
 @dataclass
