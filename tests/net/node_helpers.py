@@ -10,9 +10,11 @@ from pathlib import Path
 import trio
 
 from p2pcomm.core.crypto import Ed25519Signer
+from p2pcomm.core.sync import GroupState, SharedGroups, SyncSession
 from p2pcomm.group import GroupLog
 from p2pcomm.net.node import EntriesAdded, GroupSynced, NodeEvent, PeerDown, PeerUp
 from p2pcomm.net.node import open_node as _open_node
+from p2pcomm.net.transport import SecureStream
 from p2pcomm.store import SqliteStore
 from tests.sync_helpers import key, replica
 
@@ -78,3 +80,21 @@ def follower(tmp_path: Path, name: str, source: GroupLog) -> GroupLog:
     genesis = source.get(source.group)
     assert genesis is not None
     return replica([genesis], sqlite(tmp_path, name))
+
+
+async def reconciling(stream: SecureStream, group: bytes) -> SyncSession:
+    """Play an honest peer holding nothing of ``group`` until both sides are
+    reconciling (TIPS exchanged): from then on RUN, WANT and DONE are in order."""
+    session = SyncSession(initiator=True, session_hash=stream.handshake_hash, groups=[group])
+    session.start()
+    await stream.send_all(session.data_to_send())
+    while session.state(group) is not GroupState.RECONCILING:
+        data = await stream.receive_some()
+        assert data, "node closed the connection early"
+        session.receive_data(data)
+        for ev in session.events():
+            if isinstance(ev, SharedGroups):
+                session.offer_tips(group, [])
+        if out := session.data_to_send():
+            await stream.send_all(out)
+    return session

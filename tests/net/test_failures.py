@@ -24,7 +24,7 @@ import trio.testing
 from p2pcomm import replication
 from p2pcomm.core.crypto import Ed25519Signer
 from p2pcomm.core.handshake import Role
-from p2pcomm.core.sync import GroupState, Msg, SharedGroups, SyncSession
+from p2pcomm.core.sync import GroupState, Msg, SyncSession
 from p2pcomm.group import GroupLog
 from p2pcomm.net.node import (
     Node,
@@ -41,6 +41,7 @@ from tests.net.node_helpers import (
     follower,
     has_entry,
     open_node,
+    reconciling,
     signer,
     sqlite,
     synced_with,
@@ -78,23 +79,6 @@ async def served(tmp_path: Path, **options: float) -> AsyncIterator[Served]:
         raise
     finally:
         log.store.close()
-
-
-async def reconciling(stream: SecureStream, group: bytes) -> SyncSession:
-    """Play an honest peer holding nothing of ``group`` until TIPS are exchanged."""
-    session = SyncSession(initiator=True, session_hash=stream.handshake_hash, groups=[group])
-    session.start()
-    await stream.send_all(session.data_to_send())
-    while session.state(group) is not GroupState.RECONCILING:
-        data = await stream.receive_some()
-        assert data, "node closed the connection early"
-        session.receive_data(data)
-        for ev in session.events():
-            if isinstance(ev, SharedGroups):
-                session.offer_tips(group, [])
-        if out := session.data_to_send():
-            await stream.send_all(out)
-    return session
 
 
 async def live(stream: SecureStream, group: bytes) -> SyncSession:

@@ -24,9 +24,7 @@ from p2pcomm.core.log import create_entry
 from p2pcomm.core.sync import (
     MAX_MESSAGE_SIZE,
     SYNC_VERSION,
-    GroupState,
     Msg,
-    SharedGroups,
     SyncSession,
     group_token,
 )
@@ -44,6 +42,7 @@ from tests.net.node_helpers import (
     follower,
     has_entry,
     open_node,
+    reconciling,
     signer,
     sqlite,
     synced_with,
@@ -296,24 +295,6 @@ async def read_to_end(stream: SecureStream) -> tuple[bytes, CloseReceived | None
         while chunk := await stream.receive_some():
             data += chunk
     return bytes(data), stream.close_received
-
-
-async def reconciling(stream: SecureStream, group: bytes) -> SyncSession:
-    """Play an honest peer holding nothing of ``group`` until both sides are
-    reconciling (TIPS exchanged): from then on RUN, WANT and DONE are in order."""
-    session = SyncSession(initiator=True, session_hash=stream.handshake_hash, groups=[group])
-    session.start()
-    await stream.send_all(session.data_to_send())
-    while session.state(group) is not GroupState.RECONCILING:
-        data = await stream.receive_some()
-        assert data, "node closed the connection early"
-        session.receive_data(data)
-        for ev in session.events():
-            if isinstance(ev, SharedGroups):
-                session.offer_tips(group, [])
-        if out := session.data_to_send():
-            await stream.send_all(out)
-    return session
 
 
 def invalid_entry(group: bytes, genesis_id: bytes, n: int = 0) -> bytes:
