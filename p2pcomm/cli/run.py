@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -82,19 +83,16 @@ def run_node(
             peers = _remembered(store, peers, sources or {})
             try:
                 try:
-                    interrupted = trio.run(
-                        _main,
-                        home,
-                        store,
-                        identity,
-                        host,
-                        port,
-                        fallback,
-                        peers,
-                        display_name,
-                        out,
-                        tuple(mdns) if mdns else None,
+                    serving = _Serving(
+                        home=home,
+                        store=store,
+                        identity=identity,
+                        peers=tuple(peers),
+                        display_name=display_name,
+                        out=out,
+                        mdns=tuple(mdns) if mdns else None,
                     )
+                    interrupted = trio.run(_main, serving, host, port, fallback)
                 except BaseExceptionGroup as group:
                     raise _unwrap(group) from None
             except _AddressInUse:
@@ -114,18 +112,21 @@ def run_node(
     return 0
 
 
-async def _main(
-    home: Home,
-    store: SqliteStore,
-    identity: KeyPair,
-    host: str,
-    port: int,
-    fallback: bool,
-    peers: Sequence[tuple[str, int]],
-    display_name: str,
-    out: Out,
-    mdns: tuple[str, ...] | None,
-) -> bool:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Serving:
+    """What the node serves with, whatever address it ends up listening on."""
+
+    home: Home
+    store: SqliteStore
+    identity: KeyPair
+    peers: tuple[tuple[str, int], ...]
+    display_name: str
+    out: Out
+    #: IPv4 addresses to speak mDNS on (None: off).
+    mdns: tuple[str, ...] | None
+
+
+async def _main(serving: _Serving, host: str, port: int, fallback: bool) -> bool:
     """Serve until SIGINT or SIGTERM (then return True: interrupted)."""
     interrupted = False
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -139,34 +140,26 @@ async def _main(
                     return
 
             nursery.start_soon(watch)
-            args = (home, store, identity, peers, display_name, out, mdns)
             try:
-                await _serve(host, port, *args)
+                await _serve(serving, host, port)
             except BaseException as exc:
                 if not _in_use(exc):
                     raise _unwrap(exc) from None
                 if not fallback:
                     raise _AddressInUse() from None
-                out.note(f"{host}:{port} is in use; listening on another port")
-                await _serve(host, 0, *args)
+                serving.out.note(f"{host}:{port} is in use; listening on another port")
+                await _serve(serving, host, 0)
             nursery.cancel_scope.cancel()
     return interrupted
 
 
-async def _serve(
-    host: str,
-    port: int,
-    home: Home,
-    store: SqliteStore,
-    identity: KeyPair,
-    peers: Sequence[tuple[str, int]],
-    display_name: str,
-    out: Out,
-    mdns: tuple[str, ...] | None,
-) -> None:
+async def _serve(serving: _Serving, host: str, port: int) -> None:
     from ..net.control import Method, serve_control
     from ..net.discovery import DiscoveryConfig
     from ..net.node import open_node
+
+    home, store, identity, out = serving.home, serving.store, serving.identity, serving.out
+    peers, display_name, mdns = serving.peers, serving.display_name, serving.mdns
 
     discovery = DiscoveryConfig(interfaces=mdns) if mdns else None
     async with open_node(
