@@ -33,6 +33,7 @@ from .core.log import (
 from .core.sync import (
     EntriesReceived,
     ForkProofsReceived,
+    GossipReceived,
     GroupSynced,
     SharedGroups,
     SyncEvent,
@@ -62,11 +63,15 @@ class AccessPolicy(Protocol):
         stored (:func:`p2pcomm.core.access.admit`); any of them gets the peer refused."""
         ...
 
+
 WINDOW = 2048
 #: WANTed ids we do not hold, per session, before the peer counts as flooding.
 MAX_WANT_MISSES = 4096
 #: Most entries ingested (and committed) in one store transaction.
 INGEST_BATCH = 8192
+#: GOSSIP messages gathered from one read before the node takes them (a read is at
+#: most a few MiB; gossip messages are small).
+MAX_GOSSIP_QUEUED = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,6 +158,8 @@ class Replicator:
         #: those it showed.
         self._confirming: set[bytes] = set()
         self.confirmed: set[bytes] = set()
+        #: GOSSIP messages received (group, message), for the node's gossip state.
+        self.gossip_in: list[tuple[bytes, bytes]] = []
 
     # -- driving
 
@@ -316,6 +323,21 @@ class Replicator:
         self.session.want(group, ids, again=True)
         return self.session.data_to_send()
 
+    def ingest_gossip(self, group: bytes, entry: Entry) -> bytes:
+        """Verify and store one entry that came in a gossip message (spec/07-gossip.md
+        7.4) from this peer, as a live push: at once, asking for what it depends on if
+        that is missing. Rejections count like any other (the caller closes on them);
+        returns the replies to send."""
+        if group not in self.logs:
+            return b""
+        self._ingest_received(group, [entry], bulk=False, live=True)
+        self._check_suspects()
+        return self.session.data_to_send()
+
+    def take_gossip(self) -> list[tuple[bytes, bytes]]:
+        out, self.gossip_in = self.gossip_in, []
+        return out
+
     def take_accepted(self) -> list[Accepted]:
         out, self.accepted = self.accepted, []
         return out
@@ -400,6 +422,14 @@ class Replicator:
             self._note_held(event.group, found)
         elif isinstance(event, ForkProofsReceived):
             self._store_proofs(event.group, event.proofs)
+        elif isinstance(event, GossipReceived):
+            if len(self.gossip_in) >= MAX_GOSSIP_QUEUED:
+                raise RemoteProtocolError(
+                    ErrorCode.FLOOD,
+                    f"peer sent over {MAX_GOSSIP_QUEUED} gossip messages in one read",
+                    expected=MAX_GOSSIP_QUEUED,
+                )
+            self.gossip_in.append((event.group, event.message))
         elif isinstance(event, GroupSynced):
             self.settle()  # "synced" means stored
             self._check_suspects(final_for=event.group)

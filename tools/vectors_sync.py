@@ -223,6 +223,22 @@ def generate() -> dict[str, Any]:
         }
     )
 
+    from p2pcomm.core.gossip.messages import Prune, encode_message
+    from p2pcomm.core.sync import encode_gossip
+
+    prune = encode_message(Prune())
+    vectors.append(
+        {
+            "type": "message",
+            "name": "gossip",
+            "role": "responder",
+            "message": "GOSSIP",
+            "description": "revision 3: a gossip PRUNE (07 7.2) for shared group 0",
+            "gossip": prune.hex(),
+            "wire": encode_gossip(0, prune).hex(),
+        }
+    )
+
     # Failures, each fed to a session that has sent its HELLO (and, unless said,
     # received the peer's).
     def fresh() -> SyncSession:
@@ -272,10 +288,17 @@ def generate() -> dict[str, Any]:
             True,
         ),
         (
+            "gossip-too-large",
+            "revision 3: GOSSIP whose message is one byte over 65,664",
+            lambda: _ready(True, g),
+            _frame(_pack([8, 0, bytes(65_665)])),
+            True,
+        ),
+        (
             "entries-without-want",
             "ENTRIES nobody asked for",
             lambda: _ready(True, g),
-            vectors[-2]["wire"],
+            next(v["wire"] for v in vectors if v["name"] == "entries"),
             True,
         ),
     ]

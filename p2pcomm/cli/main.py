@@ -1170,7 +1170,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where to listen (default {DEFAULT_LISTEN}, another port if taken)",
     )
     p.add_argument(
-        "--peer", action="append", default=[], metavar="HOST:PORT", help="dial and keep connected"
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a node to join the group's gossip through (dialled again whenever this node "
+        "has no neighbour left)",
     )
     p.add_argument(
         "--bootstrap",

@@ -75,6 +75,7 @@ __all__ = [
     "SYNC_VERSION",
     "EntriesReceived",
     "ForkProofsReceived",
+    "GossipReceived",
     "GroupState",
     "GroupSynced",
     "Msg",
@@ -85,6 +86,7 @@ __all__ = [
     "Tip",
     "Wanted",
     "build_runs",
+    "encode_gossip",
     "group_token",
     "merge_by_position",
     "plan_send",
@@ -108,6 +110,8 @@ FORKS_BYTES: Final = MAX_MESSAGE_SIZE - 1024
 MAX_PROOFS: Final = 4
 #: A sender closes a RUN message once it reaches this many bytes of bodies.
 RUN_BYTES: Final = 256 * 1024
+#: Largest gossip message (07 7.2) carried in one GOSSIP message.
+MAX_GOSSIP: Final = 65_664
 
 _LIMITS: Final = Limits(
     max_size=MAX_MESSAGE_SIZE, max_bytes=MAX_MESSAGE_SIZE, max_array=MAX_TIPS, max_depth=4
@@ -128,6 +132,7 @@ class Msg(enum.IntEnum):
     WANT = 5
     ENTRIES = 6
     FORKS = 7
+    GOSSIP = 8
 
 
 #: ``(author, seq, entry_id)``
@@ -261,7 +266,35 @@ class GroupSynced:
     already_equal: bool
 
 
-SyncEvent = SharedGroups | TheirTips | EntriesReceived | Wanted | ForkProofsReceived | GroupSynced
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GossipReceived:
+    """A gossip message (spec/07-gossip.md 7.2) for ``group``: hand it to the group's
+    gossip state (a node that runs none ignores it)."""
+
+    group: bytes
+    message: bytes
+
+
+SyncEvent = (
+    SharedGroups
+    | TheirTips
+    | EntriesReceived
+    | Wanted
+    | ForkProofsReceived
+    | GroupSynced
+    | GossipReceived
+)
+
+
+def encode_gossip(gi: int, message: bytes) -> bytes:
+    """A GOSSIP message ``[8, gi, message]`` with its length prefix (6.5.9). Pure: a
+    driver may build it outside the session (it changes no session state)."""
+    if len(message) > MAX_GOSSIP:
+        raise LocalProtocolError(
+            ErrorCode.TOO_LARGE, f"gossip message over {MAX_GOSSIP} bytes", found=len(message)
+        )
+    payload = cast(bytes, _packb((Msg.GOSSIP, gi, message), use_bin_type=True))
+    return len(payload).to_bytes(4, "big") + payload
 
 
 class GroupState(enum.Enum):
@@ -396,6 +429,14 @@ class SyncSession:
     def state(self, group: bytes) -> GroupState | None:
         g = self._groups.get(group)
         return None if g is None else g.state
+
+    def index(self, group: bytes) -> int | None:
+        """The group index ``gi`` of a shared group (None before HELLO or if not
+        shared). Read-only: safe beside a thread that feeds the session."""
+        try:
+            return self.shared.index(group)
+        except ValueError:
+            return None
 
     @property
     def all_live(self) -> bool:
@@ -717,6 +758,13 @@ class SyncSession:
             )
         )
 
+    def on_gossip(self, msg: list[Value]) -> None:
+        self._require_hello("GOSSIP")
+        expect_array(msg, "GOSSIP", length=3)
+        g = self._gi(msg[1])
+        message = expect_bytes(msg[2], "gossip message", max_length=MAX_GOSSIP)
+        self._events.append(GossipReceived(group=g.gid, message=message))
+
     _handlers: ClassVar[dict[Msg, Callable[[SyncSession, list[Value]], None]]] = {
         Msg.HELLO: on_hello,
         Msg.SUMMARY: on_summary,
@@ -726,6 +774,7 @@ class SyncSession:
         Msg.WANT: on_want,
         Msg.ENTRIES: on_entries,
         Msg.FORKS: on_forks,
+        Msg.GOSSIP: on_gossip,
     }
 
 

@@ -46,10 +46,11 @@ from ..core import crypto
 from ..core.access import Access, Grant, admit, causal_cut, grant_for, invitee_proof
 from ..core.channel import CloseCode
 from ..core.content import ContentMachine, Item
+from ..core.gossip import GossipConfig, Offer
 from ..core.identity import KeyPair
 from ..core.intent import Intent, Planner
 from ..core.invitation import InvitationCode
-from ..core.log import Entry, Header
+from ..core.log import Entry, Header, decode_entry
 from ..core.membership import GroupState, Kind, Role
 from ..core.sync import MAX_PROOFS
 from ..errors import (
@@ -59,7 +60,7 @@ from ..errors import (
     RemoteProtocolError,
 )
 from ..group import GroupLog, now_ms
-from ..replication import Replicator
+from ..replication import Accepted, Replicator
 from ..store.base import Store
 from .events import (
     EntriesAdded,
@@ -82,6 +83,7 @@ from .events import (
     PeerUp,
 )
 from .live import LiveGroup
+from .overlay import Overlay
 from .transport import SecureStream, open_secure_stream, serve_secure
 
 if TYPE_CHECKING:
@@ -134,6 +136,11 @@ LIVENESS_GRACE = 0.05
 #: Longest wait (s) of a session for another session's catch-up of the same group to
 #: end before it offers its own tips (at most a third of the stall timeout).
 OFFER_BOUND = 5.0
+#: Connections a node holds at most by default (gossip keeps 5 neighbours per group;
+#: the rest is room for requests under way and for peers outside gossip).
+MAX_CONNECTIONS = 12
+#: Gossip as spec/07-gossip.md 7.6 gives it (``open_node(gossip=None)`` turns it off).
+DEFAULT_GOSSIP: Final = GossipConfig()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +223,8 @@ class Node:
         membership: bool,
         keepalive: float = 15.0,
         liveness_timeout: float = 45.0,
+        gossip: GossipConfig | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -269,6 +278,17 @@ class Node:
         self._hints: dict[tuple[str, int], dict[str, tuple[bytes, ...]]] = {}
         #: mDNS discovery, when open_node was given a DiscoveryConfig.
         self.discovery: Discovery | None = None
+        #: Gossip (spec/07-gossip.md) for the groups this node is a member of; None
+        #: floods every new entry to every live session instead (06 6.11).
+        self.overlay: Overlay | None = (
+            Overlay(self, gossip) if gossip is not None and membership else None
+        )
+        self.max_connections = max_connections
+        #: Addresses the dial loops reached at least once.
+        self._contacted: set[tuple[str, int]] = set()
+        #: Set once the node listens (gossip needs the address it gives peers).
+        self._running = False
+        self._offers_ingested = 0
 
     # -- public API
 
@@ -471,10 +491,17 @@ class Node:
             wire_bytes_sent=self._wire_closed[0] + sum(c.stream.wire_bytes_sent for c in live),
             wire_bytes_received=self._wire_closed[1]
             + sum(c.stream.wire_bytes_received for c in live),
-            entries_received=self._entries_received,
+            entries_received=self._entries_received + self._gossip_duplicates(),
             entries_accepted=self._entries_accepted,
             refused_peers=self._refused,
         )
+
+    def _gossip_duplicates(self) -> int:
+        """Entries that came in gossip messages and were not ingested (copies of what
+        was held or offered already): received all the same."""
+        if self.overlay is None:
+            return 0
+        return max(0, self.overlay.payloads_received - self._offers_ingested)
 
     def is_synced(self, peer_id: bytes) -> bool:
         """Whether every shared group with ``peer_id`` finished reconciling."""
@@ -542,6 +569,7 @@ class Node:
         self._items[group] = applied.items
         if roles != before:
             self._roles[group] = roles
+            self._gossip_membership(group)
             if announce:
                 self._emit(
                     MembershipChanged(
@@ -558,6 +586,48 @@ class Node:
         elif announce and applied.items is not old_items:
             self._item_events(group, old_items, applied.items, origin)
         self._note_change()
+
+    def _gossip_membership(self, group: bytes) -> None:
+        """Gossip runs for the groups this node is a member of (it admits members
+        only, and so do they)."""
+        ov = self.overlay
+        if ov is None or not self._running:
+            return
+        if self.peer_id in self._roles.get(group, {}):
+            if group in ov.groups:
+                return
+            ov.start(group, lambda peer: peer in self._roles.get(group, {}))
+            # Sessions live already (this node just became a member): join through
+            # the contacts among them.
+            for conn in list(self._conns.values()):
+                if group in conn.synced_announced:
+                    ov.link_up(group, conn, self._is_contact(conn))
+        else:
+            ov.stop(group)
+
+    def _is_contact(self, conn: _Conn) -> bool:
+        """Whether this node dialled ``conn`` to an address it was given or found (a
+        contact to join gossip through, spec/07-gossip.md 7.12 N4)."""
+        return conn.outbound and (conn.address in self._static or conn.address in self._hints)
+
+    def _needs_contacts(self) -> bool:
+        """Whether the configured and discovered addresses are to be kept connected:
+        always without gossip, and while some group has no gossip neighbour (or this
+        node is not a member of it yet: joining runs over sync alone)."""
+        ov = self.overlay
+        if ov is None:
+            return True
+        return any(g not in ov.groups for g in self.logs) or ov.isolated()
+
+    async def _open(self, host: str, port: int, *, expected: bytes | None = None) -> SecureStream:
+        return await open_secure_stream(
+            host, port, identity=self._signer, expected_peer_id=expected
+        )
+
+    def _close(self, conn: _Conn, reason: str) -> None:
+        conn.closing_reason = reason
+        if conn.scope is not None:
+            conn.scope.cancel()
 
     async def _load(self, group: bytes) -> None:
         """Feed what the store already holds of ``group`` to its membership state."""
@@ -686,16 +756,23 @@ class Node:
         if not entries:
             return
         self._emit(EntriesAdded(group=group, entries=tuple(entries), origin=origin))
+        ov = self.overlay
+        gossiped: set[bytes] = set()
+        if ov is not None and group in ov.groups:
+            # Gossip carries new entries to the group's neighbours (spec 07); sessions
+            # outside it (invitees, peers that do not gossip) are pushed to as before,
+            # and so is what was caught up on (06 L1: only to peers that lack it).
+            ov.stored(group, entries, own=origin is None, live=live)
+            gossiped = ov.neighbours(group)
         for peer, conn in list(self._conns.items()):
-            if peer != origin:
-                try:
-                    conn.send_later(
-                        conn.replicator.push(group, list(entries), if_lacking=not live)
-                    )
-                except RemoteProtocolError as exc:  # that peer stopped reading
-                    conn.closing_reason = f"{exc.code.value}: {exc.message}"
-                    if conn.scope is not None:
-                        conn.scope.cancel()
+            if peer == origin:
+                continue
+            if peer in gossiped and live:
+                continue
+            try:
+                conn.send_later(conn.replicator.push(group, list(entries), if_lacking=not live))
+            except RemoteProtocolError as exc:  # that peer stopped reading
+                self._close(conn, f"{exc.code.value}: {exc.message}")
 
     async def _dial_loop(self, host: str, port: int) -> None:
         """Keep ``host:port`` connected. The wait between attempts doubles up to 30 s
@@ -708,6 +785,12 @@ class Node:
         address = (host, port)
         try:
             while self._keep_dialing(address):
+                while self._dialled_once(address) and not self._needs_contacts():
+                    # Gossip keeps this node connected: the address is dialled again
+                    # only if some group loses every neighbour.
+                    await self._wait_change()
+                    if not self._keep_dialing(address):
+                        return
                 try:
                     stream = await open_secure_stream(host, port, identity=self._signer)
                 except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
@@ -724,6 +807,7 @@ class Node:
                         return  # a hint that does not answer: wait for its next advert
                 else:
                     self._dial_failed.pop(address, None)
+                    self._contacted.add(address)
                     peer = stream.peer_id
                     if await self._run_connection(stream, True, address):
                         delay = DIAL_BACKOFF[0]
@@ -740,10 +824,16 @@ class Node:
     def _keep_dialing(self, address: tuple[str, int]) -> bool:
         return address in self._static or address in self._hints
 
+    def _dialled_once(self, address: tuple[str, int]) -> bool:
+        return address in self._contacted
+
     # -- discovery
 
     async def _run_discovery(
-        self, config: DiscoveryConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        config: DiscoveryConfig,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         from .discovery import open_discovery
 
@@ -803,6 +893,12 @@ class Node:
             if self._banned.get(peer, -math.inf) > trio.current_time():
                 self._refused += 1
                 raise _Refused("refused: misbehaved recently")
+            if (
+                not outbound
+                and peer not in self._conns
+                and len(self._conns) >= self.max_connections
+            ):
+                raise _Refused(f"too many connections ({self.max_connections})")
             existing = self._conns.get(peer)
             if existing is not None:
                 # Both may have dialled at once: keep, on both sides, the connection
@@ -872,15 +968,17 @@ class Node:
                     trio.current_time() - started >= SERVED_AFTER
                 )
                 if conn.closing_code == CLOSE_ACCESS or (
-                    stream.close_received is not None
-                    and stream.close_received.code == CLOSE_ACCESS
+                    stream.close_received is not None and stream.close_received.code == CLOSE_ACCESS
                 ):
                     served = False
                 if failure:
                     raise failure[0]
                 if conn.closing_reason is not None:
                     reason, code = conn.closing_reason, conn.closing_code
-                elif (closed := stream.close_received) is not None and closed.reason not in ("", "closed"):
+                elif (closed := stream.close_received) is not None and closed.reason not in (
+                    "",
+                    "closed",
+                ):
                     reason = f"closed by the peer: {closed.reason}"
             finally:
                 conn.ended = True
@@ -889,6 +987,8 @@ class Node:
                     del self._conns[peer]
                     for live in self._synced.values():
                         live.discard(peer)
+                    if self.overlay is not None:
+                        self.overlay.conn_down(peer)
                 self._conn_gone.set()
                 self._conn_gone = trio.Event()
         except _Refused as exc:
@@ -956,9 +1056,7 @@ class Node:
                     await self._process(conn, None)
                     continue
             else:
-                syncing = (
-                    not rep.session.all_live or rep.has_bulk or rep.session.buffered > 0
-                )
+                syncing = not rep.session.all_live or rep.has_bulk or rep.session.buffered > 0
                 deadline = stream.last_frame_received + self._liveness_timeout
                 if syncing:
                     deadline = min(deadline, progress + self._stall_timeout)
@@ -1021,6 +1119,19 @@ class Node:
                 accepted = rep.take_accepted()
                 for a in accepted:
                     await self._track(a.group, a.entries, origin=conn.peer_id)
+        self._after_ingest(conn, out, accepted, rejected_before)
+        gossip = rep.take_gossip()
+        if self.overlay is not None:
+            for group, blob in gossip:
+                self.overlay.received(conn, group, blob)
+            while offers := self.overlay.take_offers(conn.peer_id):
+                await self._ingest_offers(conn, offers)
+
+    def _after_ingest(
+        self, conn: _Conn, out: bytes, accepted: list[Accepted], rejected_before: int
+    ) -> None:
+        rep = conn.replicator
+        stats = rep.stats
         conn.send_later(out)
         rejected = stats.entries_rejected - stats.rejections.get("pending-full", 0)
         # Counted as they arrive: the figure never goes down when a connection ends.
@@ -1042,6 +1153,63 @@ class Node:
             )
         if rep.has_bulk:
             conn.wake.set()
+
+    async def _ingest_offers(self, conn: _Conn, offers: list[tuple[bytes, Offer]]) -> None:
+        """Verify and store entries that came in gossip messages from ``conn``'s peer,
+        on its replicator (as live pushes), and give the gossip state its verdicts: a
+        stored entry's comes with :meth:`_stored`, one still waiting for what it
+        depends on when that arrives."""
+        ov = self.overlay
+        assert ov is not None
+        rep = conn.replicator
+        todo: list[tuple[bytes, Entry]] = []
+        for group, offer in offers:
+            log = self.logs.get(group)
+            try:
+                entry = decode_entry(offer.payload)
+            except P2PCommError as exc:
+                ov.judge(group, offer.id, ok=False)
+                raise RemoteProtocolError(
+                    ErrorCode.MALFORMED, f"gossip carried a malformed entry: {exc.message}"
+                ) from None
+            if entry.id != offer.id:
+                ov.judge(group, offer.id, ok=False)
+                raise RemoteProtocolError(
+                    ErrorCode.MALFORMED, "gossip carried an entry under another entry's id"
+                )
+            if log is None:
+                continue
+            if log.store.entry_meta(group, entry.id) is not None:
+                ov.judge(group, offer.id, ok=True, known=True)
+                continue
+            ov.offered(group, offer)
+            todo.append((group, entry))
+        if not todo:
+            return
+        self._offers_ingested += len(todo)
+        stats = rep.stats
+        rejected_before = stats.entries_rejected - stats.rejections.get("pending-full", 0)
+
+        def ingest() -> tuple[bytes, list[bytes]]:
+            out: list[bytes] = []
+            refused: list[bytes] = []
+            for group, entry in todo:
+                before = stats.entries_rejected
+                out.append(rep.ingest_gossip(group, entry))
+                if stats.entries_rejected > before:
+                    refused.append(entry.id)
+            return b"".join(out), refused
+
+        with trio.CancelScope(shield=True):
+            async with self._lock:
+                out, refused = await trio.to_thread.run_sync(ingest)
+                accepted = rep.take_accepted()
+                for a in accepted:
+                    await self._track(a.group, a.entries, origin=conn.peer_id)
+        for group, entry in todo:
+            if entry.id in refused:
+                ov.judge(group, entry.id, ok=False)
+        self._after_ingest(conn, out, accepted, rejected_before)
 
     async def _announce_leftovers(self, peer: bytes, rep: Replicator) -> None:
         """When a connection ends: entries its last ingests stored (a write that was
@@ -1101,6 +1269,8 @@ class Node:
             self._synced.setdefault(g, set()).add(conn.peer_id)
             self._emit(GroupSynced(group=g, peer_id=conn.peer_id))
             self._note_change()
+            if self.overlay is not None:
+                self.overlay.link_up(g, conn, self._is_contact(conn))
         if conn.replicator.confirmed:
             self._note_change()
 
@@ -1191,6 +1361,8 @@ async def open_node(
     event_buffer: int = 10_000,
     membership: bool = True,
     discovery: DiscoveryConfig | None = None,
+    gossip: GossipConfig | None = DEFAULT_GOSSIP,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> AsyncIterator[Node]:
     """Run a node until the block exits.
 
@@ -1213,6 +1385,13 @@ async def open_node(
     ``discovery`` turns mDNS on (:mod:`p2pcomm.net.discovery`) on the interfaces it
     names: the node advertises its port for its groups, and dials the nodes whose
     adverts name a group it holds (:class:`PeerDiscovered`, :class:`PeerGone`).
+    ``gossip`` (the default; with ``membership``) spreads new entries by gossip (spec/07-gossip.md)
+    in every group this node is a member of: a bounded set of neighbours per group,
+    kept by peer exchange, and a broadcast tree over them; ``peers`` and discovered
+    nodes are then contacts to join through (dialled again only while some group has
+    no neighbour). Without it every new entry is pushed to every live session.
+    ``max_connections``: connections accepted at most (dials past it are refused with
+    ``too many connections``; gossip dials no more than that either).
     """
     group_ids = list(groups) if groups is not None else await trio.to_thread.run_sync(store.groups)
     async with trio.open_nursery() as nursery:
@@ -1228,6 +1407,8 @@ async def open_node(
             membership=membership,
             keepalive=keepalive,
             liveness_timeout=liveness_timeout,
+            gossip=gossip,
+            max_connections=max_connections,
         )
         for g in list(node.content):
             async with node._lock:
@@ -1245,6 +1426,11 @@ async def open_node(
             )
             sockname = listeners[0].socket.getsockname()
             node.address = (str(sockname[0]), int(sockname[1]))
+        node._running = True
+        if node.overlay is not None:
+            nursery.start_soon(node.overlay.run_timers)
+            for g in list(node.content):
+                node._gossip_membership(g)
         for h, p in peers:
             node.add_peer(h, p)
         if discovery is not None:
@@ -1382,9 +1568,7 @@ _ITEM_KINDS: Final = frozenset({Kind.POST, Kind.REPLY})
 def _is_item(machine: ContentMachine, e: Entry) -> bool:
     """Whether ``e`` is an effective post or reply whose body is held."""
     return (
-        e.header.kind in _ITEM_KINDS
-        and e.body is not None
-        and machine.membership.authorized(e.id)
+        e.header.kind in _ITEM_KINDS and e.body is not None and machine.membership.authorized(e.id)
     )
 
 

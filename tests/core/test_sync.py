@@ -377,7 +377,11 @@ REFUSALS = [
     Refusal("second SUMMARY", "live", msg(Msg.SUMMARY, 0, FP_OTHER), ErrorCode.UNEXPECTED_MESSAGE),
     Refusal("second TIPS", "reconciling", msg(Msg.TIPS, 0, []), ErrorCode.UNEXPECTED_MESSAGE),
     Refusal("DONE in live mode", "live", msg(Msg.DONE, 0), ErrorCode.UNEXPECTED_MESSAGE),
-    Refusal("unknown message type", "live", msg(8, 0), ErrorCode.OUT_OF_RANGE),
+    Refusal("unknown message type", "live", msg(9, 0), ErrorCode.OUT_OF_RANGE),
+    Refusal("GOSSIP without its message", "live", msg(Msg.GOSSIP, 0), ErrorCode.WRONG_LENGTH),
+    Refusal(
+        "GOSSIP too large", "live", msg(Msg.GOSSIP, 0, bytes(65_665)), ErrorCode.TOO_LARGE
+    ),
     Refusal("empty message", "live", msg(), ErrorCode.MALFORMED),
     Refusal("not an array", "live", bytes(msgpack.packb(3)), ErrorCode.WRONG_TYPE),
     Refusal("a map", "live", bytes(msgpack.packb({"k": 2})), ErrorCode.FORBIDDEN_TYPE),

@@ -1,0 +1,364 @@
+"""The node's side of gossip (spec/07-gossip.md 7.5, 7.12): one
+:class:`~p2pcomm.core.gossip.GossipState` per group this node is a member of, driven
+over the node's connections.
+
+Theory of operation
+-------------------
+The node keeps one connection per peer, shared by every group the two hold (06); each
+group's gossip state decides which peers are its neighbours. This module performs the
+states' effects and feeds back what happened:
+
+* ``SendTo``: a GOSSIP message (06 6.5.9) on the peer's connection, built outside the
+  sync session (it changes no session state, so it is safe beside a worker thread
+  that feeds the session);
+* ``Connect``: a peer already connected is reported up as soon as the group is live
+  on its session; otherwise a dial (the handshake must show the expected member);
+* ``Disconnect``: the connection is closed, once what was queued before is sent, when
+  no group wants the peer any more, and only if gossip brought it (a connection made
+  for another reason, to a contact or by an invitee, stays);
+* ``Offer``: queued for the connection the entry came on; the node verifies and
+  stores it on that connection's replicator and answers with a ``Verdict`` when it is
+  stored (at once, or when its dependencies arrive), known, or refused;
+* ``SetTimer``: one task runs every group's timers.
+
+A group's link to a peer is *up* when the group is live on their session (its
+reconciliation finished): gossip carries only what is new after that, and sync (06)
+is the backstop at every (re)connection. Entries that arrive outside gossip are
+spread by it too (:meth:`Overlay.stored`), except those caught up in a reconciliation,
+which 06 6.11 L1 pushes to the peers that lack them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..core.gossip import (
+    Bootstrap,
+    Broadcast,
+    Connect,
+    Deliver,
+    DialFailed,
+    Disconnect,
+    Effect,
+    GossipConfig,
+    GossipState,
+    Input,
+    Offer,
+    PeerDown,
+    PeerUp,
+    Received,
+    SendTo,
+    SetTimer,
+    TimerFired,
+    Verdict,
+    decode_message,
+    encode_message,
+)
+from ..core.gossip.messages import Gossip, Join, Message, Neighbor, Shuffle
+from ..core.log import Entry, encode_entry
+from ..core.sync import encode_gossip
+from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
+
+if TYPE_CHECKING:
+    from .node import Node, _Conn
+
+__all__ = ["Overlay", "format_address", "parse_address"]
+
+logger = logging.getLogger(__name__)
+
+_UNSPECIFIED = ("", "0.0.0.0", "::")
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port`` text (07 7.2), brackets around an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_address(text: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` text, or None if it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    number = int(port)
+    if not 0 < number < 65536:
+        return None
+    return host, number
+
+
+@dataclass(slots=True)
+class _Group:
+    state: GossipState
+    #: Entries offered by a peer and not judged yet: id -> that peer.
+    offered: dict[bytes, bytes] = field(default_factory=dict)
+
+
+class Overlay:
+    """Every group's gossip on one node. Made and driven by :class:`~.node.Node`."""
+
+    def __init__(self, node: Node, config: GossipConfig, *, seed: int | None = None) -> None:
+        self.node = node
+        self.config = config
+        self.rng = random.Random(seed)
+        self.groups: dict[bytes, _Group] = {}
+        #: Offers to ingest, per peer they came from: (group, offer).
+        self.offers: dict[bytes, list[tuple[bytes, Offer]]] = {}
+        #: Peers gossip dialled or made neighbours (only their connections does a
+        #: Disconnect close).
+        self.managed: set[bytes] = set()
+        self._timers: list[tuple[int, int, bytes, tuple[str | bytes, ...]]] = []
+        self._seq = 0
+        self._timer_changed = trio.Event()
+        #: GOSSIP messages (full entries) received, duplicates included.
+        self.payloads_received = 0
+        self.messages_sent = 0
+
+    # -- time
+
+    @staticmethod
+    def now() -> int:
+        return int(trio.current_time() * 1000)
+
+    # -- groups
+
+    def my_address(self) -> str:
+        host, port = self.node.address
+        return format_address(host, port)
+
+    def start(self, group: bytes, admit: Callable[[bytes], bool]) -> None:
+        """Run gossip for ``group`` (this node became, or is, a member)."""
+        if group in self.groups:
+            return
+        state = GossipState(
+            self.node.peer_id,
+            self.my_address(),
+            rng=random.Random(self.rng.getrandbits(64)),
+            admit=admit,
+            config=self.config,
+        )
+        self.groups[group] = _Group(state)
+
+    def stop(self, group: bytes) -> None:
+        """Stop gossip for ``group`` (this node left it or was removed). Connections
+        stay: the sessions go on for the other groups, and the peers end what they no
+        longer serve (06 6.22)."""
+        self.groups.pop(group, None)
+
+    def neighbours(self, group: bytes) -> set[bytes]:
+        g = self.groups.get(group)
+        return set(g.state.active) if g is not None else set()
+
+    def wants(self, peer: bytes) -> bool:
+        """Whether some group keeps ``peer`` (a neighbour, asked, or being dialled)."""
+        for g in self.groups.values():
+            v = g.state.views
+            if peer in v.active or peer in v.pending or peer in v.dialing:
+                return True
+        return False
+
+    def isolated(self) -> bool:
+        """Whether some group has no neighbour and nothing under way to get one: the
+        node's contacts are then dialled again."""
+        for g in self.groups.values():
+            v = g.state.views
+            if not v.active and not v.pending and not v.dialing:
+                return True
+        return False
+
+    # -- feeding
+
+    def feed(self, group: bytes, event: Input) -> None:
+        g = self.groups.get(group)
+        if g is None:
+            return
+        effects = g.state.handle(self.now(), event)
+        self._perform(group, g, effects)
+        self.node._note_change()
+
+    def _perform(self, group: bytes, g: _Group, effects: Iterable[Effect]) -> None:
+        node = self.node
+        for effect in effects:
+            if isinstance(effect, SendTo):
+                self._send(group, effect.peer, effect.msg)
+            elif isinstance(effect, SetTimer):
+                heapq.heappush(self._timers, (effect.at, self._seq, group, effect.key))
+                self._seq += 1
+                if self._timers[0][1] == self._seq - 1:
+                    self._timer_changed.set()
+            elif isinstance(effect, Offer):
+                # Ingested by the reader of the connection it came on, right after
+                # the message that brought it (or its next read, for a copy offered
+                # again after another peer's was refused).
+                self.offers.setdefault(effect.from_peer, []).append((group, effect))
+            elif isinstance(effect, Connect):
+                self.managed.add(effect.peer)
+                conn = node._conns.get(effect.peer)
+                if conn is not None:
+                    if group in conn.synced_announced:
+                        self.feed(group, PeerUp(effect.peer, conn.outbound))
+                    # else: PeerUp when the group goes live on that session
+                else:
+                    node._nursery.start_soon(self._dial, group, effect.peer, effect.addr)
+            elif isinstance(effect, Disconnect):
+                self._release(effect.peer)
+            elif isinstance(effect, Deliver):
+                pass  # the node announces what it stores (EntriesAdded and the rest)
+
+    def _send(self, group: bytes, peer: bytes, msg: Message) -> None:
+        conn = self.node._conns.get(peer)
+        if conn is None or conn.ended:
+            return  # gone, or a reply to a peer we hold no connection to: dropped
+        gi = conn.replicator.session.index(group)
+        if gi is None:
+            return
+        data = encode_gossip(gi, encode_message(msg))
+        self.messages_sent += 1
+        try:
+            conn.send_later(data)
+        except RemoteProtocolError as exc:  # that peer stopped reading
+            self.node._close(conn, f"{exc.code.value}: {exc.message}")
+
+    def _release(self, peer: bytes) -> None:
+        """A group let ``peer`` go: close the connection if gossip brought it and no
+        group keeps it, once what is queued is sent (the DISCONNECT first)."""
+        if peer not in self.managed or self.wants(peer):
+            return
+        self.managed.discard(peer)
+        conn = self.node._conns.get(peer)
+        if conn is not None and conn.closing_reason is None:
+            conn.closing_reason = "not a gossip neighbour any more"
+            conn.drain_then_close = True
+            conn.wake.set()
+
+    async def _dial(self, group: bytes, peer: bytes, addr: str) -> None:
+        node = self.node
+        address = parse_address(addr)
+        if address is None or len(node._conns) >= node.max_connections:
+            self.feed(group, DialFailed(peer))
+            return
+        host, port = address
+        try:
+            stream = await node._open(host, port, expected=peer)
+        except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
+            logger.debug("gossip dial %s at %s failed: %s", peer.hex()[:16], addr, exc)
+            self.feed(group, DialFailed(peer))
+            return
+        await node._run_connection(stream, True, address)
+
+    # -- what the node reports
+
+    def link_up(self, group: bytes, conn: _Conn, contact: bool) -> None:
+        """``group`` went live on ``conn``'s session. ``contact``: the node dialled
+        this address itself (a configured peer, a discovered one, an invitation's
+        hint): join the overlay through it."""
+        g = self.groups.get(group)
+        if g is None:
+            return
+        peer = conn.peer_id
+        if peer in g.state.views.dialing:
+            self.feed(group, PeerUp(peer, conn.outbound))
+        elif contact and peer not in g.state.views.active:
+            addr = format_address(*conn.address)
+            self.feed(group, Bootstrap(((peer, addr),)))
+
+    def conn_down(self, peer: bytes) -> None:
+        """The connection to ``peer`` ended (whatever the reason)."""
+        for group, g in list(self.groups.items()):
+            v = g.state.views
+            if peer in v.active or peer in v.pending or peer in v.dialing:
+                self.feed(group, PeerDown(peer))
+            # Offers only it made: judged failed, so that the id can come again (a
+            # copy from another peer, or an announcement).
+            for eid, who in list(g.offered.items()):
+                if who == peer:
+                    del g.offered[eid]
+                    self.feed(group, Verdict(eid, False))
+        self.offers.pop(peer, None)
+        self.managed.discard(peer)
+
+    def received(self, conn: _Conn, group: bytes, blob: bytes) -> None:
+        """A GOSSIP message from ``conn``'s peer. Raises RemoteProtocolError when it is
+        not a valid gossip message (the connection is closed for it)."""
+        g = self.groups.get(group)
+        if g is None:
+            return  # not a member here (yet): the peer's gossip is not for us
+        try:
+            msg = decode_message(blob)
+        except P2PCommError as exc:
+            raise RemoteProtocolError(
+                ErrorCode.MALFORMED, f"bad gossip message: {exc.message}"
+            ) from None
+        if isinstance(msg, Gossip):
+            self.payloads_received += 1
+        msg = _with_seen_host(msg, conn)
+        if isinstance(msg, Join | Neighbor):
+            self.managed.add(conn.peer_id)
+        self.feed(group, Received(conn.peer_id, msg))
+
+    def take_offers(self, peer: bytes) -> list[tuple[bytes, Offer]]:
+        return self.offers.pop(peer, [])
+
+    def offered(self, group: bytes, offer: Offer) -> None:
+        """``offer`` is being ingested: its verdict comes when it is stored."""
+        g = self.groups.get(group)
+        if g is not None:
+            g.offered[offer.id] = offer.from_peer
+
+    def judge(self, group: bytes, eid: bytes, *, ok: bool, known: bool = False) -> None:
+        g = self.groups.get(group)
+        if g is not None:
+            g.offered.pop(eid, None)
+            self.feed(group, Verdict(eid, ok, known))
+
+    def stored(self, group: bytes, entries: Iterable[Entry], *, own: bool, live: bool) -> None:
+        """Entries stored: verdicts for those offered; the node's own and those that
+        came live outside gossip are broadcast. Entries caught up on are not (06 L1)."""
+        g = self.groups.get(group)
+        if g is None:
+            return
+        for e in entries:
+            if g.offered.pop(e.id, None) is not None:
+                self.feed(group, Verdict(e.id, True))
+            elif own or live:
+                self.feed(group, Broadcast(e.id, encode_entry(e)))
+
+    # -- timers
+
+    async def run_timers(self) -> None:
+        while True:
+            self._timer_changed = trio.Event()
+            if not self._timers:
+                await self._timer_changed.wait()
+                continue
+            at = self._timers[0][0]
+            if at > self.now():
+                with trio.move_on_at(at / 1000):
+                    await self._timer_changed.wait()
+                continue
+            _, _, group, key = heapq.heappop(self._timers)
+            self.feed(group, TimerFired(key))
+
+
+def _with_seen_host(msg: Message, conn: _Conn) -> Message:
+    """A node listening on every interface gives its address with an unspecified host:
+    take the host the connection came from."""
+    if isinstance(msg, Join | Neighbor | Shuffle):
+        if isinstance(msg, Shuffle) and msg.origin != conn.peer_id:
+            return msg
+        address = parse_address(msg.addr)
+        if address is not None and address[0] in _UNSPECIFIED and conn.address[0]:
+            fixed = format_address(conn.address[0], address[1])
+            if isinstance(msg, Join):
+                return Join(fixed)
+            if isinstance(msg, Neighbor):
+                return Neighbor(msg.high, fixed)
+            return Shuffle(msg.origin, fixed, msg.ttl, msg.nodes)
+    return msg
