@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REVISION = 2
+REVISION = 3
 
 Json = dict[str, Any]
 

@@ -17,7 +17,7 @@ from p2pcomm.core.encoding import encode
 from p2pcomm.core.gossip import messages as m
 from p2pcomm.errors import DecodeError
 
-REVISION = 2
+REVISION = 3
 
 
 def peer(name: str) -> bytes:

@@ -37,7 +37,7 @@ from p2pcomm.core.log import (
     entry_id,
 )
 
-REVISION = 2
+REVISION = 3
 
 Json = dict[str, Any]
 
