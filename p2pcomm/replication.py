@@ -67,6 +67,11 @@ class AccessPolicy(Protocol):
 WINDOW = 2048
 #: WANTed ids we do not hold, per session, before the peer counts as flooding.
 MAX_WANT_MISSES = 4096
+#: Messages and asks a session may spend on nothing (06 6.17 H9): empty FORKS or WANT,
+#: and WANTs for entries this session already sent the peer. An honest peer sends none.
+MAX_WASTE = 1024
+#: Ids remembered per session as sent to the peer (for H9); past it, not tracked.
+MAX_SENT_TRACKED = 200_000
 #: Most entries ingested (and committed) in one store transaction.
 INGEST_BATCH = 8192
 #: GOSSIP messages gathered from one read before the node takes them (a read is at
@@ -154,6 +159,9 @@ class Replicator:
         #: Suspects already seen at the previous check (one read of grace, live mode).
         self._strikes: set[bytes] = set()
         self.want_misses = 0
+        #: H9: messages and asks that could do nothing, and the ids sent in answers.
+        self.waste = 0
+        self._answered: set[bytes] = set()
         #: Ids of entries we asked the peer to show it holds (:meth:`confirm`), and
         #: those it showed.
         self._confirming: set[bytes] = set()
@@ -399,6 +407,8 @@ class Replicator:
             )
         elif isinstance(event, Wanted):
             log = self.logs[event.group]
+            again = sum(1 for i in event.ids if i in self._answered)
+            self._waste((0 if event.ids else 1) + again, "WANT")
             # 06 P4: an entry whose stored signature does not verify (it was stored on
             # the strength of a successor) is not sent alone: the peer could not
             # authenticate it and would take us for a forger.
@@ -420,7 +430,10 @@ class Replicator:
             s.send_entries(event.group, found, as_runs=False)
             self.stats.entries_sent += len(found)
             self._note_held(event.group, found)
+            if len(self._answered) < MAX_SENT_TRACKED:
+                self._answered.update(e.id for e in found)
         elif isinstance(event, ForkProofsReceived):
+            self._waste(0 if event.proofs else 1, "FORKS")
             self._store_proofs(event.group, event.proofs)
         elif isinstance(event, GossipReceived):
             if len(self.gossip_in) >= MAX_GOSSIP_QUEUED:
@@ -578,18 +591,38 @@ class Replicator:
         if missing:
             self.session.want(group, missing)
 
+    def _waste(self, n: int, what: str) -> None:
+        """H9: count messages and asks that can do nothing; past :data:`MAX_WASTE` in a
+        session the peer is flooding."""
+        if not n:
+            return
+        self.waste += n
+        if self.waste > MAX_WASTE:
+            raise RemoteProtocolError(
+                ErrorCode.FLOOD,
+                f"peer sent {self.waste} messages or asks that do nothing (last: {what})",
+                expected=MAX_WASTE,
+                found=self.waste,
+            )
+
     def _store_proofs(self, group: bytes, blobs: tuple[bytes, ...]) -> None:
+        """H10: a fork proof that does not verify is the sender's fault (an honest side
+        stores and sends only proofs it verified)."""
         log = self.logs[group]
-        good = []
+        good: list[ForkProof] = []
         for blob in blobs:
             try:
                 proof = decode_fork_proof(blob)
                 verify_fork_proof(proof, group)
-            except P2PCommError:
+            except P2PCommError as exc:
                 self.stats.rejections["bad-fork-proof"] = (
                     self.stats.rejections.get("bad-fork-proof", 0) + 1
                 )
-                continue
+                if good:
+                    log.store_fork_proofs(good)
+                raise RemoteProtocolError(
+                    exc.code, f"peer sent a fork proof that does not verify: {exc.message}"
+                ) from None
             good.append(proof)
         if good:
             log.store_fork_proofs(good)

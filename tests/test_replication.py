@@ -666,3 +666,55 @@ def test_a_want_answer_never_holds_an_entry_that_cannot_authenticate_alone() -> 
     blobs = got[0][2]
     assert len(blobs) == 1 and isinstance(blobs[0], bytes)
     assert bad.signature not in blobs[0] and entries[0].signature in blobs[0]
+
+
+def _live_pair() -> tuple[Replicator, Replicator, bytes, list[Entry]]:
+    a = group_history(authors=2, entries=8, seed=43)
+    b = replica(all_entries(a))
+    ra, rb = replicator_pair(a, b)
+    pump(ra, rb)
+    assert ra.synced == rb.synced == {a.group}
+    return ra, rb, a.group, all_entries(a)
+
+
+def test_a_peer_streaming_messages_that_do_nothing_is_a_flood() -> None:
+    """06 H9: empty FORKS and WANT messages (an honest side never sends one) cost the
+    receiver a message each; past MAX_WASTE in a session the peer is closed."""
+    from p2pcomm.errors import ErrorCode, RemoteProtocolError
+    from p2pcomm.replication import MAX_WASTE
+
+    _, rb, _, _ = _live_pair()
+    empty = [frame(msg(Msg.FORKS, 0, [])), frame(msg(Msg.WANT, 0, []))]
+    for i in range(MAX_WASTE):
+        rb.receive(empty[i % 2])
+    with pytest.raises(RemoteProtocolError) as info:
+        rb.receive(empty[0])
+    assert info.value.code is ErrorCode.FLOOD
+
+
+def test_asking_again_for_entries_already_sent_is_a_flood() -> None:
+    """06 H9: each WANT for an entry this session already sent the peer counts; a peer
+    that asks for stored entries over and over (to turn small requests into large
+    replies) is closed, while one answer per entry is served."""
+    from p2pcomm.errors import ErrorCode, RemoteProtocolError
+    from p2pcomm.replication import MAX_WASTE
+
+    _, rb, _, entries = _live_pair()
+    ids = [e.id for e in entries[:4]]
+    first = rb.receive(frame(msg(Msg.WANT, 0, ids)))
+    assert [m[0] for m in frames(first)] == [Msg.ENTRIES]
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(MAX_WASTE // len(ids) + 1):
+            rb.receive(frame(msg(Msg.WANT, 0, ids)))
+    assert info.value.code is ErrorCode.FLOOD
+
+
+def test_a_fork_proof_that_does_not_verify_ends_the_session() -> None:
+    """06 H10: an honest side sends only proofs it verified; a bogus one is the peer's
+    fault (before, it was counted and the peer could send them for ever)."""
+    from p2pcomm.errors import RemoteProtocolError
+
+    _, rb, _, _ = _live_pair()
+    with pytest.raises(RemoteProtocolError):
+        rb.receive(frame(msg(Msg.FORKS, 0, [bytes(200)])))
+    assert rb.stats.rejections.get("bad-fork-proof") == 1
