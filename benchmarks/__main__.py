@@ -5,10 +5,13 @@
     python -m benchmarks sync --json bench-sync.json
     python -m benchmarks gossip --json bench-gossip.json
     python -m benchmarks discovery --json bench-discovery.json
+    python -m benchmarks gossip-real --json bench-gossip-real.json
 
-Each suite is a module ``benchmarks/<name>.py`` with ``run(quick: bool) -> dict``; the
-dict maps figure names to numbers. ``targets`` (optional module attribute) maps figure
-names to a human description of the target, shown beside the figure.
+Each suite is a module ``benchmarks/<name>.py`` (a ``-`` in the suite's name is a ``_``
+in the module's: ``gossip-real`` is ``benchmarks/gossip_real.py``) with
+``run(quick: bool) -> dict``; the dict maps figure names to numbers. ``targets``
+(optional module attribute) maps figure names to a human description of the target,
+shown beside the figure.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("log", "membership", "sync", "discovery", "gossip")
+SUITES = ("log", "membership", "sync", "discovery", "gossip", "gossip-real")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     args = parser.parse_args(argv)
     try:
-        module = importlib.import_module(f"benchmarks.{args.suite}")
+        module = importlib.import_module(f"benchmarks.{args.suite.replace('-', '_')}")
     except ModuleNotFoundError as exc:
         print(f"benchmark suite {args.suite!r} is not available: {exc}", file=sys.stderr)
         return 2
