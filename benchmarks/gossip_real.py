@@ -66,7 +66,8 @@ node holds every post, or the deadline):
   it); pairs with no path at the end are left out (``real_hops_max`` is the longest
   distance used).
 * ``real_cpu_ms_per_node_per_entry``: CPU time (all threads) the node processes used
-  over the post phase, summed, over ``nodes x posts``: with ``n`` processes on ``c``
+  over the post phase, summed, over ``nodes x posts`` (their stores' writer processes
+  not included): with ``n`` processes on ``c``
   cores, a figure near ``c x GAP_MS / n`` means the machine, not the network, set the
   pace (latency is then mostly queueing).
 * ``real_settle_seconds``: from the first start to the settled overlay;
@@ -186,15 +187,7 @@ class Nodes:
     """The node processes, and one queue of the JSON lines they print (read by one
     thread per process, so that every wait has a deadline)."""
 
-    def __init__(
-        self,
-        folder: Path,
-        group: bytes,
-        paths: list[Path],
-        options: dict[str, Any],
-        *,
-        offload: bool = True,
-    ) -> None:
+    def __init__(self) -> None:
         self.lines: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
         self.procs: list[_Proc] = []
         self.by_key: dict[str, int] = {}
@@ -204,6 +197,11 @@ class Nodes:
         #: Addresses given to the nodes at start, in all.
         self.dials = 0
         self._replies: dict[int, dict[str, Any]] = {}
+
+    def spawn(
+        self, folder: Path, group: bytes, paths: list[Path], options: dict[str, Any], offload: bool
+    ) -> None:
+        """One process per store; each waits for its ``start`` line."""
         for i, path in enumerate(paths):
             self.by_key[KeyPair(_seed(i)).public_key.hex()] = i
             err_path = folder / f"node{i}.err"
@@ -232,8 +230,12 @@ class Nodes:
     def _pump(self, i: int, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            if line.strip():
-                self.lines.put((i, json.loads(line)))
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue  # not one of the node script's lines
+            if isinstance(doc, dict):
+                self.lines.put((i, doc))
         self.lines.put((i, None))
 
     def _take(self, deadline: float) -> bool:
@@ -254,7 +256,7 @@ class Nodes:
                 p.held.setdefault(eid, doc["t"])
         elif ev == "posted":
             self.posted[doc["id"]] = (i, doc["t"], doc["size"])
-        else:
+        elif ev in ("up", "stats", "holds"):
             self._replies[i] = doc
         return True
 
@@ -351,10 +353,10 @@ def measure(
     started = time.monotonic()
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="p2pcomm-bench-gossip-real-"))
-    nodes: Nodes | None = None
+    nodes = Nodes()
     try:
         group, paths = make_stores(folder, n)
-        nodes = Nodes(folder, group, paths, options or {}, offload=offload)
+        nodes.spawn(folder, group, paths, options or {}, offload)
         t_start = time.monotonic()
         nodes.start(rng, bootstraps)
         if not nodes.wait_until(nodes.settled, SETTLE_BOUND):
@@ -377,8 +379,7 @@ def measure(
         figures["real_seconds"] = round(time.monotonic() - started, 2)
         return figures
     finally:
-        if nodes is not None:
-            nodes.close()
+        nodes.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
