@@ -5,8 +5,10 @@
         [--no-offload]
 
 ``STORE`` is a SQLite store that already holds the group. ``--node-options`` is a JSON
-object of extra keyword arguments for ``open_node`` (``{"max_connections": 5}``, say,
-once the node has such options); the suite passes them unchanged to every node.
+object of extra keyword arguments for ``open_node`` (``{"max_connections": 5}``, or
+``{"gossip": null}`` to turn gossip off); the suite passes them unchanged to every node.
+An object given as ``gossip`` becomes a ``GossipConfig`` (nested objects its
+``hyparview`` and ``plumtree`` parts): ``{"gossip": {"hyparview": {"active_view": 4}}}``.
 ``--no-offload`` opens the store with ``offload=False`` (no writer process: the node's
 ingests are written by its own connection); by default it is opened as ``p2pcomm run``
 opens it.
@@ -26,8 +28,11 @@ JSON lines on stdout, each with an ``"ev"`` key:
     is part of the latency) and ``N`` the length of the encoded entry.
 ``stats``
     replies ``{"ev": "stats", ...}``: ``Node.statistics()``'s counters, the peers
-    connected now (hex ids), ``max_peers``, the most peers connected at once, and
-    ``cpu_s``, this process's CPU time so far (all threads).
+    connected now (hex ids), ``max_peers``, the most peers connected at once, ``cpu_s``,
+    this process's CPU time so far (all threads), and when the node gossips
+    (``node.overlay``), the group's gossip ``neighbours`` (hex ids) and
+    ``gossip_payloads``, the GOSSIP messages with a full entry it received (duplicates
+    included), else nulls.
 ``holds HEX ...``
     replies ``{"ev": "holds", "held": [HEX, ...]}``: those of the ids the store holds.
 ``quit``, or stdin closed
@@ -35,9 +40,10 @@ JSON lines on stdout, each with an ``"ev"`` key:
 
 Unprompted lines:
 
-``{"ev": "status", "peers": N, "synced": K}``
-    whenever the number of connected peers, or of those in sync (``Node.is_synced``),
-    changes; sampled every 50 ms together with ``max_peers``.
+``{"ev": "status", "peers": N, "synced": K, "neighbours": G}``
+    whenever the number of connected peers, of those in sync (``Node.is_synced``), or
+    of the group's gossip neighbours (null without gossip) changes; sampled every
+    50 ms together with ``max_peers``.
 ``{"ev": "added", "ids": [HEX, ...], "t": T, "origin": HEX | null}``
     for every ``EntriesAdded`` event (every entry the node stores, received or
     appended here), ``T`` being ``time.monotonic()`` when this process saw it.
@@ -48,15 +54,18 @@ Unprompted lines:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import os
 import sys
 import time
+import typing
 from typing import Any
 
 import trio
 
+from p2pcomm.core.gossip import GossipConfig
 from p2pcomm.core.identity import KeyPair
 from p2pcomm.core.log import encode_entry
 from p2pcomm.net.node import EntriesAdded, Node, open_node
@@ -80,6 +89,32 @@ def connections_bound(options: dict[str, Any]) -> int | None:
     if param is None or param.default is inspect.Parameter.empty or param.default is None:
         return None
     return int(param.default)
+
+
+def from_json(cls: type, value: dict[str, Any]) -> Any:
+    """An instance of dataclass ``cls`` from a JSON object (nested objects make the
+    fields' own dataclasses)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        k: from_json(hints[k], v)
+        if isinstance(v, dict) and dataclasses.is_dataclass(hints.get(k))
+        else v
+        for k, v in value.items()
+    }
+    return cls(**kwargs)
+
+
+def node_options(value: dict[str, Any]) -> dict[str, Any]:
+    """``open_node`` keyword arguments from their JSON form."""
+    out = dict(value)
+    if isinstance(out.get("gossip"), dict):
+        out["gossip"] = from_json(GossipConfig, out["gossip"])
+    return out
+
+
+def overlay(node: Node) -> Any:
+    """The node's gossip (``node.overlay``), or None when it does not gossip."""
+    return getattr(node, "overlay", None)
 
 
 class Lines:
@@ -124,13 +159,15 @@ class Runner:
 
     async def sample(self, node: Node) -> None:
         """Every 50 ms: the most peers connected at once, and a status line on change."""
-        last: tuple[int, int] | None = None
+        last: tuple[int, int, int | None] | None = None
         while True:
             peers = node.peers()
             self.max_peers = max(self.max_peers, len(peers))
-            now = (len(peers), sum(1 for p in peers if node.is_synced(p)))
+            ov = overlay(node)
+            neighbours = len(ov.neighbours(self.group)) if ov is not None else None
+            now = (len(peers), sum(1 for p in peers if node.is_synced(p)), neighbours)
             if now != last:
-                say({"ev": "status", "peers": now[0], "synced": now[1]})
+                say({"ev": "status", "peers": now[0], "synced": now[1], "neighbours": now[2]})
                 last = now
             await trio.sleep(SAMPLE_EVERY)
 
@@ -141,6 +178,7 @@ class Runner:
 
     def stats(self, node: Node) -> dict[str, Any]:
         st = node.statistics()
+        ov = overlay(node)
         return {
             "ev": "stats",
             "peers": [p.hex() for p in node.peers()],
@@ -153,6 +191,10 @@ class Runner:
             "entries_accepted": st.entries_accepted,
             "refused_peers": st.refused_peers,
             "cpu_s": time.process_time(),
+            "neighbours": (
+                sorted(p.hex() for p in ov.neighbours(self.group)) if ov is not None else None
+            ),
+            "gossip_payloads": ov.payloads_received if ov is not None else None,
         }
 
     def holds(self, ids: list[str]) -> list[str]:
@@ -197,7 +239,7 @@ async def main_async(
     with SqliteStore(store_path, offload=offload) as store:
         runner = Runner(store, group, identity)
         async with open_node(
-            store, identity, host="127.0.0.1", port=0, peers=peers, **options
+            store, identity, host="127.0.0.1", port=0, peers=peers, **node_options(options)
         ) as node:
             say({"ev": "up", "port": node.address[1], "bound": connections_bound(options)})
             await runner.serve(node, lines)

@@ -12,21 +12,25 @@ member) and gives every store those entries before any node starts. Node 0 start
 no address; node ``i > 0`` is given one (``GOSSIP_REAL_BOOTSTRAPS``, default 1): that
 of a node ``j < i`` drawn with a seeded generator (``GOSSIP_REAL_SEED``, default 1).
 Every node gets the JSON object ``GOSSIP_REAL_NODE_OPTIONS`` (default ``{}``) as extra
-``open_node`` keyword arguments: how the node's gossip options are turned on.
+``open_node`` keyword arguments: ``{"gossip": null}`` turns gossip off (every entry is
+then pushed on every connection), ``{"max_connections": 6}`` or
+``{"gossip": {"hyparview": {"active_view": 4}}}`` change it (see
+``benchmarks/_gossip_node.py``).
 
 The stores are opened as ``p2pcomm run`` opens its store, with a writer process for
 ingests; ``GOSSIP_REAL_STORE_OFFLOAD=0`` opens them with ``offload=False`` (each node
 writes with its own connection), to tell the store's share of the latency from the
 network's.
 
-A node today learns no addresses from its peers, so with one address each the
+Without gossip a node learns no addresses from its peers, so with one address each the
 connection graph is a tree (``n - 1`` connections) and flooding sends each node one
-copy: ``GOSSIP_REAL_BOOTSTRAPS=3`` makes a graph with cycles, where it shows.
+copy: ``GOSSIP_REAL_BOOTSTRAPS=3`` makes a graph with cycles, where flooding shows.
 
 The overlay is *settled* when every node has at least one peer and is in sync with at
-least one, and the peers in sync, summed over the nodes, reach twice the addresses
-given (each dial seen from both ends); the nodes report both on change, sampled every
-50 ms (bounded wait: 60 s). Then ``GOSSIP_REAL_ENTRIES`` posts (default 100,
+least one, the peers in sync, summed over the nodes, reach twice the addresses given
+(each dial seen from both ends), and no node's count of peers, of peers in sync or of
+gossip neighbours has changed for 1 s; the nodes report the three on change, sampled
+every 50 ms (bounded wait: 60 s). Then ``GOSSIP_REAL_ENTRIES`` posts (default 100,
 ``--quick`` 30) of 100 characters of text each are made from random nodes, one every
 ``GOSSIP_REAL_GAP_MS`` (default 20 ms), and the run waits until every node holds every
 post or 30 s pass after the last.
@@ -39,11 +43,15 @@ node holds every post, or the deadline):
 * ``real_payload_copies_per_node``: the increase over the post phase of every node's
   ``Node.statistics().entries_received``, summed, over ``(nodes - 1) x posts`` (the
   receivers of each post). That counter counts every entry that arrived in a sync
-  message (a live push, a catch-up run, an answer to a WANT), *duplicates included*
-  (it is counted before the store drops what it holds; an author sent its own post
-  back counts too) and header-only entries too (none here: all authors are members).
-  1.0 is a perfect tree; flooding costs about the mean degree minus one more. (The
-  simulated suite divides by ``nodes x posts``, the same at its sizes.)
+  message (a live push, a catch-up run, an answer to a WANT) or in a GOSSIP message,
+  *duplicates included* (a sync copy is counted before the store drops what it holds,
+  a gossip copy of what was held or offered already is counted all the same; an
+  author sent its own post back counts too), and header-only entries (none here: all
+  authors are members). 1.0 is a perfect tree; flooding costs about the mean degree
+  minus one more. (The simulated suite divides by ``nodes x posts``, the same at its
+  sizes.) ``real_gossip_payloads_per_node`` is the share of it that came in GOSSIP
+  messages (``node.overlay.payloads_received``; null without gossip): the rest came as
+  live pushes on connections that are not gossip neighbours, or by sync.
 * ``real_mean_entry_bytes``: mean ``len(encode_entry(e))`` of the posts (with body).
 * ``real_bytes_per_delivered_entry``: the increase over the post phase of every
   node's ``wire_bytes_sent`` (TCP payload: record framing, tags, sync messages and
@@ -56,7 +64,8 @@ node holds every post, or the deadline):
   to end (each node samples ``Node.peers()`` every 50 ms and at every event it sees);
   ``real_connections_bound`` the node's bound (``max_connections`` from the options,
   or ``open_node``'s default for it), ``"unbounded"`` when it has none;
-  ``real_connections_mean`` the mean number of peers at the end.
+  ``real_connections_mean`` the mean number of peers at the end, and
+  ``real_neighbours_mean`` of gossip neighbours (the active view; null without gossip).
 * ``real_latency_p50_ms``/``p99``: over every delivered (post, node) pair whose node is
   not the author, the receiver's ``time.monotonic()`` when its ``EntriesAdded`` event
   was seen minus the author's just before the post began (one clock for every process
@@ -113,6 +122,9 @@ GAP_MS = 20
 TEXT_SIZE = 100
 #: Seconds allowed for the overlay to settle, and for delivery after the last post.
 SETTLE_BOUND = 60.0
+#: Seconds without a change of peers or neighbours anywhere for the overlay to count as
+#: settled.
+SETTLE_QUIET = 1.0
 DELIVERY_BOUND = 30.0
 #: Seconds allowed for a node to start, to answer a command, and to exit.
 REPLY_BOUND = 30.0
@@ -172,6 +184,7 @@ class _Proc:
     port: int = 0
     peers: int = 0
     synced: int = 0
+    neighbours: int | None = None
     held: dict[str, float] = field(default_factory=dict)
 
     def send(self, line: str) -> None:
@@ -198,6 +211,8 @@ class Nodes:
         self.bound: int | None = None
         #: Addresses given to the nodes at start, in all.
         self.dials = 0
+        #: When a node last reported a change of peers or neighbours.
+        self.changed = time.monotonic()
         self._replies: dict[int, dict[str, Any]] = {}
 
     def spawn(
@@ -252,7 +267,8 @@ class Nodes:
             raise RuntimeError(f"node {i} ended (exit code {code}):\n{p.tail()}")
         ev = doc["ev"]
         if ev == "status":
-            p.peers, p.synced = doc["peers"], doc["synced"]
+            p.peers, p.synced, p.neighbours = doc["peers"], doc["synced"], doc["neighbours"]
+            self.changed = time.monotonic()
         elif ev == "added":
             for eid in doc["ids"]:
                 p.held.setdefault(eid, doc["t"])
@@ -297,16 +313,21 @@ class Nodes:
             self.bound = up["bound"]
 
     def wait_until(self, done: Any, bound: float) -> bool:
+        """Handle lines until ``done()`` (asked after each line, and every 0.1 s) or
+        ``bound`` seconds pass; whether it was done."""
         deadline = time.monotonic() + bound
         while not done():
-            if not self._take(deadline):
+            now = time.monotonic()
+            if now >= deadline:
                 return False
+            self._take(min(deadline, now + 0.1))
         return True
 
     def settled(self) -> bool:
         return (
             all(p.peers >= 1 and p.synced >= 1 for p in self.procs)
             and sum(p.synced for p in self.procs) >= 2 * self.dials
+            and time.monotonic() - self.changed >= SETTLE_QUIET
         )
 
     def delivered(self, want: int) -> bool:
@@ -363,7 +384,7 @@ def measure(
         nodes.start(rng, bootstraps)
         t_up = time.monotonic()
         if not nodes.wait_until(nodes.settled, SETTLE_BOUND):
-            state = [(p.index, p.peers, p.synced) for p in nodes.procs]
+            state = [(p.index, p.peers, p.synced, p.neighbours) for p in nodes.procs]
             raise RuntimeError(f"overlay not settled in {SETTLE_BOUND} s: {state}")
         t_settled = time.monotonic()
 
@@ -431,14 +452,17 @@ def _figures(
                 per_hop.append(ms / hops)
                 hops_max = max(hops_max, hops)
     mean_size = sum(size for _, _, size in nodes.posted.values()) / max(1, posts)
+    gossiping = all(st["gossip_payloads"] is not None for st in after)
+    receivers = max(1, (n - 1) * posts)
     per_entry = delta("wire_bytes_sent") / max(1, delivered_remote)
     return {
         "real_nodes": n,
         "real_entries": posts,
         "real_delivery_ratio": round(present / pairs, 6) if pairs else 0.0,
         "real_delivery_missed": pairs - present,
-        "real_payload_copies_per_node": round(
-            delta("entries_received") / max(1, (n - 1) * posts), 3
+        "real_payload_copies_per_node": round(delta("entries_received") / receivers, 3),
+        "real_gossip_payloads_per_node": (
+            round(delta("gossip_payloads") / receivers, 3) if gossiping else None
         ),
         "real_mean_entry_bytes": round(mean_size, 1),
         "real_bytes_per_delivered_entry": round(per_entry, 1),
@@ -446,6 +470,9 @@ def _figures(
         "real_connections_max": max(st["max_peers"] for st in after),
         "real_connections_bound": nodes.bound if nodes.bound is not None else "unbounded",
         "real_connections_mean": round(sum(len(st["peers"]) for st in after) / n, 2),
+        "real_neighbours_mean": (
+            round(sum(len(st["neighbours"]) for st in after) / n, 2) if gossiping else None
+        ),
         "real_hop_latency_p50_ms": round(_p(per_hop, 0.5), 2),
         "real_hop_latency_p99_ms": round(_p(per_hop, 0.99), 2),
         "real_latency_p50_ms": round(_p(latency, 0.5), 2),
