@@ -442,8 +442,13 @@ class GroupLog:
         happen in call order. If a write fails, the entries validated since are not
         stored either: the call that notices raises :class:`StoreError`, and those
         entries may simply be offered again.
+
+        A batch under :data:`OFFLOAD_MIN` entries (a live push, a gossiped entry) is
+        written here and now, as :meth:`ingest` does: handing it to the writer process
+        would cost more than the write (and, the first time, the process's start).
         """
-        return self._ingest_step(entries, verify_each, True)
+        batch = entries if isinstance(entries, list) else list(entries)
+        return self._ingest_step(batch, verify_each, len(batch) >= OFFLOAD_MIN)
 
     def _ingest_step(
         self, entries: Iterable[Entry], verify_each: bool, offload: bool
