@@ -6,6 +6,7 @@
     python -m benchmarks gossip --json bench-gossip.json
     python -m benchmarks discovery --json bench-discovery.json
     python -m benchmarks gossip-real --json bench-gossip-real.json
+    python -m benchmarks floods --json bench-floods.json
 
 Each suite is a module ``benchmarks/<name>.py`` (a ``-`` in the suite's name is a ``_``
 in the module's: ``gossip-real`` is ``benchmarks/gossip_real.py``) with
@@ -24,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("log", "membership", "sync", "discovery", "gossip", "gossip-real")
+SUITES = ("log", "membership", "sync", "discovery", "gossip", "gossip-real", "floods")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,356 @@
+"""Flood benchmark: a node under hostile peers, each an OS process, over loopback TCP.
+
+    python -m benchmarks floods [--quick] --json bench-floods.json
+
+The *target* (``_flood_peer target``) is a node (``open_node``, members only) on a
+fresh SQLite store holding one group: its founder (the target's key), 2,000 posts, and
+members made by this process with the library: an honest member and the attackers'
+member keys. The target posts an entry every 50 ms whose text is when it was due; an
+*honest member* (``_flood_peer honest``), connected before any attack, prints when each
+arrives (``time.monotonic()`` is one clock for all processes on Linux). Then each
+attack runs as its own process for a fixed time (10 s, ``--quick`` 3 s), with a pause
+after it:
+
+* ``handshakes``: full Noise handshakes from fresh random keys, 8 connections at once;
+* ``partial``: 150 connections from fresh keys, each holding all but the last byte of
+  a 1 MiB sync message;
+* ``idle``: 40 members that ask for everything and never read;
+* ``empty-stream``: a member streaming empty FORKS and WANT messages;
+* ``want-amplify``: a member asking again and again for 2,000 stored entries;
+* ``bogus-forks``: a member sending fork proofs with invalid signatures;
+* ``pending-poison``: a member sending validly signed entries whose parents never
+  come, never sending DONE.
+
+The timed posts use the node's low-level ``append`` (about 1.5 ms of CPU each), not
+``LiveGroup.post``, which plans on the group's view (about 20 ms each with this
+history): at one post every 50 ms the planning alone would load the target.
+
+Figures, per attack: ``<attack>_honest_p50_ms`` / ``_p99_ms`` (latency of the posts due
+during the attack, from when due to arrival at the honest member; a post that never
+arrived counts as waiting until the end of the pause), ``<attack>_rss_growth_mb`` (the
+target's VmRSS: highest during the attack and its pause minus just before it), and
+``<attack>_refused`` (1 if the target closed and refused the attacker: a PeerMisbehaved
+event, a refused peer, or a connection its transport refused). Summary:
+``flood_honest_p99_ms`` (worst over the attacks) and ``attack_rss_growth_mb`` (worst).
+Latency figures are wall-clock and depend on what else the machine runs.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from p2pcomm.community import Group
+from p2pcomm.core import crypto
+from p2pcomm.core.content import Post
+from p2pcomm.core.identity import KeyPair
+from p2pcomm.core.membership import Kind
+from p2pcomm.group import GroupLog
+from p2pcomm.store import SqliteStore
+
+TARGETS = {
+    "flood_honest_p99_ms": "< 250",
+    "attack_rss_growth_mb": "<= 64",
+}
+
+ATTACKS = (
+    "handshakes",
+    "partial",
+    "idle",
+    "empty-stream",
+    "want-amplify",
+    "bogus-forks",
+    "pending-poison",
+)
+#: Seconds between the target's timed posts.
+PERIOD = 0.05
+HISTORY = 2000
+IDLE_MEMBERS = 40
+
+
+def _key(label: str) -> KeyPair:
+    return KeyPair(crypto.blake2b_256(b"bench-floods-" + label.encode()))
+
+
+TARGET = _key("target")
+HONEST = _key("honest")
+#: Member keys of the attacks: the idle attack's 40, then one per member attack.
+ATTACKERS = [_key(f"attacker-{i}") for i in range(IDLE_MEMBERS + len(ATTACKS))]
+
+
+def _seeds_for(name: str) -> list[bytes]:
+    if name == "idle":
+        return [k.seed() for k in ATTACKERS[:IDLE_MEMBERS]]
+    return [ATTACKERS[IDLE_MEMBERS + ATTACKS.index(name)].seed()]
+
+
+def build(path: Path) -> tuple[bytes, list[bytes]]:
+    """The target's store: the group, its members, and the history. Returns the group
+    id and the ids of the history's posts."""
+    with SqliteStore(path, durable=False) as store:
+        club = Group.create(store, TARGET, "floods", founder_name="target")
+        club.add(HONEST.public_key, name="honest")
+        for i, k in enumerate(ATTACKERS):
+            club.add(k.public_key, name=f"attacker {i}")
+        log = GroupLog(store, club.id)
+        posts = log.append_many(
+            TARGET, [(Kind.POST, Post(text=f"history {i}").encode()) for i in range(HISTORY)]
+        )
+        log.close()
+        return club.id, [e.id for e in posts]
+
+
+def _peer(*args: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks._flood_peer", *args]
+
+
+class _Process:
+    """A child process whose stdout lines are read by a thread: (time, line) in order."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put((time.monotonic(), line.rstrip("\n")))
+
+    def expect(self, prefix: str, timeout: float) -> tuple[float, str]:
+        """The next line starting with ``prefix`` (earlier lines are dropped)."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                at, line = self.lines.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"no {prefix!r} line within {timeout} s") from None
+            if line.startswith(prefix):
+                return at, line
+
+    def take(self) -> list[tuple[float, str]]:
+        out = []
+        while True:
+            try:
+                out.append(self.lines.get_nowait())
+            except queue.Empty:
+                return out
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+class _Latencies:
+    """The honest member's arrivals, by when each post was due."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[float, float] = {}
+        #: When the honest member's connection ended, and why.
+        self.downs: list[tuple[float, str]] = []
+
+    def collect(self, honest: _Process) -> None:
+        for at, line in honest.take():
+            if line.startswith("LAT "):
+                _, due, latency = line.split()
+                self.arrivals.setdefault(float(due), float(latency))
+            elif line.startswith("DOWN "):
+                self.downs.append((at, line[5:]))
+
+    def window(self, start: float, end: float, now: float) -> tuple[list[float], int]:
+        """Latencies (s) of the posts due in [start, end); posts due then that never
+        arrived count as waiting until ``now``. Returns them and how many never came."""
+        got = [lat for due, lat in self.arrivals.items() if start <= due < end]
+        expected = int((end - start) / PERIOD)
+        lost = max(0, expected - len(got) - 1)
+        return got + [now - end] * lost, lost
+
+
+class _TargetLog:
+    """Counts the target's MISBEHAVED and REFUSED lines; answers ``stats``."""
+
+    def __init__(self, target: _Process) -> None:
+        self.target = target
+        self.misbehaved = 0
+        self.refused = 0
+        self.refusals: dict[str, int] = {}
+
+    def _absorb(self, line: str) -> None:
+        if line.startswith("MISBEHAVED "):
+            self.misbehaved += 1
+        elif line.startswith("REFUSED "):
+            self.refused += 1
+            what = line.split(" ", 1)[1]
+            self.refusals[what] = self.refusals.get(what, 0) + 1
+
+    def stats(self) -> dict[str, int]:
+        self.target.send("stats")
+        end = time.monotonic() + 30
+        while True:
+            try:
+                _, line = self.target.lines.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError("the target did not answer 'stats'") from None
+            if line.startswith("STATS "):
+                doc: dict[str, int] = json.loads(line.split(" ", 1)[1])
+                return doc
+            self._absorb(line)
+
+
+def run_attack(
+    name: str,
+    *,
+    port: int,
+    group: bytes,
+    ids_file: Path,
+    duration: float,
+    pause: float,
+    target: _Process,
+    log: _TargetLog,
+    honest: _Process,
+    latencies: _Latencies,
+) -> dict[str, float | int]:
+    before = log.stats()
+    misbehaved0, refused0 = log.misbehaved, log.refused
+    rss0 = rss_mb(target.proc.pid)
+    seeds = ",".join(s.hex() for s in _seeds_for(name))
+    attacker = _Process(
+        _peer("attack", name, str(port), group.hex(), seeds, str(duration), str(ids_file))
+    )
+    start, _ = attacker.expect("START", 30)
+    peak = rss0
+    while attacker.proc.poll() is None and time.monotonic() < start + duration + 60:
+        peak = max(peak, rss_mb(target.proc.pid))
+        latencies.collect(honest)
+        time.sleep(0.05)
+    end = min(time.monotonic(), start + duration)
+    report: dict[str, object] = {}
+    for _, line in attacker.take():
+        if line.startswith("{"):
+            report = json.loads(line)
+    attacker.stop()
+    settle = time.monotonic() + pause
+    while time.monotonic() < settle:
+        peak = max(peak, rss_mb(target.proc.pid))
+        latencies.collect(honest)
+        time.sleep(0.05)
+    after = log.stats()
+    values, lost = latencies.window(start, end, time.monotonic())
+    downs = [why for at, why in latencies.downs if at >= start]
+    refused = (
+        log.misbehaved > misbehaved0
+        or log.refused > refused0
+        or after["refused_peers"] > before["refused_peers"]
+    )
+    figures: dict[str, float | int] = {
+        f"{name}_honest_p50_ms": round(_percentile(values, 50) * 1000, 1),
+        f"{name}_honest_p99_ms": round(_percentile(values, 99) * 1000, 1),
+        f"{name}_honest_lost": lost,
+        f"{name}_rss_growth_mb": round(peak - rss0, 1),
+        f"{name}_refused": int(refused),
+        f"{name}_honest_disconnected": len(downs),
+    }
+    if downs:
+        print(f"{name}: the honest member's connection ended: {downs}", file=sys.stderr)
+    counts = {k: v for k, v in report.items() if isinstance(v, int)}
+    for key in ("handshakes", "connections", "closed_by_target"):
+        if key in counts:
+            figures[f"{name}_attacker_{key}"] = counts[key]
+    return figures
+
+
+def run(quick: bool = False, attacks: Sequence[str] = ATTACKS) -> dict[str, float | int]:
+    duration = 3.0 if quick else 10.0
+    pause = 1.5 if quick else 3.0
+    rest = 2.0 if quick else 5.0
+    figures: dict[str, float | int] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="p2pcomm-bench-floods-"))
+    processes: list[_Process] = []
+    try:
+        store = tmp / "target.db"
+        group, ids = build(store)
+        ids_file = tmp / "ids.txt"
+        ids_file.write_text("".join(i.hex() + "\n" for i in ids))
+        target = _Process(
+            _peer("target", str(store), group.hex(), TARGET.seed().hex(), str(PERIOD))
+        )
+        processes.append(target)
+        port = int(target.expect("PORT ", 60)[1].split()[1])
+        log = _TargetLog(target)
+        honest = _Process(
+            _peer("honest", str(tmp / "honest.db"), group.hex(), HONEST.seed().hex(), str(port))
+        )
+        processes.append(honest)
+        honest.expect("READY", 60)
+        latencies = _Latencies()
+        time.sleep(PERIOD * 4)  # the first timed posts were caught up on, not pushed
+        latencies.collect(honest)
+        start = time.monotonic()
+        rss_rest = rss_mb(target.proc.pid)
+        while time.monotonic() < start + rest:
+            latencies.collect(honest)
+            time.sleep(0.05)
+        values, _ = latencies.window(start, time.monotonic(), time.monotonic())
+        figures["rest_honest_p50_ms"] = round(_percentile(values, 50) * 1000, 1)
+        figures["rest_honest_p99_ms"] = round(_percentile(values, 99) * 1000, 1)
+        figures["rest_rss_mb"] = round(rss_rest, 1)
+        for name in attacks:
+            figures.update(
+                run_attack(
+                    name,
+                    port=port,
+                    group=group,
+                    ids_file=ids_file,
+                    duration=duration,
+                    pause=pause,
+                    target=target,
+                    log=log,
+                    honest=honest,
+                    latencies=latencies,
+                )
+            )
+        figures["flood_honest_p99_ms"] = max(figures[f"{n}_honest_p99_ms"] for n in attacks)
+        figures["attack_rss_growth_mb"] = max(figures[f"{n}_rss_growth_mb"] for n in attacks)
+        figures["target_rss_mb_end"] = round(rss_mb(target.proc.pid), 1)
+    finally:
+        for p in reversed(processes):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
