@@ -19,6 +19,12 @@ Its errors follow trio's conventions:
 If a ``send_all`` is cancelled after encryption started, a frame may be cut short on the
 wire; the sending side is then broken (like :class:`trio.SSLStream`). A cancelled
 ``receive_some`` loses nothing.
+
+Deadlines: a handshake must complete within ``handshake_timeout``, and, with
+``frame_timeout``, a frame whose first bytes arrived must be whole within that many
+seconds (the stream then breaks with ``TRUNCATED``: the frame was cut short, by time).
+:func:`serve_secure` also bounds what strangers can make it spend before a handshake
+completes (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.8).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from types import TracebackType
 
 import trio
 
+from ..core.buffer import LENGTH_PREFIX_SIZE
 from ..core.channel import (
     DEFAULT_REKEY_INTERVAL,
     MAX_CLOSE_REASON,
@@ -57,9 +64,11 @@ from ..errors import (
     ProtocolError,
     RemoteProtocolError,
 )
+from .admission import DEFAULT_LIMITS, Admission, AdmissionLimits, Refusal
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_FRAME_TIMEOUT",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "SecureStream",
     "open_secure_stream",
@@ -73,6 +82,10 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 DEFAULT_CLOSE_TIMEOUT = 2.0
 """Seconds :meth:`SecureStream.aclose` waits to deliver the CLOSE frame."""
+
+DEFAULT_FRAME_TIMEOUT = 30.0
+"""Seconds :func:`serve_secure`'s streams allow a frame, from its first byte to its
+last (a 64 KiB frame at 2.2 KB/s)."""
 
 _RECEIVE_SIZE = 65536 + 2
 
@@ -104,6 +117,44 @@ class _ConflictGuard:
         self._held = False
 
 
+class _FrameClock:
+    """Where the peer's frames begin and end, read from their length prefixes alone
+    (05 5.5.1), and since when the current frame has been arriving."""
+
+    __slots__ = ("_left", "_prefix", "started")
+
+    def __init__(self) -> None:
+        self._left = 0  # bytes of the current frame's body still to come
+        self._prefix = b""  # the part of a length prefix received so far
+        #: ``trio.current_time()`` when the first byte of the unfinished frame arrived
+        #: (None between frames).
+        self.started: float | None = None
+
+    def feed(self, data: bytes | bytearray, now: float) -> None:
+        i, n = 0, len(data)
+        left, prefix = self._left, self._prefix
+        ended = False  # a frame ended in this data
+        while i < n:
+            if left:
+                take = min(left, n - i)
+                left -= take
+                i += take
+                ended = left == 0
+            else:
+                take = min(LENGTH_PREFIX_SIZE - len(prefix), n - i)
+                prefix += data[i : i + take]
+                i += take
+                if len(prefix) == LENGTH_PREFIX_SIZE:
+                    left = int.from_bytes(prefix, "big")
+                    prefix = b""
+                    ended = left == 0
+        self._left, self._prefix = left, prefix
+        if not (left or prefix):
+            self.started = None
+        elif self.started is None or ended:
+            self.started = now
+
+
 class SecureStream(trio.abc.Stream):
     """An authenticated, encrypted :class:`trio.abc.Stream` over ``transport``.
 
@@ -115,6 +166,11 @@ class SecureStream(trio.abc.Stream):
 
     ``static_private`` is this side's X25519 static key (fresh random bytes if omitted;
     the member identity is the Ed25519 ``identity``, bound to the session by signature).
+
+    ``frame_timeout`` (seconds, None for none): a frame whose first bytes arrived must
+    be whole within it, or ``receive_some`` raises :class:`trio.BrokenResourceError`
+    whose cause is a ``RemoteProtocolError`` with code ``TRUNCATED`` (a frame cut short,
+    like one cut by the end of the stream: a frozen peer or link looks the same).
     """
 
     def __init__(
@@ -130,6 +186,7 @@ class SecureStream(trio.abc.Stream):
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         rekey_interval: int = DEFAULT_REKEY_INTERVAL,
         prologue: bytes = PROLOGUE,
+        frame_timeout: float | None = None,
     ) -> None:
         self.transport = transport
         """The underlying stream; only this object may use it."""
@@ -144,6 +201,8 @@ class SecureStream(trio.abc.Stream):
             expected_peer_id=expected_peer_id,
         )
         self._handshake_timeout = handshake_timeout
+        self._frame_timeout = frame_timeout
+        self._frames = _FrameClock()
         self._close_timeout = close_timeout
         self._rekey_interval = rekey_interval
         self._handshake_lock = trio.Lock()
@@ -262,6 +321,7 @@ class SecureStream(trio.abc.Stream):
         trailing = hs.trailing_data()
         if trailing:  # (b"" would mean the end of the stream)
             channel.receive_data(trailing)
+            self._frames.feed(trailing, trio.current_time())
         if hs.peer_closed:
             channel.receive_data(b"")
         self._channel = channel
@@ -377,9 +437,26 @@ class SecureStream(trio.abc.Stream):
                     self._close_received = event
                     self.last_frame_received = trio.current_time()
                 else:
-                    got = await self.transport.receive_some(_RECEIVE_SIZE)
+                    got = await self._receive_wire()
                     self.wire_bytes_received += len(got)
                     channel.receive_data(got)
+                    self._frames.feed(got, trio.current_time())
+
+    async def _receive_wire(self) -> bytes | bytearray:
+        """The next bytes from the transport, within ``frame_timeout`` of the first byte
+        of a frame that is not whole yet."""
+        started = self._frames.started
+        if started is None or self._frame_timeout is None:
+            return await self.transport.receive_some(_RECEIVE_SIZE)
+        with trio.move_on_at(started + self._frame_timeout):
+            return await self.transport.receive_some(_RECEIVE_SIZE)
+        exc = RemoteProtocolError(
+            ErrorCode.TRUNCATED,
+            f"a frame was left unfinished for {self._frame_timeout} seconds",
+            expected=self._frame_timeout,
+        )
+        self._receive_broken = exc
+        raise trio.BrokenResourceError(f"secure channel broken: {exc}") from exc
 
     # -- trio.abc.AsyncResource -------------------------------------------------------
 
@@ -464,6 +541,14 @@ async def serve_secure(
     application_payload: bytes = b"",
     static_private: bytes | None = None,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
+    max_connections: int | None = DEFAULT_LIMITS.max_connections,
+    max_connections_per_address: int | None = DEFAULT_LIMITS.max_connections_per_address,
+    max_handshakes: int | None = DEFAULT_LIMITS.max_handshakes,
+    max_handshakes_per_address: int | None = DEFAULT_LIMITS.max_handshakes_per_address,
+    handshake_rate: float | None = DEFAULT_LIMITS.handshake_rate,
+    handshake_burst: int = DEFAULT_LIMITS.handshake_burst,
+    on_refused: Callable[[Refusal, str], object] | None = None,
     rekey_interval: int = DEFAULT_REKEY_INTERVAL,
     handler_nursery: trio.Nursery | None = None,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
@@ -477,36 +562,83 @@ async def serve_secure(
     on ``p2pcomm.net.transport`` and dropped; the server keeps accepting. The stream is
     closed when ``handler`` returns. Exceptions from ``handler`` propagate, as with
     ``trio.serve_tcp``.
+
+    Admission (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.8): before reading a
+    byte, a connection is refused (closed, nothing sent) when ``max_connections``
+    accepted connections are open (handshaking, or with ``handler`` running), or
+    ``max_connections_per_address`` from its address; when ``max_handshakes``
+    handshakes are in progress, or ``max_handshakes_per_address`` from its address; or
+    when its address started handshakes faster than ``handshake_rate`` a second (up to
+    ``handshake_burst`` at once). An IPv6 address counts by its /64. ``None`` lifts a
+    limit. Each refusal is logged at DEBUG (``refused <reason>: ...``, no traceback) and
+    reported to ``on_refused(reason, host)`` if given. A handshake must complete within
+    ``handshake_timeout`` seconds and, once established, a frame within
+    ``frame_timeout`` seconds of its first byte (:class:`SecureStream`).
     """
+    admission = Admission(
+        AdmissionLimits(
+            max_connections=max_connections,
+            max_connections_per_address=max_connections_per_address,
+            max_handshakes=max_handshakes,
+            max_handshakes_per_address=max_handshakes_per_address,
+            handshake_rate=handshake_rate,
+            handshake_burst=handshake_burst,
+        )
+    )
 
     async def accept(transport: trio.SocketStream) -> None:
-        stream = SecureStream(
-            transport,
-            role=Role.RESPONDER,
-            identity=identity,
-            static_private=static_private,
-            application_payload=application_payload,
-            handshake_timeout=handshake_timeout,
-            rekey_interval=rekey_interval,
-        )
-        try:
-            await stream.handshake()
-        except (P2PCommError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            logger.debug(
-                "secure handshake from %s failed: %s", _peer_name(transport), exc, exc_info=exc
-            )
-            await trio.aclose_forcefully(stream)
+        peer = _peer_address(transport)
+        ticket = admission.admit(peer, trio.current_time())
+        if isinstance(ticket, Refusal):
+            logger.debug("refused %s: connection from %s", ticket.value, peer)
+            await trio.aclose_forcefully(transport)
+            if on_refused is not None:
+                on_refused(ticket, peer)
             return
-        async with stream:
-            await handler(stream)
+        try:
+            stream = SecureStream(
+                transport,
+                role=Role.RESPONDER,
+                identity=identity,
+                static_private=static_private,
+                application_payload=application_payload,
+                handshake_timeout=handshake_timeout,
+                rekey_interval=rekey_interval,
+                frame_timeout=frame_timeout,
+            )
+            try:
+                await stream.handshake()
+            except (P2PCommError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                # The peer's doing (or its link's): DEBUG, with the typed error attached.
+                logger.debug("secure handshake from %s failed: %s", peer, _why(exc), exc_info=exc)
+                await trio.aclose_forcefully(stream)
+                return
+            finally:
+                ticket.handshake_done()
+            async with stream:
+                await handler(stream)
+        finally:
+            ticket.close()
 
     await trio.serve_tcp(
         accept, port, host=host, handler_nursery=handler_nursery, task_status=task_status
     )
 
 
-def _peer_name(transport: trio.SocketStream) -> str:
+def _why(exc: BaseException) -> str:
+    """What failed, in one line: the typed error under a broken stream if there is one."""
+    cause = exc.__cause__
+    if isinstance(exc, trio.BrokenResourceError) and isinstance(cause, P2PCommError):
+        exc = cause
+    if isinstance(exc, P2PCommError):
+        return f"{exc.code.value}: {exc.message}"
+    return str(exc) or type(exc).__name__
+
+
+def _peer_address(transport: trio.SocketStream) -> str:
+    """The peer's host (IP address) of an accepted connection; "" if it is gone."""
     try:
-        return str(transport.socket.getpeername())
+        name = transport.socket.getpeername()
     except OSError:
-        return "<disconnected>"
+        return ""
+    return str(name[0]) if isinstance(name, tuple) else str(name)
