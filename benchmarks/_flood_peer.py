@@ -290,61 +290,70 @@ async def attack_handshakes(port: int, ctx: Context) -> None:
                 nursery.start_soon(worker)
 
 
-async def attack_partial(port: int, ctx: Context) -> None:
-    """150 connections from fresh keys; each completes the handshake, sends all but the
-    last byte of a 1 MiB sync message and holds it."""
-    held = MAX_MESSAGE_SIZE.to_bytes(4, "big") + bytes(MAX_MESSAGE_SIZE - 1)
-
-    async def one() -> None:
+async def holding(
+    port: int,
+    signer: crypto.Ed25519Signer | None,
+    tally: Tally,
+    hold: Callable[[SecureStream], Awaitable[None]],
+) -> None:
+    """One connection slot of an attack, kept as long as the attack lasts: connect (a
+    fresh key when ``signer`` is None), run ``hold``; when the target refuses or ends
+    the connection, try again 50 ms later."""
+    while True:
         stream: SecureStream | None = None
         try:
-            stream = await open_secure_stream(LOCALHOST, port, identity=fresh_signer())
-            ctx.tally.counts["handshakes"] += 1
-            await stream.send_all(held)
-            ctx.tally.counts["holding"] += 1
-            await drain(stream, ctx.tally)
+            stream = await open_secure_stream(LOCALHOST, port, identity=signer or fresh_signer())
+            tally.counts["handshakes"] += 1
+            await hold(stream)
         except GONE as exc:
-            ctx.tally.closed(stream, exc)
+            tally.closed(stream, exc)
         finally:
             if stream is not None:
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)
+        await trio.sleep(0.05)
+
+
+async def attack_partial(port: int, ctx: Context) -> None:
+    """150 connections from fresh keys; each completes the handshake, sends all but the
+    last byte of a 1 MiB sync message and holds it (connecting again when refused or
+    closed)."""
+    held = MAX_MESSAGE_SIZE.to_bytes(4, "big") + bytes(MAX_MESSAGE_SIZE - 1)
+
+    async def hold(stream: SecureStream) -> None:
+        await stream.send_all(held)
+        ctx.tally.counts["held"] += 1
+        await drain(stream, ctx.tally)
 
     with trio.move_on_at(ctx.deadline):
         async with trio.open_nursery() as nursery:
             for _ in range(150):
-                nursery.start_soon(one)
+                nursery.start_soon(holding, port, None, ctx.tally, hold)
 
 
 async def attack_idle(port: int, ctx: Context) -> None:
     """40 member connections that start a reconciliation (HELLO, SUMMARY, empty TIPS:
     "send me everything") and then never read: the target's catch-up and live pushes
-    pile up. Each uses its own member key (a node keeps one connection per member)."""
+    pile up. Each uses its own member key (a node keeps one connection per member);
+    refused or closed, it connects again."""
 
-    async def one(seed: bytes) -> None:
-        stream: SecureStream | None = None
-        try:
-            stream = await open_secure_stream(LOCALHOST, port, identity=crypto.Ed25519Signer(seed))
-            ctx.tally.counts["connections"] += 1
-            token = group_token(ctx.group, stream.handshake_hash, True)
-            await stream.send_all(
-                message(Msg.HELLO, 1, [token])
-                + message(Msg.SUMMARY, 0, tips_fingerprint(()))
-                + message(Msg.TIPS, 0, [])
-            )
-            ctx.tally.counts["idle"] += 1
-            await trio.sleep_forever()
-        except GONE as exc:
-            ctx.tally.closed(stream, exc)
-        finally:
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(stream)
+    async def hold(stream: SecureStream) -> None:
+        token = group_token(ctx.group, stream.handshake_hash, True)
+        await stream.send_all(
+            message(Msg.HELLO, 1, [token])
+            + message(Msg.SUMMARY, 0, tips_fingerprint(()))
+            + message(Msg.TIPS, 0, [])
+        )
+        ctx.tally.counts["idle"] += 1
+        # Not reading: only the end of the connection (a send fails) is noticed.
+        while True:
+            await trio.sleep(1.0)
+            await stream.send_keepalive()
 
     with trio.move_on_at(ctx.deadline):
         async with trio.open_nursery() as nursery:
             for seed in ctx.seeds[:40]:
-                nursery.start_soon(one, seed)
+                nursery.start_soon(holding, port, crypto.Ed25519Signer(seed), ctx.tally, hold)
 
 
 async def attack_empty_stream(port: int, ctx: Context) -> None:

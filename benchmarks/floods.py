@@ -293,10 +293,11 @@ def run_attack(
     }
     if downs:
         print(f"{name}: the honest member's connection ended: {downs}", file=sys.stderr)
-    counts = {k: v for k, v in report.items() if isinstance(v, int)}
-    for key in ("handshakes", "connections", "closed_by_target"):
-        if key in counts:
-            figures[f"{name}_attacker_{key}"] = counts[key]
+    # What the attacker did: handshakes completed, connections closed or refused by
+    # the target, messages or entries sent.
+    for key, value in sorted(report.items()):
+        if isinstance(value, int):
+            figures[f"{name}_attacker_{key}"] = value
     return figures
 
 
@@ -310,13 +311,20 @@ def _rest(latencies: _Latencies, honest: _Process, seconds: float) -> list[float
     return latencies.window(start, time.monotonic() - 0.5, time.monotonic())[0]
 
 
-def run(quick: bool = False, attacks: Sequence[str] = ATTACKS) -> dict[str, float | int]:
+def run(
+    quick: bool = False,
+    attacks: Sequence[str] = ATTACKS,
+    *,
+    duration: float | None = None,
+    rest: float | None = None,
+    pause: float | None = None,
+) -> dict[str, float | int]:
     """Each attack meets a fresh target and honest member (copies of the same stores):
     what one attack leaves behind (a ban, memory, a backlog) does not count against
-    the next."""
-    duration = 3.0 if quick else 10.0
-    pause = 1.0 if quick else 3.0
-    rest = 1.5 if quick else 3.0
+    the next. ``duration``, ``rest`` and ``pause`` (seconds) override the sizes."""
+    duration = duration or (3.0 if quick else 10.0)
+    pause = pause or (1.0 if quick else 3.0)
+    rest = rest or (1.5 if quick else 3.0)
     figures: dict[str, float | int] = {}
     tmp = Path(tempfile.mkdtemp(prefix="p2pcomm-bench-floods-"))
     at_rest: list[float] = []

@@ -1,4 +1,4 @@
-"""Admission limits of a listener of secure channels (spec/05-channel.md 5.8).
+"""Admission limits of a listener of secure channels (spec/05-channel.md 5.6.1).
 
 Theory of operation
 -------------------

@@ -24,7 +24,7 @@ Deadlines: a handshake must complete within ``handshake_timeout``, and, with
 ``frame_timeout``, a frame whose first bytes arrived must be whole within that many
 seconds (the stream then breaks with ``TRUNCATED``: the frame was cut short, by time).
 :func:`serve_secure` also bounds what strangers can make it spend before a handshake
-completes (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.8).
+completes (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.6.1).
 """
 
 from __future__ import annotations
@@ -563,7 +563,7 @@ async def serve_secure(
     closed when ``handler`` returns. Exceptions from ``handler`` propagate, as with
     ``trio.serve_tcp``.
 
-    Admission (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.8): before reading a
+    Admission (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.6.1): before reading a
     byte, a connection is refused (closed, nothing sent) when ``max_connections``
     accepted connections are open (handshaking, or with ``handler`` running), or
     ``max_connections_per_address`` from its address; when ``max_handshakes``

@@ -1,4 +1,4 @@
-"""Admission at the accepting side of the secure channel (spec/05-channel.md 5.8):
+"""Admission at the accepting side of the secure channel (spec/05-channel.md 5.6.1):
 the limits alone (sans-IO), then serve_secure over real loopback TCP.
 
 The TCP tests take pytest-trio's ``mock_clock`` (virtual time that moves only when the
