@@ -103,6 +103,8 @@ async def target(store_path: str, group: bytes, seed: bytes, period: float) -> N
                 async for ev in events:
                     if isinstance(ev, PeerMisbehaved):
                         out(f"MISBEHAVED {ev.peer_id.hex()} {ev.reason[:120]!r}")
+                    elif isinstance(ev, PeerDown):
+                        out(f"DOWN {ev.peer_id.hex()[:8]} {ev.reason[:120]!r}")
 
             async def post(due: float) -> None:
                 # The node's low-level append (no planning on the group's view): what is
@@ -180,8 +182,13 @@ class Tally:
         """The target ended a connection of ours (or refused to make one)."""
         self.counts["closed_by_target"] += 1
         got = stream.close_received if stream is not None else None
+        cause = exc.__cause__ if exc is not None else None
         if got is not None:
             why = got.reason.split(":", 1)[0] or "closed"
+        elif isinstance(exc, P2PCommError):
+            why = exc.code.value
+        elif isinstance(cause, P2PCommError):
+            why = cause.code.value
         elif exc is not None:
             why = type(exc).__name__
         else:

@@ -270,6 +270,11 @@ def run_attack(
         if line.startswith("{"):
             report = json.loads(line)
     attacker.stop()
+    if report.get("reasons"):
+        print(
+            f"{name}: how the target ended the attacker's connections: {report['reasons']}",
+            file=sys.stderr,
+        )
     settle = time.monotonic() + pause
     while time.monotonic() < settle:
         peak = max(peak, rss_mb(target.proc.pid))
