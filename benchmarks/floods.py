@@ -30,7 +30,8 @@ history): at one post every 50 ms the planning alone would load the target.
 Figures, per attack: ``<attack>_honest_p50_ms`` / ``_p99_ms`` (latency of the posts due
 during the attack, from when due to arrival at the honest member; a post that never
 arrived counts as waiting until the end of the pause), ``<attack>_rss_growth_mb`` (the
-target's VmRSS: highest during the attack and its pause minus just before it), and
+target's VmRSS: highest during the attack and its pause minus just before it;
+``<attack>_rss_kept_mb`` the same at the end of the pause, the attacker gone), and
 ``<attack>_refused`` (1 if the target closed and refused the attacker: a PeerMisbehaved
 event, a refused peer, or a connection its transport refused);
 ``<attack>_honest_disconnected`` counts the honest member's connections that ended
@@ -280,6 +281,7 @@ def run_attack(
         peak = max(peak, rss_mb(target.proc.pid))
         latencies.collect(honest)
         time.sleep(0.05)
+    kept = rss_mb(target.proc.pid) - rss0
     after = log.stats()
     values, lost = latencies.window(start, end, time.monotonic())
     downs = [why for at, why in latencies.downs if at >= start]
@@ -293,6 +295,7 @@ def run_attack(
         f"{name}_honest_p99_ms": round(_percentile(values, 99) * 1000, 1),
         f"{name}_honest_lost": lost,
         f"{name}_rss_growth_mb": round(peak - rss0, 1),
+        f"{name}_rss_kept_mb": round(kept, 1),
         f"{name}_refused": int(refused),
         f"{name}_honest_disconnected": len(downs),
     }
