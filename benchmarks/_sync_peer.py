@@ -24,6 +24,7 @@ import trio
 
 from p2pcomm.core import crypto
 from p2pcomm.core.identity import KeyPair
+from p2pcomm.net.admission import AdmissionLimits
 from p2pcomm.net.node import GroupSynced, open_node
 from p2pcomm.net.transport import open_secure_stream
 from p2pcomm.store import SqliteStore
@@ -31,7 +32,15 @@ from p2pcomm.store import SqliteStore
 
 async def serve(store_path: str, group: bytes, seed: bytes, membership: bool) -> None:
     with SqliteStore(store_path) as store:
-        async with open_node(store, KeyPair(seed), groups=[group], membership=membership) as node:
+        # The handshake figure measures the channel, not the listener's per-address
+        # rate limit (spec/05-channel.md 5.6.1), which would refuse the 31st at once.
+        async with open_node(
+            store,
+            KeyPair(seed),
+            groups=[group],
+            membership=membership,
+            admission=AdmissionLimits(handshake_rate=None),
+        ) as node:
             print(f"PORT {node.address[1]}", flush=True)
             await trio.to_thread.run_sync(sys.stdin.read)
             st = node.statistics()

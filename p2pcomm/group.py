@@ -433,7 +433,14 @@ class GroupLog:
         self.wait_durable()
         return total
 
-    def ingest_nowait(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:
+    def ingest_nowait(
+        self,
+        entries: Iterable[Entry],
+        *,
+        verify_each: bool = False,
+        offload: bool | None = None,
+        owner: bytes = b"",
+    ) -> IngestResult:
         """Like :meth:`ingest` (one transaction), but with a store that has a writer
         process, return once the entries are validated: they are durable only after
         :meth:`wait_durable` (or the next call of any method) returns.
@@ -446,14 +453,18 @@ class GroupLog:
         A batch under :data:`OFFLOAD_MIN` entries (a live push, a gossiped entry) is
         written here and now, as :meth:`ingest` does: handing it to the writer process
         would cost more than the write (and, the first time, the process's start).
+        ``offload`` True or False decides instead of the batch's size. ``owner`` (a
+        peer's id) is charged for the entries left pending (:meth:`discard_owner`).
         """
         batch = entries if isinstance(entries, list) else list(entries)
-        return self._ingest_step(batch, verify_each, len(batch) >= OFFLOAD_MIN)
+        if offload is None:
+            offload = len(batch) >= OFFLOAD_MIN
+        return self._ingest_step(batch, verify_each, offload, owner)
 
     def _ingest_step(
-        self, entries: Iterable[Entry], verify_each: bool, offload: bool
+        self, entries: Iterable[Entry], verify_each: bool, offload: bool, owner: bytes = b""
     ) -> IngestResult:
-        result = self._ingestor.ingest(entries, verify_each=verify_each)
+        result = self._ingestor.ingest(entries, verify_each=verify_each, owner=owner)
         self.wait_durable()
         if result.accepted or result.forks or result.bodies or result.signatures:
             writer = self._writer() if offload else None
@@ -590,6 +601,11 @@ class GroupLog:
     def unauthenticated(self, ids: Iterable[bytes]) -> list[bytes]:
         """Those of ``ids`` waiting because no valid signature covers them yet."""
         return self._ingestor.unauthenticated(ids)
+
+    def discard_owner(self, owner: bytes) -> int:
+        """Forget the pending entries ``owner``'s ingests left (see
+        :meth:`p2pcomm.core.log.Ingestor.discard_owner`)."""
+        return self._ingestor.discard_owner(owner)
 
     def discard_unauthenticated(self, ids: Iterable[bytes]) -> None:
         self._ingestor.discard(ids)

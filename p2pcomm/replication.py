@@ -518,7 +518,7 @@ class Replicator:
         announced (``accepted``) only once their write is durable."""
         log = self.logs[group]
         self.stats.entries_received += len(entries)
-        result = log.ingest_nowait(entries, verify_each=not bulk)
+        result = log.ingest_nowait(entries, verify_each=not bulk, owner=self.peer)
         self.stats.entries_accepted += len(result.accepted)
         self.stats.entries_rejected += len(result.rejected)
         for r in result.rejected:
@@ -579,6 +579,11 @@ class Replicator:
                     )
                 )
         self._unsettled = keep
+
+    def discard_pending(self) -> int:
+        """The session ended: forget the entries the peer left pending (they cost it,
+        not the others)."""
+        return sum(log.discard_owner(self.peer) for log in self.logs.values())
 
     def settle(self) -> None:
         """Wait for every pending store write and announce what it stored."""

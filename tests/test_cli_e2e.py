@@ -153,6 +153,8 @@ def test_a_person_invites_another_who_joins_with_the_code_alone(tmp_path: Path) 
         b.wait_for("listening on")
         follow = Process(tmp_path, bob, "tail", "Garden club", "--follow", "--json", "-n", "0")
         procs.append(follow)
+        # Its first line says it watches: a post from now on cannot slip past it.
+        assert follow.wait_json(lambda d: True)["event"] == "following"
 
         # Alice posts through her running node; bob's node gets it live.
         text = "Seed swap on Saturday, bring jars ✿"

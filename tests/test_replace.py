@@ -97,7 +97,7 @@ def _ingest(log: GroupLog, way: str, entries: Sequence[Entry]) -> IngestResult:
     if way != "sqlite-writer":
         return log.ingest(entries)
     assert log.store.writer() is not None  # type: ignore[attr-defined]
-    result = log.ingest_nowait(entries)
+    result = log.ingest_nowait(entries, offload=True)
     assert log.inflight is result
     log.wait_durable()
     return result
@@ -215,8 +215,8 @@ def test_a_verifying_copy_in_the_step_after_its_entry(tmp_path: Path) -> None:
     previous step, still being written, is kept too."""
     with SqliteStore(tmp_path / "w.db", durable=False) as store:
         log = GroupLog(store, GROUP)
-        log.ingest_nowait([GENESIS, A1, A2, A2X_BAD, A3X])
-        result = log.ingest_nowait([A2X])
+        log.ingest_nowait([GENESIS, A1, A2, A2X_BAD, A3X], offload=True)
+        result = log.ingest_nowait([A2X], offload=True)
         log.wait_durable()
         assert result.signatures == [(A2X.id, A2X.signature)]
         assert result.forks == [SHORT]
@@ -229,8 +229,8 @@ def test_a_fork_whose_branches_come_in_consecutive_steps(tmp_path: Path) -> None
     one is still being written: the fork is found and proven all the same."""
     with SqliteStore(tmp_path / "f.db", durable=False) as store:
         log = GroupLog(store, GROUP)
-        log.ingest_nowait([GENESIS, A1, A2])
-        result = log.ingest_nowait([A2X])
+        log.ingest_nowait([GENESIS, A1, A2], offload=True)
+        result = log.ingest_nowait([A2X], offload=True)
         log.wait_durable()
         assert result.forks == [SHORT]
         assert store.fork_proofs(GROUP) == [SHORT]

@@ -714,12 +714,23 @@ def cmd_tail(args: argparse.Namespace, out: Out) -> int:
             ) from None
         raise
     with client:
-        r = client.call("read", {"group": args.group, "last": args.lines}, timeout=None)
-        for item in r["items"]:
-            out.doc(item) if out.json else out.line(_item_line(item))
-        sys.stdout.flush()
         try:
-            for ev in client.stream("follow", {"group": args.group}, timeout=None):
+            # Watch first, then read what was there: nothing that arrives in between
+            # is missed (an item in both is shown once).
+            stream = client.stream("follow", {"group": args.group}, timeout=None)
+            following = next(stream, None)  # {"event": "following", "group": ...}
+            if out.json and following is not None:
+                out.doc(following)  # for scripts: from here on nothing is missed
+            with ControlClient.connect(home.socket_path) as reader:
+                r = reader.call("read", {"group": args.group, "last": args.lines}, timeout=None)
+            shown = set()
+            for item in r["items"]:
+                shown.add(item["id"])
+                out.doc(item) if out.json else out.line(_item_line(item))
+            sys.stdout.flush()
+            for ev in stream:
+                if ev["event"] == "added" and ev["item"]["id"] in shown:
+                    continue
                 if out.json:
                     out.doc(ev)
                 elif ev["event"] == "deleted":

@@ -605,12 +605,15 @@ async def call(b: Backend, method: str, params: Params) -> Result:
 
 
 async def stream(b: NodeBackend, method: str, params: Params) -> AsyncIterator[Result]:
-    """``follow``: the group's items as they are added, changed, hidden or deleted."""
+    """``follow``: the group's items as they are added, changed, hidden or deleted. The
+    first event, ``{"event": "following"}``, says the node now watches: what arrives
+    after it is in the stream (a client reads what was there before afterwards)."""
     if method != "follow":
         raise NotFoundError(ErrorCode.NOT_FOUND, f"no stream {method!r}")
     h = _group(b, params)
     events = b.node.subscribe()
     async with events:
+        yield {"event": "following", "group": h.id.hex()}
         async for ev in events:
             if isinstance(ev, ItemsAdded) and ev.group == h.id:
                 names = _names(h)

@@ -726,6 +726,50 @@ class IngestResult:
     pending: int = 0
 
 
+class _Pending(dict[bytes, Entry]):
+    """The pending set, which knows whose each entry is (the ``owner`` of the ingest
+    that made it wait: a peer) and how many entries and body bytes each owner has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = b""
+        self.owner: dict[bytes, bytes] = {}
+        self.count: dict[bytes, int] = {}
+        self.size: dict[bytes, int] = {}
+
+    def __setitem__(self, key: bytes, value: Entry) -> None:
+        if key not in self:
+            o = self.current
+            self.owner[key] = o
+            self.count[o] = self.count.get(o, 0) + 1
+            self.size[o] = self.size.get(o, 0) + len(value.body or b"")
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        value = self[key]
+        super().__delitem__(key)
+        self._forget(key, value)
+
+    def pop(self, key: bytes, default: Entry | None = None) -> Entry | None:  # type: ignore[override]
+        value = super().pop(key, None)
+        if value is None:
+            return default
+        self._forget(key, value)
+        return value
+
+    def _forget(self, key: bytes, value: Entry) -> None:
+        o = self.owner.pop(key, None)
+        if o is None:
+            return
+        n = self.count[o] - 1
+        if n:
+            self.count[o] = n
+            self.size[o] -= len(value.body or b"")
+        else:
+            del self.count[o]
+            del self.size[o]
+
+
 class Ingestor:
     """Decides which arriving entries of one group are valid (sans-IO).
 
@@ -736,7 +780,10 @@ class Ingestor:
     Entries whose dependencies (``prev``, links) are missing, or whose signature is
     bad and not yet vouched for, wait in a pending set of at most ``max_pending``
     entries; beyond that new entries are refused with ``PENDING_FULL`` (the sender
-    may offer them again later).
+    may offer them again later). Each ingest names its ``owner`` (the peer that sent
+    the entries): one owner holds at most ``max_pending_per_owner`` entries and
+    ``max_pending_bytes_per_owner`` bytes of bodies there, so that it cannot push out
+    another's, and :meth:`discard_owner` forgets what an owner left (spec 03 3.14).
     """
 
     def __init__(
@@ -745,12 +792,16 @@ class Ingestor:
         view: LogView,
         *,
         max_pending: int = 50_000,
+        max_pending_per_owner: int = 16_384,
+        max_pending_bytes_per_owner: int = 16 << 20,
         overlay_size: int = 200_000,
         signature_checker: SignatureChecker | None = None,
     ) -> None:
         self.group = group
         self._view = view
         self.max_pending = max_pending
+        self.max_pending_per_owner = max_pending_per_owner
+        self.max_pending_bytes_per_owner = max_pending_bytes_per_owner
         self._overlay_size = overlay_size
         self._check_signatures = signature_checker or _check_sequentially
         #: Recently accepted entries: id -> meta. Insertion ordered (oldest first).
@@ -758,7 +809,7 @@ class Ingestor:
         #: Highest accepted sequence per author (cache of view.max_seq).
         self._max_seq: dict[bytes, int] = {}
         #: Pending entries by id; ``_unauth`` holds those not yet authenticated.
-        self._pending: dict[bytes, Entry] = {}
+        self._pending = _Pending()
         self._unauth: dict[bytes, Entry] = {}
         #: Missing dependency id -> ids of pending entries waiting for it.
         self._waiting: dict[bytes, list[bytes]] = {}
@@ -803,6 +854,27 @@ class Ingestor:
             if self._unauth.pop(i, None) is not None:
                 self._pending.pop(i, None)
 
+    def pending_of(self, owner: bytes) -> int:
+        """Pending entries that ``owner``'s ingests left waiting."""
+        return self._pending.count.get(owner, 0)
+
+    def discard_owner(self, owner: bytes) -> int:
+        """Forget the pending entries ``owner``'s ingests left (its connection ended):
+        they cost it, not the others; another peer may offer them again. Returns how
+        many were dropped."""
+        ids = [i for i, o in self._pending.owner.items() if o == owner]
+        for i in ids:
+            self._pending.pop(i)
+            self._unauth.pop(i, None)
+        if ids:
+            waiting: dict[bytes, list[bytes]] = {}
+            for dep, ws in self._waiting.items():
+                kept = [w for w in ws if w in self._pending]
+                if kept:
+                    waiting[dep] = kept
+            self._waiting = waiting
+        return len(ids)
+
     def missing_dependencies(self) -> list[bytes]:
         """Ids that pending entries wait for and that are not pending themselves."""
         return [d for d in self._waiting if d not in self._pending]
@@ -840,14 +912,18 @@ class Ingestor:
 
     # -- the machine
 
-    def ingest(self, entries: Iterable[Entry], *, verify_each: bool = False) -> IngestResult:
+    def ingest(
+        self, entries: Iterable[Entry], *, verify_each: bool = False, owner: bytes = b""
+    ) -> IngestResult:
         """Offer entries; returns what became valid, what was refused, and forks found.
 
         ``verify_each=False`` (bulk) checks signatures lazily: the last entry of each
         contiguous run first, and an earlier one only if nothing later vouches for it.
         ``verify_each=True`` checks every signature. Both give the same valid set.
+        ``owner``: whose entries these are, for the pending set's quotas.
         """
         result = IngestResult()
+        self._pending.current = owner
         # Entries accepted by earlier calls are stored by now, so the overlay may
         # forget the oldest of them; never those of the running call.
         overlay = self._overlay
@@ -1078,15 +1154,25 @@ class Ingestor:
         return False
 
     def _make_room(self, result: IngestResult, e: Entry) -> bool:
-        if len(self._pending) < self.max_pending:
+        p = self._pending
+        owner = p.current
+        if len(p) >= self.max_pending:
+            why, limit = f"pending set is full ({self.max_pending} entries)", self.max_pending
+        elif p.count.get(owner, 0) >= self.max_pending_per_owner:
+            why = f"this peer's share of the pending set is full ({self.max_pending_per_owner} entries)"
+            limit = self.max_pending_per_owner
+        elif p.size.get(owner, 0) + len(e.body or b"") > self.max_pending_bytes_per_owner:
+            why = f"this peer's share of the pending set is full ({self.max_pending_bytes_per_owner} bytes)"
+            limit = self.max_pending_bytes_per_owner
+        else:
             return True
         result.rejected.append(
             Rejection(
                 e.id,
                 _invalid(
                     ErrorCode.PENDING_FULL,
-                    f"pending set is full ({self.max_pending} entries); offer this entry again later",
-                    expected=self.max_pending,
+                    f"{why}; offer this entry again later",
+                    expected=limit,
                 ),
             )
         )

@@ -110,6 +110,10 @@ FORKS_BYTES: Final = MAX_MESSAGE_SIZE - 1024
 MAX_PROOFS: Final = 4
 #: A sender closes a RUN message once it reaches this many bytes of bodies.
 RUN_BYTES: Final = 256 * 1024
+#: Largest message before the peer's HELLO has arrived (M1, revision 3): a HELLO is at
+#: at most 4,879 bytes (256 tokens and 4 proofs), so a peer cannot make a receiver buffer
+#: 1 MiB before saying who it syncs with.
+MAX_HELLO_SIZE: Final = 8192
 #: Largest gossip message (07 7.2) carried in one GOSSIP message.
 MAX_GOSSIP: Final = 65_664
 
@@ -387,11 +391,13 @@ class SyncSession:
         offset = 0
         while len(buf) - offset >= 4:
             n = int.from_bytes(buf[offset : offset + 4], "big")
-            if n > MAX_MESSAGE_SIZE:
+            limit = MAX_MESSAGE_SIZE if self._hello_received else MAX_HELLO_SIZE
+            if n > limit:
                 raise _err(
                     ErrorCode.FRAME_TOO_LARGE,
-                    f"sync message of {n} bytes exceeds {MAX_MESSAGE_SIZE}",
-                    expected=MAX_MESSAGE_SIZE,
+                    f"sync message of {n} bytes exceeds {limit}"
+                    + ("" if self._hello_received else " (before HELLO)"),
+                    expected=limit,
                     found=n,
                 )
             if len(buf) - offset - 4 < n:

@@ -62,6 +62,7 @@ from ..errors import (
 from ..group import GroupLog, now_ms
 from ..replication import Accepted, Replicator
 from ..store.base import Store
+from .admission import AdmissionLimits, Refusal
 from .events import (
     EntriesAdded,
     GroupSynced,
@@ -155,6 +156,10 @@ class NodeStatistics:
     entries_received: int
     entries_accepted: int
     refused_peers: int
+    #: Connections refused before their handshake (spec/05-channel.md 5.6.1).
+    refused_connections: int = 0
+    #: Gossip: this node's neighbours per group it gossips in (spec/07-gossip.md).
+    neighbours: Mapping[bytes, tuple[bytes, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -289,6 +294,8 @@ class Node:
         #: Set once the node listens (gossip needs the address it gives peers).
         self._running = False
         self._offers_ingested = 0
+        #: Connections the listener refused before their handshake (admission).
+        self._refused_accepts = 0
 
     # -- public API
 
@@ -494,7 +501,16 @@ class Node:
             entries_received=self._entries_received + self._gossip_duplicates(),
             entries_accepted=self._entries_accepted,
             refused_peers=self._refused,
+            refused_connections=self._refused_accepts,
+            neighbours=(
+                {g: tuple(ov.neighbours(g)) for g in ov.groups}
+                if (ov := self.overlay) is not None
+                else {}
+            ),
         )
+
+    def _refused_at_accept(self, reason: Refusal, host: str) -> None:
+        self._refused_accepts += 1
 
     def _gossip_duplicates(self) -> int:
         """Entries that came in gossip messages and were not ingested (copies of what
@@ -1218,6 +1234,8 @@ class Node:
             async with self._lock:
                 await trio.to_thread.run_sync(rep.settle)
                 accepted = rep.take_accepted()
+                if rep.peer:
+                    await trio.to_thread.run_sync(rep.discard_pending)
                 for a in accepted:
                     await self._track(a.group, a.entries, origin=peer)
         except P2PCommError as exc:  # the store failed: nothing more to announce
@@ -1363,6 +1381,7 @@ async def open_node(
     discovery: DiscoveryConfig | None = None,
     gossip: GossipConfig | None = DEFAULT_GOSSIP,
     max_connections: int = MAX_CONNECTIONS,
+    admission: AdmissionLimits | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node until the block exits.
 
@@ -1392,6 +1411,11 @@ async def open_node(
     no neighbour). Without it every new entry is pushed to every live session.
     ``max_connections``: connections accepted at most (dials past it are refused with
     ``too many connections``; gossip dials no more than that either).
+    ``admission``: what strangers may make the listener spend before any handshake
+    (:mod:`p2pcomm.net.admission`, spec/05-channel.md 5.6.1); by default the
+    transport's limits, with room for ``max_connections`` plus four connections
+    handshaking. A connection stuck in the middle of a frame ends with ``timeout`` after
+    ``liveness_timeout`` (and the transport's own frame deadline is twice that).
     """
     group_ids = list(groups) if groups is not None else await trio.to_thread.run_sync(store.groups)
     async with trio.open_nursery() as nursery:
@@ -1413,6 +1437,7 @@ async def open_node(
         for g in list(node.content):
             async with node._lock:
                 await node._load(g)
+        limits = admission or AdmissionLimits(max_connections=max_connections + 4)
         if listen:
             listeners = await nursery.start(
                 functools.partial(
@@ -1422,6 +1447,14 @@ async def open_node(
                     identity=node._signer,
                     host=host,
                     handler_nursery=nursery,
+                    frame_timeout=2 * liveness_timeout,  # the liveness check comes first
+                    max_connections=limits.max_connections,
+                    max_connections_per_address=limits.max_connections_per_address,
+                    max_handshakes=limits.max_handshakes,
+                    max_handshakes_per_address=limits.max_handshakes_per_address,
+                    handshake_rate=limits.handshake_rate,
+                    handshake_burst=limits.handshake_burst,
+                    on_refused=node._refused_at_accept,
                 )
             )
             sockname = listeners[0].socket.getsockname()

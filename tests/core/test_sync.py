@@ -1020,3 +1020,19 @@ def test_many_fork_proofs_go_in_several_forks_messages() -> None:
     got = [e for e in receiver.events() if isinstance(e, ForkProofsReceived)]
     assert [len(e.proofs) for e in got] == [64, 64, 2]
     assert [p for e in got for p in e.proofs] == proofs
+
+
+def test_a_message_before_hello_is_bounded_to_what_a_hello_can_be() -> None:
+    """06 M1 (revision 3): before the peer's HELLO a length prefix above 8,192 is
+    refused at once; a stranger cannot make the receiver buffer 1 MiB."""
+    from p2pcomm.core.sync import MAX_HELLO_SIZE
+
+    a = SyncSession(initiator=True, session_hash=bytes(64), groups=[bytes(32)])
+    a.start()
+    with pytest.raises(RemoteProtocolError) as info:
+        a.receive_data((MAX_HELLO_SIZE + 1).to_bytes(4, "big"))
+    assert info.value.code is ErrorCode.FRAME_TOO_LARGE
+    b = SyncSession(initiator=True, session_hash=bytes(64), groups=[bytes(32)])
+    b.start()
+    b.receive_data(MAX_HELLO_SIZE.to_bytes(4, "big"))  # waits for the payload
+    assert b.buffered == 4

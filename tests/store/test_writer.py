@@ -208,7 +208,7 @@ def test_a_writer_killed_during_ingest_loses_no_confirmed_entry(
     # pipe's buffer).
     os.kill(writer.pid, signal.SIGSTOP)
     os.waitpid(writer.pid, os.WUNTRACED)  # returns once it is stopped
-    log.ingest_nowait(history.entries[OFFLOAD_MIN : 2 * OFFLOAD_MIN])  # large: offloaded
+    log.ingest_nowait(history.entries[OFFLOAD_MIN : OFFLOAD_MIN + 100], offload=True)
     _kill(writer)
     with pytest.raises(StoreError):
         log.wait_durable()
