@@ -137,6 +137,9 @@ LIVENESS_GRACE = 0.05
 #: Longest wait (s) of a session for another session's catch-up of the same group to
 #: end before it offers its own tips (at most a third of the stall timeout).
 OFFER_BOUND = 5.0
+#: Queued messages are joined into one write up to this many bytes (one DATA record
+#: carries at most 65,518, spec/05-channel.md 5.5).
+COALESCE_BYTES = 65_000
 #: Connections a node holds at most by default (gossip keeps 5 neighbours per group;
 #: the rest is room for requests under way and for peers outside gossip).
 MAX_CONNECTIONS = 12
@@ -1302,10 +1305,17 @@ class Node:
         conn.last_sent = trio.current_time()
         while True:
             while conn.queue:
-                data = conn.queue.popleft()
-                conn.queued_bytes -= len(data)
+                # Small replies and gossip messages queued together go out in one
+                # record (one tag, one write) rather than one each.
+                parts = [conn.queue.popleft()]
+                size = len(parts[0])
+                while conn.queue and size + len(conn.queue[0]) <= COALESCE_BYTES:
+                    parts.append(conn.queue.popleft())
+                    size += len(parts[-1])
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                conn.queued_bytes -= size
                 await conn.stream.send_all(data)
-                self._bytes_sent += len(data)
+                self._bytes_sent += size
                 conn.last_sent = trio.current_time()
             if conn.drain_then_close:
                 return  # ends the connection with conn.closing_reason

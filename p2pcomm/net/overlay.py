@@ -74,6 +74,10 @@ __all__ = ["Overlay", "format_address", "parse_address"]
 logger = logging.getLogger(__name__)
 
 _UNSPECIFIED = ("", "0.0.0.0", "::")
+#: Channels opened at once only to deliver a message (a SHUFFLE_REPLY), and how long
+#: one may take (s).
+MAX_DELIVERIES = 4
+DELIVERY_TIMEOUT = 10.0
 
 
 def format_address(host: str, port: int) -> str:
@@ -114,6 +118,9 @@ class Overlay:
         #: Peers gossip dialled or made neighbours (only their connections does a
         #: Disconnect close).
         self.managed: set[bytes] = set()
+        self._deliveries = 0
+        #: Messages sent over a channel opened for them (SHUFFLE_REPLY to an origin).
+        self.delivered = 0
         self._timers: list[tuple[int, int, bytes, tuple[str | bytes, ...]]] = []
         self._seq = 0
         self._timer_changed = trio.Event()
@@ -187,7 +194,14 @@ class Overlay:
         node = self.node
         for effect in effects:
             if isinstance(effect, SendTo):
-                self._send(group, effect.peer, effect.msg)
+                sent = self._send(group, effect.peer, effect.msg)
+                if not sent and effect.addr is not None and self._deliveries < MAX_DELIVERIES:
+                    # A reply to a peer we hold no channel to (a SHUFFLE's origin):
+                    # a short channel of its own carries it.
+                    self._deliveries += 1
+                    node._nursery.start_soon(
+                        self._deliver, group, effect.peer, effect.addr, effect.msg
+                    )
             elif isinstance(effect, SetTimer):
                 heapq.heappush(self._timers, (effect.at, self._seq, group, effect.key))
                 self._seq += 1
@@ -212,19 +226,43 @@ class Overlay:
             elif isinstance(effect, Deliver):
                 pass  # the node announces what it stores (EntriesAdded and the rest)
 
-    def _send(self, group: bytes, peer: bytes, msg: Message) -> None:
+    def _send(self, group: bytes, peer: bytes, msg: Message) -> bool:
+        """Queue ``msg`` on the channel to ``peer``; False if there is none (yet)."""
         conn = self.node._conns.get(peer)
         if conn is None or conn.ended:
-            return  # gone, or a reply to a peer we hold no connection to: dropped
+            return False
         gi = conn.replicator.session.index(group)
         if gi is None:
-            return
+            return False
         data = encode_gossip(gi, encode_message(msg))
         self.messages_sent += 1
         try:
             conn.send_later(data)
         except RemoteProtocolError as exc:  # that peer stopped reading
             self.node._close(conn, f"{exc.code.value}: {exc.message}")
+        return True
+
+    async def _deliver(self, group: bytes, peer: bytes, addr: str, msg: Message) -> None:
+        """Open a channel to ``peer`` at ``addr`` to send it ``msg``, then let it go
+        (unless a group wants it meanwhile). At most :data:`MAX_DELIVERIES` at once."""
+        node = self.node
+        try:
+            address = parse_address(addr)
+            if address is None or len(node._conns) >= node.max_connections:
+                return
+            with trio.move_on_after(DELIVERY_TIMEOUT):
+                try:
+                    stream = await node._open(*address, expected=peer)
+                except (OSError, P2PCommError, trio.BrokenResourceError):
+                    return
+                node._nursery.start_soon(node._run_connection, stream, True, address)
+                while not self._send(group, peer, msg):
+                    await node._wait_change()
+                self.managed.add(peer)
+                self.delivered += 1
+                self._release(peer)
+        finally:
+            self._deliveries -= 1
 
     def _release(self, peer: bytes) -> None:
         """A group let ``peer`` go: close the connection if gossip brought it and no
