@@ -602,6 +602,10 @@ class GroupLog:
         """Those of ``ids`` waiting because no valid signature covers them yet."""
         return self._ingestor.unauthenticated(ids)
 
+    def pending_share_full(self, owner: bytes) -> bool:
+        """Whether ``owner``'s entries fill its share of the pending set (03 Q4)."""
+        return self._ingestor.share_full(owner)
+
     def discard_owner(self, owner: bytes) -> int:
         """Forget the pending entries ``owner``'s ingests left (see
         :meth:`p2pcomm.core.log.Ingestor.discard_owner`)."""

@@ -70,6 +70,9 @@ MAX_WANT_MISSES = 4096
 #: Messages and asks a session may spend on nothing (06 6.17 H9): empty FORKS or WANT,
 #: and WANTs for entries this session already sent the peer. An honest peer sends none.
 MAX_WASTE = 1024
+#: WANT ids answered in one go; a longer WANT is answered a slice at a time by the
+#: writer (each slice reads and checks this many entries).
+WANT_AT_ONCE = 256
 #: Ids remembered per session as sent to the peer (for H9); past it, not tracked.
 MAX_SENT_TRACKED = 200_000
 #: Most entries ingested (and committed) in one store transaction.
@@ -406,32 +409,15 @@ class Replicator:
                 event.group, list(event.entries), bulk=event.bulk, live=event.live
             )
         elif isinstance(event, Wanted):
-            log = self.logs[event.group]
             again = sum(1 for i in event.ids if i in self._answered)
             self._waste((0 if event.ids else 1) + again, "WANT")
-            # 06 P4: an entry whose stored signature does not verify (it was stored on
-            # the strength of a successor) is not sent alone: the peer could not
-            # authenticate it and would take us for a forger.
-            found = [
-                e
-                for i in event.ids
-                if (x := log.get(i)) is not None
-                and (e := self._outgoing(event.group, x)) is not None
-                and verify_signature(e)
-            ]
-            self.want_misses += len(event.ids) - len(found)
-            if self.want_misses > MAX_WANT_MISSES:
-                raise RemoteProtocolError(
-                    ErrorCode.FLOOD,
-                    f"peer asked for {self.want_misses} entries we do not hold",
-                    expected=MAX_WANT_MISSES,
-                    found=self.want_misses,
-                )
-            s.send_entries(event.group, found, as_runs=False)
-            self.stats.entries_sent += len(found)
-            self._note_held(event.group, found)
-            if len(self._answered) < MAX_SENT_TRACKED:
-                self._answered.update(e.id for e in found)
+            if len(event.ids) <= WANT_AT_ONCE:
+                s.send_entries(event.group, self._wanted(event.group, event.ids), as_runs=False)
+            else:
+                # A long answer is a bulk job, a slice at a time, ahead of any catch-up:
+                # reading the store and checking signatures for 4,096 entries at once
+                # would hold up the node's other work (appends, other peers).
+                self._jobs.insert(0, self._answer_in_slices(event.group, event.ids))
         elif isinstance(event, ForkProofsReceived):
             self._waste(0 if event.proofs else 1, "FORKS")
             self._store_proofs(event.group, event.proofs)
@@ -455,6 +441,42 @@ class Replicator:
             if queued:
                 self._send_live(event.group, queued)
             self._want_missing(event.group)
+
+    def _wanted(self, group: bytes, ids: Sequence[bytes]) -> list[Entry]:
+        """What we send of the entries ``ids`` names (06 6.5.6), counted."""
+        log = self.logs[group]
+        # 06 P4: an entry whose stored signature does not verify (it was stored on
+        # the strength of a successor) is not sent alone: the peer could not
+        # authenticate it and would take us for a forger.
+        found = [
+            e
+            for i in ids
+            if (x := log.get(i)) is not None
+            and (e := self._outgoing(group, x)) is not None
+            and verify_signature(e)
+        ]
+        self.want_misses += len(ids) - len(found)
+        if self.want_misses > MAX_WANT_MISSES:
+            raise RemoteProtocolError(
+                ErrorCode.FLOOD,
+                f"peer asked for {self.want_misses} entries we do not hold",
+                expected=MAX_WANT_MISSES,
+                found=self.want_misses,
+            )
+        self.stats.entries_sent += len(found)
+        self._note_held(group, found)
+        if len(self._answered) < MAX_SENT_TRACKED:
+            self._answered.update(e.id for e in found)
+        return found
+
+    def _answer_in_slices(self, group: bytes, ids: Sequence[bytes]) -> Iterator[bytes]:
+        s = self.session
+        for i in range(0, len(ids), WANT_AT_ONCE):
+            last = i + WANT_AT_ONCE >= len(ids)
+            s.send_entries(
+                group, self._wanted(group, ids[i : i + WANT_AT_ONCE]), as_runs=False, more=not last
+            )
+            yield s.data_to_send()
 
     def _offer(self, g: bytes) -> None:
         grant = self.grants[g]
@@ -529,6 +551,13 @@ class Replicator:
         for eid in log.unauthenticated(e.id for e in entries):
             self._suspects[eid] = group
         self._publish(group)
+        if self.peer and result.rejected and log.pending_share_full(self.peer):
+            # 03 Q4: what it sent waits for what it never sends, past its share.
+            raise RemoteProtocolError(
+                ErrorCode.FLOOD,
+                f"peer's entries fill its share of the pending set of group {group.hex()[:16]} "
+                "(they wait for entries it does not send)",
+            )
 
     def _check_suspects(self, *, final_for: bytes | None = None) -> None:
         """An entry whose signature is bad and that nothing vouches for is forged (an

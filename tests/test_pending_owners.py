@@ -59,3 +59,20 @@ def test_a_body_heavy_peer_is_held_to_its_share_of_bytes() -> None:
     assert 0 < log._ingestor._pending.size[B] <= 3 * size
     assert log._ingestor.pending_of(B) < len(hostile)
     assert {r.error.code for r in result.rejected} == {ErrorCode.PENDING_FULL}
+
+
+def test_a_peer_past_its_share_is_closed_as_a_flood() -> None:
+    """06 H11: a peer whose entries fill its share of the pending set (they wait for
+    entries it never sends) is closed with ``flood``; its entries go with it."""
+    import pytest
+
+    from p2pcomm.errors import RemoteProtocolError
+    from p2pcomm.replication import Replicator
+
+    log, _, hostile = _chains()
+    log._ingestor.max_pending_per_owner = 5
+    rep = Replicator({log.group: log}, initiator=True, session_hash=bytes(64), peer=B)
+    with pytest.raises(RemoteProtocolError) as info:
+        rep._ingest(log.group, hostile, bulk=False, live=True)
+    assert info.value.code is ErrorCode.FLOOD
+    assert rep.discard_pending() == 5

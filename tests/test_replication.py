@@ -718,3 +718,28 @@ def test_a_fork_proof_that_does_not_verify_ends_the_session() -> None:
     with pytest.raises(RemoteProtocolError):
         rb.receive(frame(msg(Msg.FORKS, 0, [bytes(200)])))
     assert rb.stats.rejections.get("bad-fork-proof") == 1
+
+
+def test_a_long_want_is_answered_a_slice_at_a_time() -> None:
+    """A WANT of more than WANT_AT_ONCE ids is answered by the bulk job, a slice per
+    step (the node takes its lock per step, so other work goes on in between); the
+    peer gets one answer, ``more`` on all its messages but the last."""
+    from p2pcomm.replication import WANT_AT_ONCE
+
+    a = group_history(authors=3, entries=700, seed=47)
+    b = replica(all_entries(a))
+    ra, rb = replicator_pair(a, b)
+    pump(ra, rb)
+    ids = [e.id for e in all_entries(a)[: 2 * WANT_AT_ONCE + 10]]
+    ra.session.want(a.group, ids, again=True)
+    first = rb.receive(ra.session.data_to_send())
+    assert not [m for m in frames(first) if m[0] == Msg.ENTRIES]  # nothing yet
+    slices = []
+    while (chunk := rb.next_bulk()) is not None:
+        got = [m for m in frames(chunk) if m[0] == Msg.ENTRIES]
+        slices.append(got)
+        ra.receive(chunk)  # the peer accepts each part of the one answer
+    assert len(slices) == 3
+    assert [m[3] for s in slices for m in s][-1] is False
+    assert all(m[3] is True for s in slices[:-1] for m in s)
+    assert sum(len(m[2]) for s in slices for m in s) == len(ids)

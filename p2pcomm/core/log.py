@@ -858,6 +858,14 @@ class Ingestor:
         """Pending entries that ``owner``'s ingests left waiting."""
         return self._pending.count.get(owner, 0)
 
+    def share_full(self, owner: bytes) -> bool:
+        """Whether ``owner`` has used up its share of the pending set."""
+        p = self._pending
+        return (
+            p.count.get(owner, 0) >= self.max_pending_per_owner
+            or p.size.get(owner, 0) >= self.max_pending_bytes_per_owner
+        )
+
     def discard_owner(self, owner: bytes) -> int:
         """Forget the pending entries ``owner``'s ingests left (its connection ended):
         they cost it, not the others; another peer may offer them again. Returns how

@@ -490,9 +490,12 @@ class SyncSession:
         self._send((Msg.SUMMARY, gi, g.our_fp))
         self._compare(g)
 
-    def send_entries(self, group: bytes, entries: Iterable[Entry], *, as_runs: bool = True) -> None:
+    def send_entries(
+        self, group: bytes, entries: Iterable[Entry], *, as_runs: bool = True, more: bool = False
+    ) -> None:
         """Queue entries for the peer. ``as_runs`` packs them as RUN messages (entries
-        must be in causal order); otherwise as full encodings (answer to WANT)."""
+        must be in causal order); otherwise as full encodings (answer to WANT), whose
+        last ENTRIES message says ``more`` (True: a later call continues the answer)."""
         gi, _g = self._group(group)
         if as_runs:
             for run in build_runs(entries):
@@ -509,7 +512,7 @@ class SyncSession:
                     batch, size = [], 0
                 batch.append(blob)
                 size += len(blob)
-            self._send((Msg.ENTRIES, gi, batch, False))
+            self._send((Msg.ENTRIES, gi, batch, more))
 
     def _send_run(self, gi: int, run: list[Entry]) -> None:
         start = 0

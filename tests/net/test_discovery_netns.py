@@ -116,6 +116,11 @@ class Node:
         self.seen: list[dict[str, Any]] = []
 
     def wait_for(self, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first line so far or to come that ``pred`` accepts (what happens on
+        two nodes has no fixed order: an item may arrive before the discovery event)."""
+        for doc in self.seen:
+            if pred(doc):
+                return doc
         assert self.proc.stdout is not None
         deadline = time.monotonic() + DEADLINE
         with selectors.DefaultSelector() as sel:
