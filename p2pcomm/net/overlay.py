@@ -61,7 +61,7 @@ from ..core.gossip import (
     decode_message,
     encode_message,
 )
-from ..core.gossip.messages import Gossip, Join, Message, Neighbor, Shuffle
+from ..core.gossip.messages import Gossip, IHave, Join, Message, Neighbor, Shuffle
 from ..core.log import Entry, encode_entry
 from ..core.sync import encode_gossip
 from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
@@ -77,6 +77,8 @@ _UNSPECIFIED = ("", "0.0.0.0", "::")
 #: Channels opened at once only to deliver a message (a SHUFFLE_REPLY), and how long
 #: one may take (s).
 MAX_DELIVERIES = 4
+#: Entry ids remembered per peer as held by it (to leave them out of announcements).
+HELD_PER_PEER = 4096
 DELIVERY_TIMEOUT = 10.0
 
 
@@ -119,6 +121,10 @@ class Overlay:
         #: Disconnect close).
         self.managed: set[bytes] = set()
         self._deliveries = 0
+        #: Per peer, entries it is known to have (recent ones), and announcements
+        #: left out for that reason.
+        self._held: dict[bytes, dict[bytes, None]] = {}
+        self.announcements_saved = 0
         #: Messages sent over a channel opened for them (SHUFFLE_REPLY to an origin).
         self.delivered = 0
         self._timers: list[tuple[int, int, bytes, tuple[str | bytes, ...]]] = []
@@ -226,14 +232,40 @@ class Overlay:
             elif isinstance(effect, Deliver):
                 pass  # the node announces what it stores (EntriesAdded and the rest)
 
+    def _holds(self, peer: bytes) -> dict[bytes, None]:
+        held = self._held.get(peer)
+        if held is None:
+            held = self._held[peer] = {}
+        return held
+
+    def _note_holds(self, peer: bytes, ids: Iterable[bytes]) -> None:
+        """``peer`` has these entries (it sent or announced them, or we sent them)."""
+        held = self._holds(peer)
+        for i in ids:
+            held[i] = None
+        while len(held) > HELD_PER_PEER:
+            del held[next(iter(held))]
+
     def _send(self, group: bytes, peer: bytes, msg: Message) -> bool:
-        """Queue ``msg`` on the channel to ``peer``; False if there is none (yet)."""
+        """Queue ``msg`` on the channel to ``peer``; False if there is none (yet).
+        Announcements of entries the peer is known to have are left out (it would
+        ignore them)."""
         conn = self.node._conns.get(peer)
         if conn is None or conn.ended:
             return False
         gi = conn.replicator.session.index(group)
         if gi is None:
             return False
+        if isinstance(msg, IHave):
+            held = self._holds(peer)
+            items = tuple(item for item in msg.items if item[0] not in held)
+            self.announcements_saved += len(msg.items) - len(items)
+            if not items:
+                return True
+            msg = IHave(items)
+            self._note_holds(peer, (i for i, _ in items))
+        elif isinstance(msg, Gossip):
+            self._note_holds(peer, (msg.id,))
         data = encode_gossip(gi, encode_message(msg))
         self.messages_sent += 1
         try:
@@ -321,6 +353,7 @@ class Overlay:
                     self.feed(group, Verdict(eid, False))
         self.offers.pop(peer, None)
         self.managed.discard(peer)
+        self._held.pop(peer, None)
 
     def received(self, conn: _Conn, group: bytes, blob: bytes) -> None:
         """A GOSSIP message from ``conn``'s peer. Raises RemoteProtocolError when it is
@@ -336,6 +369,9 @@ class Overlay:
             ) from None
         if isinstance(msg, Gossip):
             self.payloads_received += 1
+            self._note_holds(conn.peer_id, (msg.id,))
+        elif isinstance(msg, IHave):
+            self._note_holds(conn.peer_id, (i for i, _ in msg.items))
         msg = _with_seen_host(msg, conn)
         if isinstance(msg, Join | Neighbor):
             self.managed.add(conn.peer_id)
