@@ -122,7 +122,7 @@ FLUSH_AFTER = 0.01
 #: (removed, banned, or an invitee now a member); the reason names the group.
 CLOSE_ACCESS = 0x8001
 #: Replies waiting for a peer that does not read, before it counts as flooding.
-MAX_QUEUED_BYTES = 32 * 1024 * 1024
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
 #: Failed dials in a row after which an address found by discovery is left alone
 #: (until its node advertises again).
 MAX_HINT_FAILURES = 5
