@@ -7,8 +7,9 @@ driver: it performs the effects and feeds back inputs, as ``p2pcomm.net`` does o
 sockets, with a stand-in for the node's verify-and-store step (an entry is valid when its
 id is the BLAKE2b-256 of its payload; a node's store is a dict of ids).
 
-* Virtual time in integer milliseconds; a heap of ``(time, seq, node, incarnation,
-  input)``; ``seq`` breaks ties in insertion order, so a run is a function of the seed.
+* Virtual time in integer milliseconds; events run in order of time, then of
+  scheduling (a heap of the times that have events, a FIFO of events per time), so a
+  run is a function of the seed.
 * One ``random.Random(seed)`` for the network; each node gets
   ``random.Random(network.getrandbits(64))``. Nothing iterates a ``set``.
 * Links: the latency of each pair of nodes is drawn once (uniform in ``latency_ms``);
@@ -38,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,9 +149,13 @@ class Sim:
         self.nodes: list[SimNode] = []
         self.by_id: dict[bytes, int] = {}
         self.members: dict[bytes, None] = {}
-        self._heap: list[tuple[int, int, int, int, Any]] = []
+        #: the event queue: a heap of the times that have events, and per time the
+        #: events ``(node, incarnation, item)`` in the order they were scheduled
+        self._times: list[int] = []
+        self._buckets: dict[int, deque[tuple[int, int, Any]]] = {}
         self._seq = 0
-        self._lat: dict[tuple[int, int], int] = {}
+        #: link latencies, drawn once per pair: (a << 32 | b) and (b << 32 | a) -> ms
+        self._lat: dict[int, int] = {}
         #: open connections: pair -> generation (a stale close never ends a newer one)
         self._conns: dict[tuple[int, int], int] = {}
         self.trace: list[tuple[int, int, str]] | None = [] if trace else None
@@ -208,15 +214,18 @@ class Sim:
     # ------------------------------------------------------------ network
 
     def latency(self, a: int, b: int) -> int:
-        key = (a, b) if a < b else (b, a)
-        lat = self._lat.get(key)
+        lat = self._lat.get((a << 32) | b)
         if lat is None:
-            lat = self._lat[key] = self.rng.randint(*self.latency_ms)
+            lat = self.rng.randint(*self.latency_ms)
+            self._lat[(a << 32) | b] = self._lat[(b << 32) | a] = lat
         return lat
 
     def _push(self, at: int, node: int, inc: int, item: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, node, inc, item))
+        bucket = self._buckets.get(at)
+        if bucket is None:
+            bucket = self._buckets[at] = deque()
+            heapq.heappush(self._times, at)
+        bucket.append((node, inc, item))
 
     def _cut(self, a: int, b: int) -> bool:
         return self.nodes[a].side != self.nodes[b].side
@@ -298,37 +307,59 @@ class Sim:
     # ------------------------------------------------------------ running
 
     def run_for(self, ms: int) -> None:
-        self.run_until(lambda: False, timeout_ms=ms)
+        """Run every event due in the next ``ms`` milliseconds."""
+        end = self.now + ms
+        self._run(end, None)
+        self.now = max(self.now, end)
 
     def run_until(self, pred: Callable[[], bool], *, timeout_ms: int) -> bool:
         """Run events until ``pred()`` holds (checked between events) or the time is up."""
         end = self.now + timeout_ms
-        heap = self._heap
-        nodes = self.nodes
-        while heap and heap[0][0] <= end:
-            if pred():
-                return True
-            at, _, i, inc, item = heapq.heappop(heap)
-            self.now = at
-            node = nodes[i]
-            if not node.alive or (inc != _ANY and inc != node.incarnation):
-                continue
-            if node.frozen_until > at:
-                self._push(node.frozen_until, i, inc, item)
-                continue
-            self._step(node, item)
+        if self._run(end, pred):
+            return True
         ok = pred()
         self.now = max(self.now, end)
         return ok
 
+    def _run(self, end: int, pred: Callable[[], bool] | None) -> bool:
+        """The event loop: True as soon as ``pred()`` holds (never without ``pred``).
+
+        Events run in (time, order scheduled): the earliest time's bucket first, each
+        bucket first in first out, and an event scheduled earlier than the bucket being
+        run (a timer in the past) runs before the rest of that bucket."""
+        times = self._times
+        buckets = self._buckets
+        nodes = self.nodes
+        step = self._step
+        while times and times[0] <= end:
+            at = times[0]
+            bucket = buckets[at]
+            while bucket:
+                if pred is not None and pred():
+                    return True
+                i, inc, item = bucket.popleft()
+                self.now = at
+                node = nodes[i]
+                if not node.alive or (inc != _ANY and inc != node.incarnation):
+                    continue
+                if node.frozen_until > at:
+                    self._push(node.frozen_until, i, inc, item)
+                    continue
+                step(node, item)
+                if times[0] != at:
+                    break  # something was scheduled before ``at``
+            else:
+                heapq.heappop(times)
+                del buckets[at]
+        return False
+
     def _step(self, node: SimNode, item: Any) -> None:
         self.events += 1
-        if isinstance(item, tuple):
+        event: Input
+        if type(item) is tuple:
             if item[0] == "wire":
                 sender, data = item[1], item[2]
-                event: Input = Received(sender, decode_message(data))
-            elif item[0] == "obj":
-                event = Received(item[1], item[2])
+                event = Received(sender, decode_message(data))
             elif item[0] == "down":
                 if item[2] in self._conns:
                     return  # a newer connection between the pair is open
@@ -342,16 +373,17 @@ class Sim:
             event = item
         if self.trace is not None:
             self.trace.append((self.now, node.index, _describe(event)))
-        if isinstance(event, Received) and isinstance(event.msg, Gossip):
+        if type(event) is Received and type(event.msg) is Gossip:
             node.payloads_received += 1
         self._apply(node.index, node.state.handle(self.now, event))
 
     def _apply(self, i: int, effects: list[Effect]) -> None:
+        # exact type tests: the effect classes are final, and this is the hot path
         node = self.nodes[i]
         for eff in effects:
-            if isinstance(eff, SendTo):
+            if type(eff) is SendTo:
                 self._send(node, eff.peer, eff.msg)
-            elif isinstance(eff, SetTimer):
+            elif type(eff) is SetTimer:
                 self._push(eff.at, i, node.incarnation, TimerFired(eff.key))
             elif isinstance(eff, Offer):
                 self._offer(node, eff)
@@ -406,17 +438,24 @@ class Sim:
             return
         self.messages += 1
         node.sent += 1
-        if self._cut(node.index, j) or (self.loss and self.rng.random() < self.loss):
+        i = node.index
+        if node.side != self.nodes[j].side or (self.loss and self.rng.random() < self.loss):
             self.dropped += 1
             return
-        at = self.now + self.latency(node.index, j) + extra
+        lat = self._lat.get((i << 32) | j)
+        at = self.now + (self.latency(i, j) if lat is None else lat) + extra
         if self.wire:
             data = encode_message(msg)
             self.bytes += len(data)
             node.bytes_sent += len(data)
-            self._push(at, j, _ANY, ("wire", node.id, data))
+            item: Any = ("wire", node.id, data)
         else:
-            self._push(at, j, _ANY, ("obj", node.id, msg))
+            item = Received(node.id, msg)
+        bucket = self._buckets.get(at)
+        if bucket is None:
+            bucket = self._buckets[at] = deque()
+            heapq.heappush(self._times, at)
+        bucket.append((j, _ANY, item))
 
     def _misbehave(self, node: SimNode, b: Behaviour, msg: Message) -> Message | None:
         if b.silent:
