@@ -87,6 +87,19 @@ def test_duplicate_prunes_sender() -> None:
     assert pid(2) in g.tree.lazy and pid(2) not in g.tree.eager
 
 
+def test_duplicate_from_a_lazy_peer_is_pruned_again() -> None:
+    # 1: EID comes from 1, then a copy from 2: 2 goes lazy, PRUNE to 2 (lost on the way).
+    # 2: 2 still holds us eager and pushes EID2 after 1 did: PRUNE again, or 2 would
+    #    push every later entry to us, each one a duplicate.
+    g = make()
+    for t, eid in ((10, EID), (20, EID2)):
+        g.handle(t, Received(pid(1), m.Gossip(eid, 0, b"p")))
+        g.handle(t + 1, Verdict(eid, ok=True))
+        out = g.handle(t + 2, Received(pid(2), m.Gossip(eid, 0, b"p")))
+        assert sends(out) == [(pid(2), m.Prune())]
+        assert pid(2) in g.tree.lazy and pid(2) not in g.tree.eager
+
+
 def test_lazy_peers_get_batched_ihave() -> None:
     g = make()
     g.handle(0, Received(pid(2), m.Prune()))

@@ -5,11 +5,13 @@ Theory of operation
 Each neighbour (a peer of the active view) is *eager* or *lazy*. A new entry goes in
 full (``GOSSIP``) to eager neighbours and as an announcement (``IHAVE``, batched for
 ``dispatch_timeout``) to lazy ones. A node that receives an entry it already has moves
-the sender to lazy and answers ``PRUNE``; the eager links thus shrink to a spanning tree.
-A node that hears an announcement of an entry it lacks sets a graft timer; when it fires
-and the entry still has not come, it sends ``GRAFT`` to an announcer (making that link
-eager again and asking for the entry), and tries the next announcer ``graft_timeout_2``
-later. That repairs the tree after losses and failures.
+the sender to lazy and answers ``PRUNE`` (again, if the sender is lazy already: a lost
+or crossed ``PRUNE`` must not leave the link eager on the far side for good); the eager
+links thus shrink towards a spanning tree. A node that hears an announcement of an entry
+it lacks sets a graft timer; when it fires and the entry still has not come, it sends
+``GRAFT`` to an announcer (making that link eager again and asking for the entry), and
+tries the next announcer ``graft_timeout_2`` later. That repairs the tree after losses
+and failures.
 
 Verify before forwarding (DESIGN hard requirement 2): a received entry is *pending*
 until the node's :class:`~.events.Verdict`; only an accepted entry is delivered,
@@ -145,6 +147,17 @@ class Plumtree:
             self.stats.prunes_sent += 1
             out.append(SendTo(peer, Prune()))
 
+    def _duplicate(self, peer: bytes, now: int, out: list[Effect]) -> None:
+        """``peer`` sent a copy of an entry that had already come (B3)."""
+        if peer in self.lazy:
+            # It still pushes to us although we made it lazy: our PRUNE was lost or
+            # crossed one of its messages (a GRAFT, a first copy). Say it again: nothing
+            # else would, and every entry it forwards would be a duplicate here.
+            self.stats.prunes_sent += 1
+            out.append(SendTo(peer, Prune()))
+        elif now - self.useful.get(peer, -(2**62)) >= self.config.prune_grace:
+            self._to_lazy(peer, out)
+
     def _to_eager(self, peer: bytes) -> None:
         if peer in self.lazy:
             del self.lazy[peer]
@@ -204,8 +217,7 @@ class Plumtree:
         self.stats.payloads_received += 1
         if msg.id in self.seen:
             self.stats.duplicates += 1
-            if now - self.useful.get(peer, -(2**62)) >= self.config.prune_grace:
-                self._to_lazy(peer, out)
+            self._duplicate(peer, now, out)
             return
         copies = self.pending.get(msg.id)
         if copies is not None:
@@ -235,8 +247,7 @@ class Plumtree:
         self._remember(id, now)
         self.useful[peer] = now
         for other, _, _ in copies[1:]:
-            if now - self.useful.get(other, -(2**62)) >= self.config.prune_grace:
-                self._to_lazy(other, out)
+            self._duplicate(other, now, out)
         if known:
             return
         self.stats.delivered += 1
