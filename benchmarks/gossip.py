@@ -34,6 +34,9 @@ Figures:
   reaches every live node (30 s cap).
 * ``overlay_component_nodes``, ``active_view_mean``, ``active_view_min``: the overlay
   at the end of the main run (nodes reachable from node 0; active view sizes).
+* ``eager_links_mean``: neighbours a live node pushes entries to in full at the end of
+  the main run (a spanning tree gives about 2; each entry then costs about this many
+  copies per node, less one).
 * ``sim_seconds``: wall time of the main run (build and broadcasts);
   ``sim_events_per_s`` its rate.
 """
@@ -124,6 +127,9 @@ def main_run(n: int, b: int, seed: int = 1) -> dict[str, object]:
         ),
         "overlay_component_nodes": len(sim.connected_component(0, live)),
         "active_view_mean": round(float(report["active_mean"]), 2),  # type: ignore[arg-type]
+        "eager_links_mean": round(
+            sum(len(sim.nodes[i].state.tree.eager) for i in live) / max(1, len(live)), 2
+        ),
         "active_view_min": report["active_min"],
         "sim_seconds": round(wall, 2),
         "sim_events_per_s": int(sim.events / wall),
