@@ -465,7 +465,7 @@ class Node:
 
     async def connect(self, host: str, port: int) -> bytes:
         """Dial once and run the connection in the background; returns the peer id."""
-        stream = await open_secure_stream(host, port, identity=self._signer)
+        stream = await self._open(host, port)
         peer = stream.peer_id
         self._nursery.start_soon(self._run_connection, stream, True, (host, port))
         return peer
@@ -819,7 +819,7 @@ class Node:
                     if not self._keep_dialing(address):
                         return
                 try:
-                    stream = await open_secure_stream(host, port, identity=self._signer)
+                    stream = await self._open(host, port)
                 except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
                     logger.debug("dial %s:%d failed: %s", host, port, exc)
                     wait = delay * (0.5 + random.random())

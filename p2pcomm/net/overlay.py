@@ -65,11 +65,12 @@ from ..core.gossip.messages import Gossip, IHave, Join, Message, Neighbor, Shuff
 from ..core.log import Entry, encode_entry
 from ..core.sync import encode_gossip
 from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
+from ..store.addresses import format_address, parse_address
 
 if TYPE_CHECKING:
     from .node import Node, _Conn
 
-__all__ = ["Overlay", "format_address", "parse_address"]
+__all__ = ["Overlay"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,22 +83,12 @@ HELD_PER_PEER = 4096
 DELIVERY_TIMEOUT = 10.0
 
 
-def format_address(host: str, port: int) -> str:
-    """``host:port`` text (07 7.2), brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_address(text: str) -> tuple[str, int] | None:
-    """``(host, port)`` of ``host:port`` text, or None if it is not one."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+def _address(text: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` text from a peer (07 7.2), or None."""
+    try:
+        return parse_address(text)
+    except ValueError:
         return None
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    number = int(port)
-    if not 0 < number < 65536:
-        return None
-    return host, number
 
 
 @dataclass(slots=True)
@@ -279,7 +270,7 @@ class Overlay:
         (unless a group wants it meanwhile). At most :data:`MAX_DELIVERIES` at once."""
         node = self.node
         try:
-            address = parse_address(addr)
+            address = _address(addr)
             if address is None or len(node._conns) >= node.max_connections:
                 return
             with trio.move_on_after(DELIVERY_TIMEOUT):
@@ -310,7 +301,7 @@ class Overlay:
 
     async def _dial(self, group: bytes, peer: bytes, addr: str) -> None:
         node = self.node
-        address = parse_address(addr)
+        address = _address(addr)
         if address is None or len(node._conns) >= node.max_connections:
             self.feed(group, DialFailed(peer))
             return
@@ -427,7 +418,7 @@ def _with_seen_host(msg: Message, conn: _Conn) -> Message:
     if isinstance(msg, Join | Neighbor | Shuffle):
         if isinstance(msg, Shuffle) and msg.origin != conn.peer_id:
             return msg
-        address = parse_address(msg.addr)
+        address = _address(msg.addr)
         if address is not None and address[0] in _UNSPECIFIED and conn.address[0]:
             fixed = format_address(conn.address[0], address[1])
             if isinstance(msg, Join):
