@@ -408,6 +408,11 @@ def find_member(state: GroupState, text: str) -> bytes:
         raise NotFoundError(
             ErrorCode.AMBIGUOUS, f"{len(named)} members are named {t!r}: use their pc1... id"
         )
+    if t.lower().startswith(ID_TEXT_PREFIX) and len(t) < MIN_PREFIX:
+        raise NotFoundError(
+            ErrorCode.NOT_FOUND,
+            f"no member {t!r} in this group (an id prefix needs {MIN_PREFIX} characters or more)",
+        )
     raise NotFoundError(ErrorCode.NOT_FOUND, f"no member {t!r} in this group")
 
 

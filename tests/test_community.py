@@ -285,6 +285,9 @@ def test_find_member_and_item(a_store: SqliteStore, clock: Clock) -> None:
     with pytest.raises(NotFoundError) as info:
         club.find_member("erin")
     assert info.value.code is ErrorCode.NOT_FOUND
+    with pytest.raises(NotFoundError) as info:
+        club.find_member(bob_text[:7])  # a prefix too short to name anyone: says so
+    assert "8 characters" in info.value.message
     with pytest.raises(NotFoundError):
         club.find_member(dave_text[:-1] + ("a" if dave_text[-1] != "a" else "b"))
 
