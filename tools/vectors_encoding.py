@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REVISION = 3
+REVISION = 4
 
 Json = dict[str, Any]
 

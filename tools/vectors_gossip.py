@@ -5,19 +5,26 @@ Types:
 * ``constants``: the message version, the kind numbers and the decoding limits;
 * ``message``: a message's fields (``kind`` plus one key per position, bytes in hex) and
   its canonical bytes (07 section 7.2);
-* ``message-decode``: bytes every decoder must refuse, with the error name (07 G1 to G4).
+* ``message-decode``: bytes every decoder must refuse, with the error name (07 G1 to G4);
+* ``entry``: an entry (03, encoded in full) and the payload a ``gossip`` message carries
+  for it (07 N7, revision 4), with the group it is read for;
+* ``entry-decode``: payloads a node must refuse, with the error name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from vectors_identity import test_key
+
 from p2pcomm.core import crypto
 from p2pcomm.core.encoding import encode
 from p2pcomm.core.gossip import messages as m
-from p2pcomm.errors import DecodeError
+from p2pcomm.core.log import create_entry, create_genesis, encode_entry
+from p2pcomm.core.sync import decode_gossip_entry, encode_gossip_entry
+from p2pcomm.errors import DecodeError, RemoteProtocolError
 
-REVISION = 3
+REVISION = 4
 
 
 def peer(name: str) -> bytes:
@@ -172,8 +179,94 @@ def generate() -> dict[str, Any]:
                 "fail": code,
             }
         )
+    vectors.extend(entry_vectors())
     return {
         "description": "gossip messages (07-gossip.md): canonical bytes and refusals",
         "revision": REVISION,
         "vectors": vectors,
     }
+
+
+def entry_vectors() -> list[dict[str, Any]]:
+    genesis = create_genesis(test_key("alice"), timestamp=T, body=b"gossip vectors")
+    g = genesis.id
+    bob = test_key("bob")
+    e1 = create_entry(
+        bob,
+        group=g,
+        seq=1,
+        prev=None,
+        links=[g],
+        timestamp=T + 1000,
+        kind=32,
+        body=b"hello, everyone",
+    )
+    e2 = create_entry(
+        bob,
+        group=g,
+        seq=2,
+        prev=e1.id,
+        links=[],
+        timestamp=T + 2500,
+        kind=32,
+        body=b"deleted later",
+    ).without_body()
+    out: list[dict[str, Any]] = []
+    for name, description, e in (
+        ("entry-genesis", "a group's genesis (its group field is zero, 03)", genesis),
+        ("entry-post", "a post with a link and a body", e1),
+        ("entry-header-only", "an entry held without its body (hash and size sent)", e2),
+    ):
+        out.append(
+            {
+                "type": "entry",
+                "name": name,
+                "description": description,
+                "group": g.hex(),
+                "entry": encode_entry(e).hex(),
+                "id": e.id.hex(),
+                "payload": encode_gossip_entry(e).hex(),
+            }
+        )
+    h = e1.header
+    item = [0, h.kind, list(h.links), e1.body, e1.signature]
+    seq_u16 = encode([h.author, 1, None, h.timestamp, [item]])
+    seq_u16 = seq_u16[:35] + b"\xcd\x00\x01" + seq_u16[36:]
+    fails = [
+        (
+            "fail-entry-delta",
+            "the item's timestamp delta is not 0",
+            encode([h.author, h.seq, h.prev, h.timestamp - 1, [[1, *item[1:]]]]),
+        ),
+        (
+            "fail-entry-two",
+            "two items",
+            encode([h.author, h.seq, h.prev, h.timestamp, [item, item]]),
+        ),
+        ("fail-entry-four", "four fields", encode([h.author, h.seq, h.prev, h.timestamp])),
+        ("fail-entry-not-canonical", "the sequence number as a 16-bit integer", seq_u16),
+        (
+            "fail-entry-signature",
+            "a 63-byte signature",
+            encode([h.author, h.seq, h.prev, h.timestamp, [[*item[:4], e1.signature[:63]]]]),
+        ),
+        ("fail-entry-full", "an entry encoded in full (03) instead", encode_entry(e1)),
+    ]
+    for name, description, data in fails:
+        try:
+            decode_gossip_entry(g, data)
+        except RemoteProtocolError as exc:
+            code = exc.code.value
+        else:  # pragma: no cover - a generator bug
+            raise AssertionError(f"{name} decodes")
+        out.append(
+            {
+                "type": "entry-decode",
+                "name": name,
+                "description": description,
+                "group": g.hex(),
+                "payload": data.hex(),
+                "fail": code,
+            }
+        )
+    return out

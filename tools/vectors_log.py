@@ -37,7 +37,7 @@ from p2pcomm.core.log import (
     entry_id,
 )
 
-REVISION = 3
+REVISION = 4
 
 Json = dict[str, Any]
 

@@ -86,7 +86,9 @@ __all__ = [
     "Tip",
     "Wanted",
     "build_runs",
+    "decode_gossip_entry",
     "encode_gossip",
+    "encode_gossip_entry",
     "group_token",
     "merge_by_position",
     "plan_send",
@@ -526,14 +528,9 @@ class SyncSession:
             while i < len(run) and len(items) < MAX_RUN and size < RUN_BYTES:
                 e = run[i]
                 h = e.header
-                dt = h.timestamp - ts
+                items.append(_run_item(e, h.timestamp - ts))
                 ts = h.timestamp
-                if e.body is not None:
-                    items.append([dt, h.kind, list(h.links), e.body, e.signature])
-                    size += len(e.body)
-                else:
-                    items.append([dt, h.kind, list(h.links), h.body_hash, e.signature, h.body_size])
-                size += 100 + 32 * len(h.links)
+                size += 100 + 32 * len(h.links) + (0 if e.body is None else len(e.body))
                 i += 1
             self._send((Msg.RUN, gi, h0.author, h0.seq, h0.prev, h0.timestamp, items))
             start = i
@@ -785,6 +782,46 @@ class SyncSession:
         Msg.FORKS: on_forks,
         Msg.GOSSIP: on_gossip,
     }
+
+
+def _run_item(e: Entry, dt: int) -> list[object]:
+    """One entry of a RUN (6.5.4): what the receiver cannot recompute."""
+    h = e.header
+    if e.body is not None:
+        return [dt, h.kind, list(h.links), e.body, e.signature]
+    return [dt, h.kind, list(h.links), h.body_hash, e.signature, h.body_size]
+
+
+def encode_gossip_entry(entry: Entry) -> bytes:
+    """An entry as the payload of a gossip message (07 N7, revision 4): the fields of a
+    one-entry RUN, ``[author, seq, prev, timestamp, [item]]`` with a delta of 0. The
+    group (known from the GOSSIP message's ``gi``), the body's hash and size are left
+    out: the receiver recomputes them, and with them the entry id."""
+    h = entry.header
+    return cast(
+        bytes,
+        _packb([h.author, h.seq, h.prev, h.timestamp, [_run_item(entry, 0)]], use_bin_type=True),
+    )
+
+
+def decode_gossip_entry(group: bytes, payload: bytes) -> Entry:
+    """The entry a gossip payload carries for ``group`` (07 N7); :class:`RemoteProtocolError`
+    (``malformed``, ``not-canonical``, ...) if the payload is not exactly
+    :func:`encode_gossip_entry`'s form. Headers are rebuilt as for a RUN: the id is
+    computed here, and the signature is checked later, by ingest."""
+    try:
+        value = _raw_unpack(payload, _LIMITS)
+        fields = expect_array(value, "gossip entry", length=5)
+        item = expect_array(fields[4], "gossip entry items", length=1)[0]
+        if type(item) is not list or not item or item[0] != 0:
+            raise _err(ErrorCode.MALFORMED, "gossip entry: the timestamp delta must be 0")
+        if _packb(value, use_bin_type=True) != payload:
+            raise _err(ErrorCode.NOT_CANONICAL, "gossip entry is not canonical msgpack")
+        return decode_run(group, [Msg.RUN, 0, *fields])[0]
+    except DecodeError as exc:
+        raise _err(
+            exc.code, f"bad gossip entry: {exc.message}", expected=exc.expected, found=exc.found
+        ) from None
 
 
 def decode_run(group: bytes, msg: list[Value]) -> list[Entry]:

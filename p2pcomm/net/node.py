@@ -50,9 +50,9 @@ from ..core.gossip import GossipConfig, Offer
 from ..core.identity import KeyPair
 from ..core.intent import Intent, Planner
 from ..core.invitation import InvitationCode
-from ..core.log import Entry, Header, decode_entry
+from ..core.log import Entry, Header
 from ..core.membership import GroupState, Kind, Role
-from ..core.sync import MAX_PROOFS
+from ..core.sync import MAX_PROOFS, decode_gossip_entry
 from ..errors import (
     ErrorCode,
     NotFoundError,
@@ -1191,7 +1191,7 @@ class Node:
         for group, offer in offers:
             log = self.logs.get(group)
             try:
-                entry = decode_entry(offer.payload)
+                entry = decode_gossip_entry(group, offer.payload)
             except P2PCommError as exc:
                 ov.judge(group, offer.id, ok=False)
                 raise RemoteProtocolError(

@@ -62,8 +62,8 @@ from ..core.gossip import (
     encode_message,
 )
 from ..core.gossip.messages import Gossip, IHave, Join, Message, Neighbor, Shuffle
-from ..core.log import Entry, encode_entry
-from ..core.sync import encode_gossip
+from ..core.log import Entry
+from ..core.sync import encode_gossip, encode_gossip_entry
 from ..errors import ErrorCode, P2PCommError, RemoteProtocolError
 from ..store.addresses import format_address, parse_address
 
@@ -393,7 +393,7 @@ class Overlay:
             if g.offered.pop(e.id, None) is not None:
                 self.feed(group, Verdict(e.id, True))
             elif own or live:
-                self.feed(group, Broadcast(e.id, encode_entry(e)))
+                self.feed(group, Broadcast(e.id, encode_gossip_entry(e)))
 
     # -- timers
 

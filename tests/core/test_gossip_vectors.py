@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from p2pcomm.core.gossip import messages as m
-from p2pcomm.errors import DecodeError
+from p2pcomm.core.log import decode_entry, encode_entry
+from p2pcomm.core.sync import decode_gossip_entry, encode_gossip_entry
+from p2pcomm.errors import DecodeError, RemoteProtocolError
 
 PATH = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "gossip.json"
 DOC = json.loads(PATH.read_text(encoding="utf-8"))
-HANDLED = {"constants", "message", "message-decode"}
+HANDLED = {"constants", "message", "message-decode", "entry", "entry-decode"}
 
 
 def of(kind: str) -> list[dict[str, Any]]:
@@ -82,3 +84,37 @@ def test_refused(v: dict[str, Any]) -> None:
     with pytest.raises(DecodeError) as exc:
         m.decode_message(bytes.fromhex(v["bytes"]))
     assert exc.value.code.value == v["fail"]
+
+
+@pytest.mark.parametrize("v", of("entry"), ids=lambda v: v["name"])
+def test_gossip_entry(v: dict[str, Any]) -> None:
+    """07 N7: the payload is the entry in RUN form; reading it back rebuilds the full
+    entry, its id included, for the group the message names."""
+    full = bytes.fromhex(v["entry"])
+    payload = bytes.fromhex(v["payload"])
+    assert encode_gossip_entry(decode_entry(full)) == payload
+    entry = decode_gossip_entry(bytes.fromhex(v["group"]), payload)
+    assert encode_entry(entry) == full
+    assert entry.id.hex() == v["id"]
+    assert len(payload) < len(full)
+
+
+@pytest.mark.parametrize("v", of("entry-decode"), ids=lambda v: v["name"])
+def test_gossip_entry_refused(v: dict[str, Any]) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_gossip_entry(bytes.fromhex(v["group"]), bytes.fromhex(v["payload"]))
+    assert info.value.code.value == v["fail"]
+
+
+@pytest.mark.parametrize("v", of("entry"), ids=lambda v: v["name"])
+def test_gossip_entry_cut_short_or_moved(v: dict[str, Any]) -> None:
+    """Every truncation is a typed refusal; read for another group, the payload gives
+    another entry id, which the node refuses as not the message's id (07 N7)."""
+    payload = bytes.fromhex(v["payload"])
+    group = bytes.fromhex(v["group"])
+    for cut in range(len(payload)):
+        with pytest.raises(RemoteProtocolError):
+            decode_gossip_entry(group, payload[:cut])
+    other = decode_gossip_entry(bytes(31) + b"\x01", payload)
+    if v["name"] != "entry-genesis":  # a genesis names no group (03)
+        assert other.id.hex() != v["id"]
