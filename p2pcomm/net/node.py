@@ -85,7 +85,7 @@ from .events import (
     item_from_entry,
 )
 from .live import LiveGroup
-from .overlay import Overlay
+from .overlay import ANTI_ENTROPY, Overlay
 from .transport import SecureStream, open_secure_stream, serve_secure
 
 if TYPE_CHECKING:
@@ -164,6 +164,8 @@ class NodeStatistics:
     refused_connections: int = 0
     #: Gossip: this node's neighbours per group it gossips in (spec/07-gossip.md).
     neighbours: Mapping[bytes, tuple[bytes, ...]] = field(default_factory=dict)
+    #: Gossip: anti-entropy rounds that synced with a peer (07 7.12 N10).
+    anti_entropy_rounds: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -511,6 +513,7 @@ class Node:
                 if (ov := self.overlay) is not None
                 else {}
             ),
+            anti_entropy_rounds=ov.anti_entropy_rounds if ov is not None else 0,
         )
 
     def _refused_at_accept(self, reason: Refusal, host: str) -> None:
@@ -1398,6 +1401,7 @@ async def open_node(
     gossip: GossipConfig | None = DEFAULT_GOSSIP,
     max_connections: int = MAX_CONNECTIONS,
     admission: AdmissionLimits | None = None,
+    anti_entropy: float | None = ANTI_ENTROPY,
 ) -> AsyncIterator[Node]:
     """Run a node until the block exits.
 
@@ -1425,6 +1429,10 @@ async def open_node(
     kept by peer exchange, and a broadcast tree over them; ``peers`` and discovered
     nodes are then contacts to join through (dialled again only while some group has
     no neighbour). Without it every new entry is pushed to every live session.
+    ``anti_entropy`` (with gossip): about every this many seconds, the node syncs
+    with one random member it knows of but holds no channel to, then lets it go
+    (spec/07-gossip.md 7.12 N10), so that what gossip missed arrives anyway; None
+    turns it off.
     ``max_connections``: connections accepted at most (dials past it are refused with
     ``too many connections``; gossip dials no more than that either).
     ``admission``: what strangers may make the listener spend before any handshake
@@ -1478,6 +1486,8 @@ async def open_node(
         node._running = True
         if node.overlay is not None:
             nursery.start_soon(node.overlay.run_timers)
+            if anti_entropy is not None:
+                nursery.start_soon(node.overlay.run_anti_entropy, anti_entropy)
             for g in list(node.content):
                 node._gossip_membership(g)
         for h, p in peers:

@@ -81,6 +81,10 @@ MAX_DELIVERIES = 4
 #: Entry ids remembered per peer as held by it (to leave them out of announcements).
 HELD_PER_PEER = 4096
 DELIVERY_TIMEOUT = 10.0
+#: Seconds between anti-entropy rounds (07 7.12 N10), each drawn from 0.5 to 1.5
+#: times this; and how long one round may take (s).
+ANTI_ENTROPY = 60.0
+ANTI_ENTROPY_TIMEOUT = 30.0
 
 
 def _address(text: str) -> tuple[str, int] | None:
@@ -124,6 +128,8 @@ class Overlay:
         #: GOSSIP messages (full entries) received, duplicates included.
         self.payloads_received = 0
         self.messages_sent = 0
+        #: Anti-entropy rounds that reconciled with a peer (07 N10).
+        self.anti_entropy_rounds = 0
 
     # -- time
 
@@ -394,6 +400,70 @@ class Overlay:
                 self.feed(group, Verdict(e.id, True))
             elif own or live:
                 self.feed(group, Broadcast(e.id, encode_gossip_entry(e)))
+
+    # -- anti-entropy
+
+    async def run_anti_entropy(self, period: float) -> None:
+        """Every ``period`` seconds (jittered), one anti-entropy round (07 N10)."""
+        while True:
+            await trio.sleep(period * (0.5 + self.rng.random()))
+            await self.anti_entropy_round()
+
+    async def anti_entropy_round(self) -> bytes | None:
+        """Reconcile with one random peer of some group's passive view that this node
+        holds no channel to (07 7.12 N10): the session syncs every group the two share
+        (06), then the channel is closed unless a group made the peer a neighbour
+        meanwhile. Returns the peer, or None when there was none to try or the round
+        failed (it is only tried again next round)."""
+        node = self.node
+        if len(node._conns) >= node.max_connections:
+            return None
+        candidates = sorted(
+            {
+                (peer, info.addr)
+                for g in self.groups.values()
+                for peer, info in g.state.views.passive.items()
+                if peer not in node._conns and peer != node.peer_id
+            }
+        )
+        if not candidates:
+            return None
+        peer, addr = candidates[self.rng.randrange(len(candidates))]
+        address = _address(addr)
+        if address is None:
+            return None
+        synced = False
+        with trio.move_on_after(ANTI_ENTROPY_TIMEOUT):
+            try:
+                stream = await node._open(*address, expected=peer)
+            except (OSError, P2PCommError, trio.BrokenResourceError) as exc:
+                logger.debug("anti-entropy with %s at %s failed: %s", peer.hex()[:16], addr, exc)
+                return None
+            ended = trio.Event()
+
+            async def run() -> None:
+                try:
+                    await node._run_connection(stream, True, address)
+                finally:
+                    ended.set()
+                    node._note_change()
+
+            node._nursery.start_soon(run)
+            while not ended.is_set():
+                conn = node._conns.get(peer)
+                if conn is not None and conn.stream is not stream:
+                    break  # a channel of the peer's own won the crossing: it syncs
+                if conn is not None and conn.replicator.session.all_live:
+                    synced = True
+                    break
+                await node._wait_change()
+        if synced:
+            self.anti_entropy_rounds += 1
+        conn = node._conns.get(peer)
+        if conn is not None and conn.stream is stream:
+            self.managed.add(peer)
+            self._release(peer)
+        return peer if synced else None
 
     # -- timers
 
