@@ -394,8 +394,12 @@ class GroupLog:
         ]
 
     def _writer(self) -> ProcessWriter | None:
-        """The store's writer process, if it has one (``SqliteStore.writer``)."""
-        get: Callable[[], ProcessWriter | None] | None = getattr(self.store, "writer", None)
+        """The store's writer process if it has one running (``SqliteStore.
+        running_writer``: one not running yet is started in the background, and this
+        write is made here), so that no caller waits for a process to start."""
+        get: Callable[[], ProcessWriter | None] | None = getattr(
+            self.store, "running_writer", None
+        )
         return get() if get is not None else None
 
     # -- ingesting
@@ -515,6 +519,16 @@ class GroupLog:
         finally:
             self._view.set_inflight(())
         self._note_stored(result.accepted)
+
+    def wait_written(self) -> None:
+        """Block until the store write in flight, if any, is answered, without taking
+        its outcome (that is :meth:`wait_durable`'s, which then returns at once). Safe
+        from a thread that does not hold what guards this log: a node waits here
+        before it takes its lock, so that a peer's large write does not hold the lock
+        up (and with it the node's own appends and other peers' pushes)."""
+        inflight = self._inflight
+        if inflight is not None:
+            inflight[1].wait_answered(inflight[2])
 
     def close(self) -> None:
         """Finish pending writes (the store stays open)."""

@@ -130,6 +130,7 @@ class SqliteStore:
         )
         self._writer: ProcessWriter | None = None
         self._writer_failed: str | None = None
+        self._writer_starting = False
         self._lock = threading.RLock()
         _create_private(self.path)
         try:
@@ -210,7 +211,9 @@ class SqliteStore:
         None when ``offload`` is off or it cannot run here (the caller then writes
         through this object). :class:`~p2pcomm.group.GroupLog` uses it for large
         ingests and appends, so that SQLite works on another core while this process
-        validates or signs the next entries. It ends when the store closes."""
+        validates or signs the next entries. It ends when the store closes. Starting
+        it (about 0.15 s: a Python process importing the writer) holds no lock of this
+        store: other calls go on meanwhile."""
         if not self.offload or self._writer_failed is not None:
             return None
         with self._lock:
@@ -218,18 +221,53 @@ class SqliteStore:
             if self._writer is not None and not self._writer.alive:
                 self._writer.close()
                 self._writer = None
-            if self._writer is None:
-                try:
-                    self._writer = ProcessWriter(self.path, durable=self.durable)
-                except StoreError as exc:
-                    self._writer_failed = str(exc)
-                    warnings.warn(
-                        f"p2pcomm: writing {self.path} in this process: {exc}",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    return None
-            return self._writer
+            if self._writer is not None:
+                return self._writer
+        try:
+            started = ProcessWriter(self.path, durable=self.durable)
+        except StoreError as exc:
+            self._writer_failed = str(exc)
+            warnings.warn(
+                f"p2pcomm: writing {self.path} in this process: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+        with self._lock:
+            if self._writer is None and not self._closed:
+                self._writer = started
+                return started
+            current = self._writer
+        started.close()  # another caller's won, or the store closed meanwhile
+        return current
+
+    def running_writer(self) -> ProcessWriter | None:
+        """The writer process if it is running now; otherwise None, and it is started
+        in the background (a daemon thread) for the next caller. Lets a caller that
+        holds a lock write through this object once rather than wait for the start."""
+        with self._lock:
+            writer = self._writer
+            if writer is not None and writer.alive:
+                return writer
+            if (
+                self._writer_starting
+                or self._closed
+                or not self.offload
+                or self._writer_failed is not None
+            ):
+                return None
+            self._writer_starting = True
+
+        def start() -> None:
+            try:
+                self.writer()
+            except Exception:  # a closed store, say: the caller writes here instead
+                pass
+            finally:
+                self._writer_starting = False
+
+        threading.Thread(target=start, name="p2pcomm-writer-start", daemon=True).start()
+        return None
 
     def __enter__(self) -> SqliteStore:
         return self

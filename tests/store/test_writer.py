@@ -166,6 +166,46 @@ def _logs(tmp_path: Path, group: bytes) -> tuple[GroupLog, GroupLog]:
     )
 
 
+def test_waiting_for_an_answer_leaves_the_outcome_to_wait(
+    tmp_path: Path, history: History
+) -> None:
+    """wait_answered (what a node calls before it takes its lock) blocks until the
+    writer answered, and does not consume a failure: wait still reports it."""
+    with SqliteStore(tmp_path / "s.db") as store:
+        writer = store.writer()
+        assert writer is not None
+        broken: list[Any] = [*_rows(history, 0, 5), ("not", "a", "row")]
+        ticket = writer.put(history.group, broken)
+        writer.wait_answered(ticket)
+        with pytest.raises(StoreError):
+            writer.wait(ticket)
+        good = writer.put(history.group, _rows(history, 0, 5))
+        writer.wait_answered(good)
+        writer.wait(good)
+        assert store.count(history.group) == 5
+
+
+def test_nobody_waits_for_the_writer_to_start(tmp_path: Path, history: History) -> None:
+    """A log finds the writer not running: it writes the batch itself while the writer
+    starts in the background, and later batches go to the writer. The stored log is
+    the same."""
+    store = SqliteStore(tmp_path / "s.db")
+    log = GroupLog(store, history.group)
+    assert store.running_writer() is None  # starts it, for the next caller
+    first = log.ingest_nowait(history.entries[:OFFLOAD_MIN], offload=True)
+    log.wait_durable()
+    assert len(first.accepted) == OFFLOAD_MIN
+    assert store.count(history.group) == OFFLOAD_MIN
+    writer = store.writer()  # the background start's, or this call's: one writer
+    assert writer is not None and store.running_writer() is writer
+    log.ingest_nowait(history.entries[OFFLOAD_MIN:], offload=True)
+    log.wait_written()
+    log.wait_durable()
+    assert store.count(history.group) == len(history.entries)
+    assert log.verify().ok
+    store.close()
+
+
 def test_large_ingest_gives_the_same_log_either_way(tmp_path: Path, history: History) -> None:
     assert len(history.entries) > INGEST_STEP
     offloaded, inline = _logs(tmp_path, history.group)
