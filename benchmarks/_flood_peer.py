@@ -3,18 +3,19 @@
 python -m benchmarks._flood_peer target STORE GROUP_HEX SEED_HEX PERIOD
     runs a node (``open_node`` on 127.0.0.1, port 0, members only) on STORE and prints
     "PORT <n>"; posts an entry every PERIOD seconds whose text is the
-    ``time.monotonic()`` it was due at; prints "MISBEHAVED <peer hex> <reason>" for each
+    ``time.monotonic()`` it was due at, and "APPEND <due> <s>" once it is stored; prints "MISBEHAVED <peer hex> <reason>" for each
     PeerMisbehaved and "REFUSED <what>" for each connection its transport refused; on
     the line "stats" prints "STATS <json>"; ends when stdin closes.
 python -m benchmarks._flood_peer honest STORE GROUP_HEX SEED_HEX PORT
     a member's node that dials the target (and keeps dialling), prints "READY" once
     the group is in sync, then "LAT <due> <latency s>" for every timed post that
     arrives and "DOWN <reason>" when its connection ends; ends when stdin closes.
-python -m benchmarks._flood_peer attack NAME PORT GROUP_HEX SEEDS_HEX DURATION IDS_FILE
+python -m benchmarks._flood_peer attack NAME PORT GROUP_HEX SEEDS_HEX DURATION IDS_FILE [STORE]
     runs the attack NAME (a function below) against the target for DURATION seconds
     and prints one JSON line of what it did. SEEDS_HEX: comma-separated member seeds
     the attack may use (attacks on fresh keys ignore them); IDS_FILE: hex ids of
-    entries the target stores, one a line.
+    entries the target stores, one a line; STORE: the store of the ``catch-up``
+    member (not an attack: an honest member with much to give).
 
 Each attack speaks the secure channel (``open_secure_stream``) and writes sync messages
 itself, with the encoders of ``p2pcomm/core/sync.py``: the target sees what a hostile
@@ -110,6 +111,7 @@ async def target(store_path: str, group: bytes, seed: bytes, period: float) -> N
                 # The node's low-level append (no planning on the group's view): what is
                 # timed is the node and the network, not the application's rules.
                 await node.append(group, Kind.POST, Post(text=f"t={due!r}").encode())
+                out(f"APPEND {due!r} {time.monotonic() - due:.6f}")
 
             async def appender(nursery: trio.Nursery) -> None:
                 # One task per post, started when due: a post delayed by a busy node
@@ -145,12 +147,14 @@ async def honest(store_path: str, group: bytes, seed: bytes, port: int) -> None:
             events = node.subscribe()
 
             async def watch() -> None:
-                ready = False
+                target: bytes | None = None
                 async for ev in events:
-                    if isinstance(ev, GroupSynced) and not ready:
-                        ready = True
+                    if isinstance(ev, GroupSynced) and target is None:
+                        target = ev.peer_id
                         out("READY")
-                    elif isinstance(ev, PeerDown):
+                    elif isinstance(ev, PeerDown) and ev.peer_id == target:
+                        # Only the target's channel: others (gossip neighbours, a
+                        # scenario's peer that ends) come and go.
                         out(f"DOWN {ev.reason[:120]!r}")
                     elif isinstance(ev, EntriesAdded):
                         now = time.monotonic()
@@ -459,12 +463,71 @@ async def attack_pending_poison(port: int, ctx: Context) -> None:
     await as_member(port, ctx.seeds[0], ctx.group, ctx.deadline, ctx.tally, flood)
 
 
+async def catch_up(port: int, ctx: Context) -> None:
+    """Not an attack: a member whose store holds many posts the target lacks (written
+    while the two were apart) connects with the library's node, and the target
+    catches up on all of them while it serves the honest member."""
+    assert ctx.store is not None
+    with SqliteStore(ctx.store) as store:
+        async with open_node(
+            store, KeyPair(ctx.seeds[0]), groups=[ctx.group], peers=[(LOCALHOST, port)]
+        ) as node:
+            events = node.subscribe()
+            with trio.move_on_at(ctx.deadline):
+                async for ev in events:
+                    if isinstance(ev, GroupSynced):
+                        ctx.tally.counts["synced"] += 1
+                    elif isinstance(ev, PeerDown):
+                        ctx.tally.counts["closed_by_target"] += 1
+                        ctx.tally.reasons[ev.reason.split(":", 1)[0][:60]] += 1
+            ctx.tally.counts["bytes_sent"] = node.statistics().bytes_sent
+
+
+async def attack_repeat(port: int, ctx: Context) -> None:
+    """One member that sends the same 500 validly signed entries of its own again and
+    again (their chain starts after a ``prev`` nobody holds, so they stay pending)."""
+    me = KeyPair(ctx.seeds[0])
+    body = Post(text="r" * 100).encode()
+    seq = random.randrange(10**6, 10**12)
+    prev = os.urandom(32)
+    run: list[Entry] = []
+    for i in range(500):
+        e = create_entry(
+            me,
+            group=ctx.group,
+            seq=seq + i,
+            prev=prev,
+            links=(),
+            timestamp=now_ms(),
+            kind=Kind.POST,
+            body=body,
+        )
+        run.append(e)
+        prev = e.id
+
+    async def flood(stream: SecureStream, session: SyncSession) -> None:
+        while True:
+            session.send_entries(ctx.group, run)
+            await stream.send_all(session.data_to_send())
+            ctx.tally.counts["entries"] += len(run)
+
+    await as_member(port, ctx.seeds[0], ctx.group, ctx.deadline, ctx.tally, flood)
+
+
 class Context:
-    def __init__(self, group: bytes, seeds: list[bytes], ids: list[bytes], deadline: float):
+    def __init__(
+        self,
+        group: bytes,
+        seeds: list[bytes],
+        ids: list[bytes],
+        deadline: float,
+        store: str | None = None,
+    ):
         self.group = group
         self.seeds = seeds
         self.ids = ids
         self.deadline = deadline
+        self.store = store
         self.tally = Tally()
 
 
@@ -476,6 +539,8 @@ ATTACKS: dict[str, Callable[[int, Context], Awaitable[None]]] = {
     "want-amplify": attack_want_amplify,
     "bogus-forks": attack_bogus_forks,
     "pending-poison": attack_pending_poison,
+    "repeat": attack_repeat,
+    "catch-up": catch_up,
 }
 
 
@@ -503,8 +568,10 @@ def main(argv: list[str]) -> None:
         with open(argv[6]) as f:
             ids = [bytes.fromhex(line) for line in f.read().split()]
 
+        store = argv[7] if len(argv) > 7 else None
+
         async def run() -> None:
-            ctx = Context(group, seeds, ids, trio.current_time() + duration)
+            ctx = Context(group, seeds, ids, trio.current_time() + duration, store)
             await attack(name, port, ctx)
 
         trio.run(run)

@@ -16,7 +16,7 @@ what was stored: tips are read from the store when a session starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,8 +75,11 @@ MAX_WASTE = 1024
 WANT_AT_ONCE = 256
 #: Ids remembered per session as sent to the peer (for H9); past it, not tracked.
 MAX_SENT_TRACKED = 200_000
-#: Most entries ingested (and committed) in one store transaction.
+#: Most entries ingested (and committed) in one store transaction; the driver may
+#: lower a replicator's ``ingest_batch`` to :data:`SHARED_INGEST_BATCH` while others
+#: wait for the store (each batch holds them up for its validation and write).
 INGEST_BATCH = 8192
+SHARED_INGEST_BATCH = 2048
 #: GOSSIP messages gathered from one read before the node takes them (a read is at
 #: most a few MiB; gossip messages are small).
 MAX_GOSSIP_QUEUED = 4096
@@ -163,8 +166,13 @@ class Replicator:
         self._strikes: set[bytes] = set()
         self.want_misses = 0
         #: H9: messages and asks that could do nothing, and the ids sent in answers.
+        #: Catch-up entries gathered before they are ingested (the driver may lower it).
+        self.ingest_batch = INGEST_BATCH
         self.waste = 0
         self._answered: set[bytes] = set()
+        #: Ids of entries this peer sent in the session (H9: sending one again is
+        #: waste), up to MAX_SENT_TRACKED.
+        self._got: set[bytes] = set()
         #: Ids of entries we asked the peer to show it holds (:meth:`confirm`), and
         #: those it showed.
         self._confirming: set[bytes] = set()
@@ -217,11 +225,17 @@ class Replicator:
                     self._ingest_deferred()
                 self._deferred_group = event.group
                 self._deferred.extend(event.entries)
-                if len(self._deferred) >= INGEST_BATCH:
+                if len(self._deferred) >= self.ingest_batch:
                     self._ingest_deferred()
                 continue
             self._ingest_deferred()
             self._handle(event)
+
+    def ingest_due(self, nbytes: int) -> bool:
+        """Whether feeding ``nbytes`` more may make this replicator ingest (and so wait
+        for the store's write in flight): the gathered catch-up entries and what those
+        bytes can hold (at least 40 bytes an entry) reach ``ingest_batch``."""
+        return len(self._deferred) + nbytes // 40 >= self.ingest_batch
 
     @property
     def has_deferred(self) -> bool:
@@ -257,6 +271,7 @@ class Replicator:
                     found=len(refused),
                 )
         self._note_held(group, entries)
+        self.note_received(e.id for e in entries)
         self._ingest(group, entries, bulk=bulk, live=live or not bulk)
         if live or not bulk:
             self.settle()  # announce live entries at once
@@ -624,6 +639,19 @@ class Replicator:
         missing = self.logs[group].missing_dependencies()
         if missing:
             self.session.want(group, missing)
+
+    def note_received(self, ids: Iterable[bytes]) -> None:
+        """H9: entries this peer sent (in sync or gossip messages). An honest side sends
+        an entry at most once per session (it notes what the peer holds, 6.11); each one
+        sent again is work for nothing."""
+        got = self._got
+        again = 0
+        for i in ids:
+            if i in got:
+                again += 1
+            elif len(got) < MAX_SENT_TRACKED:
+                got.add(i)
+        self._waste(again, "an entry it sent before")
 
     def _waste(self, n: int, what: str) -> None:
         """H9: count messages and asks that can do nothing; past :data:`MAX_WASTE` in a

@@ -1,4 +1,5 @@
-"""Smoke run of the flood benchmark (benchmarks/floods.py): two attacks, briefly.
+"""Smoke run of the flood benchmark (benchmarks/floods.py): two attacks and the honest
+catch-up, briefly.
 
 The figures are wall-clock and this machine may be busy, so only what does not
 depend on timing is checked: every figure is there, and the target's transport
@@ -16,7 +17,11 @@ from benchmarks import floods
 @pytest.mark.slow
 def test_flood_benchmark_runs_and_the_target_refuses_the_floods() -> None:
     figures = floods.run(
-        quick=True, attacks=("handshakes", "partial"), duration=1.5, rest=0.5, pause=0.5
+        quick=True,
+        attacks=("handshakes", "partial", "catch-up"),
+        duration=1.5,
+        rest=0.5,
+        pause=0.5,
     )
     for attack in ("handshakes", "partial"):
         for figure in ("honest_p50_ms", "honest_p99_ms", "rss_growth_mb"):
@@ -27,3 +32,8 @@ def test_flood_benchmark_runs_and_the_target_refuses_the_floods() -> None:
         figures["handshakes_honest_p99_ms"], figures["partial_honest_p99_ms"]
     )
     assert set(floods.TARGETS) <= set(figures)
+    # An honest member with much to give is served, not refused, and all it gave is
+    # stored.
+    assert figures["catch-up_refused"] == 0, figures
+    assert figures["catch-up_stored"] == figures["catch-up_posts"], figures
+    assert math.isfinite(figures["catch-up_append_p99_ms"]), figures

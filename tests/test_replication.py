@@ -709,6 +709,27 @@ def test_asking_again_for_entries_already_sent_is_a_flood() -> None:
     assert info.value.code is ErrorCode.FLOOD
 
 
+def test_sending_the_same_entries_again_is_a_flood() -> None:
+    """06 H9: an honest side sends an entry at most once per session (it notes what the
+    peer holds); a peer that pushes the same entries over and over costs the receiver
+    a lookup each and gives nothing, so each one sent again counts, and the peer is
+    closed past MAX_WASTE. The first copy of each costs nothing."""
+    from p2pcomm.errors import ErrorCode, RemoteProtocolError
+    from p2pcomm.replication import MAX_WASTE
+
+    ra, rb, group, entries = _live_pair()
+    chain = [e for e in entries if e.header.author == entries[-1].header.author]
+    push = ra.push(group, chain)
+    assert push
+    rb.receive(push)
+    assert rb.waste == 0
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(MAX_WASTE // len(chain) + 1):
+            rb.receive(push)
+    assert info.value.code is ErrorCode.FLOOD
+    assert "sent before" in info.value.message
+
+
 def test_a_fork_proof_that_does_not_verify_ends_the_session() -> None:
     """06 H10: an honest side sends only proofs it verified; a bogus one is the peer's
     fault (before, it was counted and the peer could send them for ever)."""

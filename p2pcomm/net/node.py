@@ -60,7 +60,7 @@ from ..errors import (
     RemoteProtocolError,
 )
 from ..group import GroupLog, now_ms
-from ..replication import Accepted, Replicator
+from ..replication import INGEST_BATCH, SHARED_INGEST_BATCH, Accepted, Replicator
 from ..store.base import Store
 from .admission import AdmissionLimits, Refusal
 from .events import (
@@ -326,6 +326,10 @@ class Node:
         Low level: nothing checks that the group's rules allow it. Applications use
         :meth:`group` and its methods, which refuse what the rules would void."""
         log = self._log(group)
+        # A peer's batch still being written: waited for before the lock, so that
+        # others can go on meanwhile.
+        if log.inflight is not None:
+            await trio.to_thread.run_sync(log.wait_written)
         async with self._lock:
             entry = await trio.to_thread.run_sync(log.append, self.identity, kind, body)
             await self._track(group, [entry], origin=None)
@@ -616,6 +620,32 @@ class Node:
         elif announce and applied.items is not old_items:
             self._item_events(group, old_items, applied.items, origin)
         self._note_change()
+
+    def _wait_written(self) -> None:
+        for log in list(self.logs.values()):
+            log.wait_written()
+
+    async def _track_in_slices(
+        self, group: bytes, entries: Sequence[Entry], *, origin: bytes | None
+    ) -> None:
+        """:meth:`_track` for entries a peer sent, each part under the lock: the posts
+        and replies :data:`TRACK_SLICE` at a time, after everything else in one part
+        (each part with other kinds rebuilds the group's view). A catch-up of
+        thousands of posts then holds the node's own posts and other peers' pushes up
+        for one slice at most, not for all of it. The membership machine takes entries
+        in any order, so what runs in between is applied correctly."""
+        if len(entries) <= TRACK_SLICE:
+            async with self._lock:
+                await self._track(group, entries, origin=origin)
+            return
+        posts = [e for e in entries if e.header.kind in _ITEM_KINDS]
+        others = [e for e in entries if e.header.kind not in _ITEM_KINDS]
+        if others:
+            async with self._lock:
+                await self._track(group, others, origin=origin)
+        for i in range(0, len(posts), TRACK_SLICE):
+            async with self._lock:
+                await self._track(group, posts[i : i + TRACK_SLICE], origin=origin)
 
     def _gossip_membership(self, group: bytes) -> None:
         """Gossip runs for the groups this node is a member of (it admits members
@@ -1137,16 +1167,31 @@ class Node:
         # Shielded: once entries are stored they are fed to the membership state, even
         # if the connection is cancelled meanwhile (replaced by a crossing dial, say);
         # otherwise the store and the node's view of it would part.
+        # A write still in flight (a large batch handed to the store's writer process)
+        # that this call's ingest would wait for is waited for here, before the lock,
+        # not under it. Only then: reading the next messages overlaps with the write.
+        if (data is None or rep.ingest_due(len(data))) and any(
+            log.inflight is not None for log in self.logs.values()
+        ):
+            await trio.to_thread.run_sync(self._wait_written)
         with trio.CancelScope(shield=True):
             async with self._lock:
+                # Others may wait for the store (other peers, this node's own posts):
+                # this peer's catch-up then goes in smaller batches, each of which holds
+                # them up for its validation and write. Alone, it goes in large ones.
+                rep.ingest_batch = (
+                    SHARED_INGEST_BATCH
+                    if len(self._conns) > 1 or self._lock.statistics().tasks_waiting
+                    else INGEST_BATCH
+                )
                 if data is None:
                     out = await trio.to_thread.run_sync(rep.flush)
                 else:
                     self._bytes_received += len(data)
                     out = await trio.to_thread.run_sync(rep.receive, data)
                 accepted = rep.take_accepted()
-                for a in accepted:
-                    await self._track(a.group, a.entries, origin=conn.peer_id)
+            for a in accepted:
+                await self._track_in_slices(a.group, a.entries, origin=conn.peer_id)
         self._after_ingest(conn, out, accepted, rejected_before)
         gossip = rep.take_gossip()
         if self.overlay is not None:
@@ -1209,6 +1254,7 @@ class Node:
                 continue
             if log.store.entry_meta(group, entry.id) is not None:
                 ov.judge(group, offer.id, ok=True, known=True)
+                rep.note_received((entry.id,))  # H9: the same entry again is waste
                 continue
             ov.offered(group, offer)
             todo.append((group, entry))
@@ -1232,8 +1278,8 @@ class Node:
             async with self._lock:
                 out, refused = await trio.to_thread.run_sync(ingest)
                 accepted = rep.take_accepted()
-                for a in accepted:
-                    await self._track(a.group, a.entries, origin=conn.peer_id)
+            for a in accepted:
+                await self._track_in_slices(a.group, a.entries, origin=conn.peer_id)
         for group, entry in todo:
             if entry.id in refused:
                 ov.judge(group, entry.id, ok=False)
@@ -1248,8 +1294,8 @@ class Node:
                 accepted = rep.take_accepted()
                 if rep.peer:
                     await trio.to_thread.run_sync(rep.discard_pending)
-                for a in accepted:
-                    await self._track(a.group, a.entries, origin=peer)
+            for a in accepted:
+                await self._track_in_slices(a.group, a.entries, origin=peer)
         except P2PCommError as exc:  # the store failed: nothing more to announce
             logger.info("entries from %s not announced: %s", peer.hex()[:16], exc)
             return
@@ -1622,6 +1668,9 @@ def _apply(
 #: Batches of up to this many new posts are announced one ItemAdded each; larger ones
 #: (a catch-up) as one ItemsAdded.
 ONE_BY_ONE = 16
+#: Posts a peer sent are applied to the group's state this many at a time, the node
+#: lock released in between (about 2 ms of work each).
+TRACK_SLICE = 256
 _ITEM_KINDS: Final = frozenset({Kind.POST, Kind.REPLY})
 
 
