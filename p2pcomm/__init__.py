@@ -37,6 +37,7 @@ from .errors import P2PCommError as P2PCommError
 from .errors import ProtocolError as ProtocolError
 from .errors import RefusedError as RefusedError
 from .errors import RemoteProtocolError as RemoteProtocolError
+from .errors import SealError as SealError
 from .errors import StoreError as StoreError
 from .errors import ValidationError as ValidationError
 
@@ -116,6 +117,7 @@ __all__ = [
     "RefusedError",
     "RemoteProtocolError",
     "Role",
+    "SealError",
     "SqliteStore",
     "Store",
     "StoreError",

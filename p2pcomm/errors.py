@@ -15,6 +15,7 @@ The tree::
     ├── NotFoundError        a group, item or member named by the caller is not known
     ├── BundleError          a sneakernet bundle file is not one, or is damaged
     ├── ControlError         the local control connection to a running node failed
+    ├── SealError            encrypted content or key material cannot be opened
     └── ProtocolError        (abstract) a session broke its protocol
         ├── LocalProtocolError   we were asked to do something the protocol forbids
         └── RemoteProtocolError  the peer sent something the protocol forbids
@@ -38,6 +39,7 @@ __all__ = [
     "ProtocolError",
     "RefusedError",
     "RemoteProtocolError",
+    "SealError",
     "StoreError",
     "ValidationError",
 ]
@@ -103,6 +105,10 @@ class ErrorCode(enum.Enum):
     NODE_UNREACHABLE = "node-unreachable"
     CONTROL_PROTOCOL = "control-protocol"
     ADDRESS_IN_USE = "address-in-use"
+
+    # content encryption (spec/12-encryption.md); failed authentication is DECRYPT_FAILED
+    BAD_PADDING = "bad-padding"
+    KEYRING_CORRUPT = "keyring-corrupt"
 
     # sessions (spec/05-channel.md, spec/06-sync.md)
     HANDSHAKE_FAILED = "handshake-failed"
@@ -223,3 +229,15 @@ class BundleError(P2PCommError):
 class ControlError(P2PCommError):
     """The control connection to a running node failed: no node answers
     (``NODE_UNREACHABLE``) or it spoke something else (``CONTROL_PROTOCOL``)."""
+
+
+class SealError(P2PCommError):
+    """Encrypted content or key material cannot be opened (spec/12-encryption.md): it fails
+    authentication (``DECRYPT_FAILED``: wrong key, wrong context or altered bytes), its
+    padding is not the one the spec makes (``BAD_PADDING``), a public key gives a low-order
+    X25519 result (``BAD_KEY``), or a sealed keyring is damaged or not one
+    (``KEYRING_CORRUPT``, ``UNKNOWN_VERSION``).
+
+    Malformed envelopes, slots and pointers are :class:`DecodeError`, like every other wire
+    structure; this error is for bytes that are well-formed but do not open.
+    """

@@ -6,7 +6,9 @@ visible in one place (spec/02-identity.md, spec/05-channel.md):
 * Ed25519 for signatures (RFC 8032, as implemented by OpenSSL through ``cryptography``,
   which rejects non-canonical ``S`` values);
 * BLAKE2b for hashing (``hashlib``; 256-bit digests for ids, 512-bit inside Noise);
-* X25519 and ChaCha20-Poly1305 for the secure channel.
+* X25519 and ChaCha20-Poly1305 for the secure channel;
+* HKDF-SHA256 (RFC 5869), X25519 and ChaCha20-Poly1305 with explicit nonces for the
+  building blocks of group content encryption (spec/12-encryption.md).
 
 Signing namespaces: every kind of signed object is signed over
 ``namespace(label) || fixed-layout bytes`` where ``namespace(label)`` is the 32-byte
@@ -26,6 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 __all__ = [
+    "AEAD_KEY_SIZE",
+    "AEAD_NONCE_SIZE",
+    "AEAD_TAG_SIZE",
     "HASH_SIZE",
     "PUBLIC_KEY_SIZE",
     "SEED_SIZE",
@@ -34,18 +39,24 @@ __all__ = [
     "Ed25519Signer",
     "aead_decrypt",
     "aead_encrypt",
+    "aead_open",
+    "aead_seal",
     "blake2b_256",
     "blake2b_512",
     "blake2b_keyed",
     "ed25519_public_from_seed",
     "ed25519_sign",
     "ed25519_verify",
+    "hkdf_sha256",
     "namespace",
     "scrypt_key",
     "x25519_dh",
     "x25519_public",
 ]
 
+AEAD_KEY_SIZE = 32
+AEAD_NONCE_SIZE = 12
+AEAD_TAG_SIZE = 16
 HASH_SIZE = 32
 PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
@@ -211,3 +222,44 @@ def scrypt_key(passphrase: bytes, salt: bytes, *, log2_n: int, r: int, p: int) -
 def blake2b_keyed(key: bytes, data: bytes, digest_size: int = 32) -> bytes:
     """Keyed BLAKE2b (a MAC/PRF); ``key`` is at most 64 bytes."""
     return hashlib.blake2b(data, key=key, digest_size=digest_size).digest()
+
+
+# --- Content encryption helpers (spec/12-encryption.md) ---
+#
+# ChaCha20-Poly1305 with a caller-chosen 96-bit nonce (RFC 8439), for content envelopes,
+# rekey slots and keyrings, and HKDF-SHA256 (RFC 5869) for every key derived there.
+
+
+def aead_seal(key: bytes, nonce: bytes, ad: bytes, plaintext: bytes) -> bytes:
+    """ChaCha20-Poly1305 (RFC 8439) with an explicit 12-byte ``nonce``: ciphertext || tag."""
+    if len(key) != AEAD_KEY_SIZE or len(nonce) != AEAD_NONCE_SIZE:
+        raise ValueError(
+            f"chacha20-poly1305 needs a {AEAD_KEY_SIZE}-byte key and a {AEAD_NONCE_SIZE}-byte"
+            f" nonce, found {len(key)} and {len(nonce)}"
+        )
+    return ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
+
+
+def aead_open(key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bytes:
+    """Inverse of :func:`aead_seal`; raises :class:`AeadError` if authentication fails
+    (a ciphertext shorter than the tag included)."""
+    if len(key) != AEAD_KEY_SIZE or len(nonce) != AEAD_NONCE_SIZE:
+        raise ValueError(
+            f"chacha20-poly1305 needs a {AEAD_KEY_SIZE}-byte key and a {AEAD_NONCE_SIZE}-byte"
+            f" nonce, found {len(key)} and {len(nonce)}"
+        )
+    if len(ciphertext) < AEAD_TAG_SIZE:
+        raise AeadError(f"ciphertext of {len(ciphertext)} bytes is shorter than its tag")
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, ad)
+    except InvalidTag as exc:
+        raise AeadError("ciphertext failed authentication") from exc
+
+
+def hkdf_sha256(salt: bytes, ikm: bytes, info: bytes, length: int = 32) -> bytes:
+    """HKDF (RFC 5869) over SHA-256: extract with ``salt`` (the empty string is the same
+    as 32 zero bytes), then expand ``info`` to ``length`` bytes (at most 8160)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
