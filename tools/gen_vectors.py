@@ -56,6 +56,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("access.json", "vectors_access", "06-sync.md"),
     Chapter("discovery.json", "vectors_discovery", "08-discovery.md"),
     Chapter("gossip.json", "vectors_gossip", "07-gossip.md"),
+    Chapter("encryption.json", "vectors_encryption", "12-encryption.md"),
 )
 
 
