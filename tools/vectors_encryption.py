@@ -3,8 +3,8 @@
 Types:
 
 * ``constants``: sizes, limits, labels and the epoch-id namespace (12.2);
-* ``padding``: a plaintext size, its Padmé length and the padded size (12.3 P1);
-* ``unpad``: padded bytes that must be refused (12.3 P2);
+* ``padding``: a plaintext size, its Padmé length and the padded size (12.3 PD1);
+* ``unpad``: padded bytes that must be refused (12.3 PD2);
 * ``envelope``: a key, an epoch id, a nonce, an entry context (group, author, seq, kind)
   with its associated data, a plaintext, the padded plaintext and the body (12.4);
 * ``envelope-open``: a key, an entry context and a body that must be refused, with the
@@ -34,7 +34,7 @@ from p2pcomm.core.encoding import decode, encode
 from p2pcomm.core.log import MAX_BODY_SIZE
 from p2pcomm.errors import DecodeError, SealError
 
-REVISION = 3
+REVISION = 4
 
 
 def fixed(label: str, n: int = 32) -> bytes:

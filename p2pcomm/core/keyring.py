@@ -57,15 +57,14 @@ MAX_ENTRIES: Final = 1 << 16
 _KEY: Final = 32
 _NONCE: Final = crypto.AEAD_NONCE_SIZE
 _TAG: Final = crypto.AEAD_TAG_SIZE
-#: The plaintext: [version, [private...], [[entry id, secret]...]], each pair 69 bytes.
+#: The plaintext, [version, [private...], [[entry id, secret]...]], is at most 6.5 MiB
+#: (12 + 103 bytes per pair of a key and a secret); its decoder allows 8 MiB.
+_MAX_PLAINTEXT: Final = 8 << 20
 _INNER_LIMITS: Final = Limits(
-    max_size=16 + MAX_ENTRIES * (34 + 69), max_bytes=_KEY, max_array=MAX_ENTRIES, max_depth=3
+    max_size=_MAX_PLAINTEXT, max_bytes=_KEY, max_array=MAX_ENTRIES, max_depth=3
 )
 _OUTER_LIMITS: Final = Limits(
-    max_size=64 + _INNER_LIMITS.max_size + _TAG,
-    max_bytes=_INNER_LIMITS.max_size + _TAG,
-    max_array=4,
-    max_depth=1,
+    max_size=_MAX_PLAINTEXT + 64, max_bytes=_MAX_PLAINTEXT + _TAG, max_array=4, max_depth=1
 )
 
 

@@ -123,14 +123,14 @@ def padme_length(n: int) -> int:
 
 
 def pad(plaintext: bytes) -> bytes:
-    """``plaintext || 0x80 || 0x00...`` to ``padme_length(len(plaintext) + 1)`` bytes (P1)."""
+    """``plaintext || 0x80 || 0x00...`` to ``padme_length(len(plaintext) + 1)`` bytes (PD1)."""
     size = padme_length(len(plaintext) + 1)
     return plaintext + b"\x80" + bytes(size - len(plaintext) - 1)
 
 
 def unpad(padded: bytes) -> bytes:
     """Inverse of :func:`pad`. Raises :class:`SealError` ``BAD_PADDING`` unless ``padded``
-    is exactly what :func:`pad` makes of some plaintext (P2): a 0x80 terminator followed
+    is exactly what :func:`pad` makes of some plaintext (PD2): a 0x80 terminator followed
     only by zeros, and a total length that is the Padmé length of the content plus one."""
     content = padded.rstrip(b"\x00")
     if not content or content[-1] != 0x80:
@@ -215,7 +215,7 @@ def seal_body(
 
 
 def decode_envelope(body: bytes) -> Envelope:
-    """Decode a content body without opening it (ED1 to ED6); raises :class:`DecodeError`.
+    """Decode a content body without opening it (EN1 to EN6); raises :class:`DecodeError`.
 
     Relays and readers call this to learn the epoch id before they hold, or look up, a key.
     """

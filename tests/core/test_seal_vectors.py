@@ -6,6 +6,7 @@ gives them."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,27 @@ def test_keyring_refusals(v: dict[str, Any]) -> None:
     with pytest.raises(SealError) as info:
         kr.open_keyring(x(v["blob"]), x(v["key"]))
     assert failure(info.value) == v["fail"]
+
+
+CHAPTER = (Path(__file__).resolve().parents[2] / "spec" / "12-encryption.md").read_text()
+
+
+def test_the_worked_envelope_in_the_chapter_is_the_vector() -> None:
+    block = CHAPTER.split("`envelope-hello`) is 58 bytes:\n\n```\n", 1)[1].split("```", 1)[0]
+    (v,) = [v for v in of("envelope") if v["name"] == "envelope-hello"]
+    assert "".join(block.split()) == v["body"]
+    assert len(x(v["body"])) == 58
+
+
+def test_the_label_table_lists_every_label_of_the_code() -> None:
+    section = CHAPTER.split("## 12.2", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(p2pcomm/1/[a-z-]+)`", section, re.MULTILINE))
+    used = {
+        value
+        for module in (s, kr)
+        for name, value in vars(module).items()
+        if name.startswith("LABEL_")
+    }
+    assert used == listed
+    ns = crypto.namespace(s.LABEL_EPOCH_ID).hex()
+    assert f"namespace `{ns}`" in section
