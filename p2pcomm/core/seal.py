@@ -392,10 +392,10 @@ def open_slot(
             return crypto.aead_open(key, _ZERO_NONCE, b"", rekey.slot(i))
         except crypto.AeadError:
             continue
-    where = "no slot" if index is None else f"slot {index}"
+    what = "none of the slots opens" if index is None else f"slot {index} does not open"
     raise SealError(
         ErrorCode.DECRYPT_FAILED,
-        f"{where} of {rekey.count} opens for receive key {recipient.hex()}",
+        f"{what} (of {rekey.count}) for receive key {recipient.hex()}",
         found=index,
     )
 
