@@ -243,6 +243,8 @@ class Node:
         self.logs: dict[bytes, GroupLog] = {g: GroupLog(store, g) for g in groups}
         self._nursery = nursery
         self._lock = trio.Lock()
+        #: Held while a bulk window waits for and holds ``_lock`` (one at a time).
+        self._bulk = trio.Lock()
         self._conns: dict[bytes, _Conn] = {}
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._event_buffer = event_buffer
@@ -1351,8 +1353,12 @@ class Node:
             self._note_change()
 
     async def _build_window(self, rep: Replicator, out: list[bytes | None]) -> None:
-        async with self._lock:
-            out.append(await trio.to_thread.run_sync(rep.next_bulk))
+        # One bulk window at a time waits for the node lock: with many peers catching
+        # up at once, the node's own posts and live pushes wait behind one window, not
+        # behind one per peer (the lock serves its waiters in turn).
+        async with self._bulk:
+            async with self._lock:
+                out.append(await trio.to_thread.run_sync(rep.next_bulk))
 
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator
