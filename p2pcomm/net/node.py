@@ -1356,9 +1356,8 @@ class Node:
         # One bulk window at a time waits for the node lock: with many peers catching
         # up at once, the node's own posts and live pushes wait behind one window, not
         # behind one per peer (the lock serves its waiters in turn).
-        async with self._bulk:
-            async with self._lock:
-                out.append(await trio.to_thread.run_sync(rep.next_bulk))
+        async with self._bulk, self._lock:
+            out.append(await trio.to_thread.run_sync(rep.next_bulk))
 
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator
