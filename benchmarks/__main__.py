@@ -7,6 +7,7 @@
     python -m benchmarks discovery --json bench-discovery.json
     python -m benchmarks gossip-real --json bench-gossip-real.json
     python -m benchmarks floods --json bench-floods.json
+    python -m benchmarks crypto --json bench-crypto.json
 
 Each suite is a module ``benchmarks/<name>.py`` (a ``-`` in the suite's name is a ``_``
 in the module's: ``gossip-real`` is ``benchmarks/gossip_real.py``) with
@@ -25,7 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ("log", "membership", "sync", "discovery", "gossip", "gossip-real", "floods")
+SUITES = (
+    "log",
+    "membership",
+    "sync",
+    "discovery",
+    "gossip",
+    "gossip-real",
+    "floods",
+    "crypto",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
