@@ -189,6 +189,8 @@ class _Conn:
     last_sent: float = 0.0
     #: Entries received counted into the node's statistics so far.
     counted_received: int = 0
+    #: Readers applying a large batch from this peer in slices (no GroupSynced then).
+    tracking: int = 0
     #: When this session started waiting to offer tips (another session catches the
     #: same group up), and whether the connection ended.
     waiting_since: float | None = None
@@ -626,6 +628,24 @@ class Node:
     def _wait_written(self) -> None:
         for log in list(self.logs.values()):
             log.wait_written()
+
+    async def _track_accepted(self, conn: _Conn, accepted: list[Accepted]) -> None:
+        """Feed what ``conn``'s replicator stored to the groups' state. Called with the
+        lock held: a small batch is tracked at once; a large one releases the lock and
+        goes in slices (:meth:`_track_in_slices`). Meanwhile the session's groups are
+        not announced synced (their entries are not all applied yet)."""
+        if all(len(a.entries) <= TRACK_SLICE for a in accepted):
+            for a in accepted:
+                await self._track(a.group, a.entries, origin=conn.peer_id)
+            return
+        conn.tracking += 1
+        self._lock.release()
+        try:
+            for a in accepted:
+                await self._track_in_slices(a.group, a.entries, origin=conn.peer_id)
+        finally:
+            await self._lock.acquire()
+            conn.tracking -= 1
 
     async def _track_in_slices(
         self, group: bytes, entries: Sequence[Entry], *, origin: bytes | None
@@ -1192,8 +1212,7 @@ class Node:
                     self._bytes_received += len(data)
                     out = await trio.to_thread.run_sync(rep.receive, data)
                 accepted = rep.take_accepted()
-            for a in accepted:
-                await self._track_in_slices(a.group, a.entries, origin=conn.peer_id)
+                await self._track_accepted(conn, accepted)
         self._after_ingest(conn, out, accepted, rejected_before)
         gossip = rep.take_gossip()
         if self.overlay is not None:
@@ -1280,8 +1299,7 @@ class Node:
             async with self._lock:
                 out, refused = await trio.to_thread.run_sync(ingest)
                 accepted = rep.take_accepted()
-            for a in accepted:
-                await self._track_in_slices(a.group, a.entries, origin=conn.peer_id)
+                await self._track_accepted(conn, accepted)
         for group, entry in todo:
             if entry.id in refused:
                 ov.judge(group, entry.id, ok=False)
@@ -1339,6 +1357,8 @@ class Node:
     def _announce_synced(self, conn: _Conn) -> None:
         """Emit GroupSynced once for each group whose reconciliation with ``conn`` ended
         (the reader or the writer may be the one that sees it end)."""
+        if conn.tracking:
+            return  # announced once what the peer sent is applied (_track_accepted)
         newly = conn.replicator.synced - conn.synced_announced
         if newly:
             self._release(conn, newly)
