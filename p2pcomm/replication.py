@@ -34,6 +34,7 @@ from .core.sync import (
     EntriesReceived,
     ForkProofsReceived,
     GossipReceived,
+    GroupState,
     GroupSynced,
     SharedGroups,
     SyncEvent,
@@ -301,6 +302,22 @@ class Replicator:
             if not entries:
                 return b""
         self._send_live(group, entries)
+        return self.session.data_to_send()
+
+    def send_queued(self, group: bytes) -> bytes:
+        """Send now, as catch-up RUNs, the live entries queued for ``group`` while it
+        reconciles (they wait for its end otherwise): the driver calls this before it
+        cuts the peer off, so that the entry that ended its access reaches it (06
+        6.22). Nothing if the group is live or nothing is queued. Returns the bytes."""
+        if group in self.synced or self.session.state(group) is not GroupState.RECONCILING:
+            return b""  # before its tips the peer takes no RUN; live, nothing waits
+        queued = self._queued.pop(group, None)
+        if not queued:
+            return b""
+        entries = [e for e, _ in queued]
+        self.session.send_entries(group, entries)
+        self.stats.entries_sent += len(entries)
+        self._note_held(group, entries)
         return self.session.data_to_send()
 
     def _send_live(self, group: bytes, entries: list[Entry]) -> None:

@@ -730,6 +730,41 @@ def test_sending_the_same_entries_again_is_a_flood() -> None:
     assert "sent before" in info.value.message
 
 
+def test_entries_queued_while_reconciling_can_go_before_a_cut_off() -> None:
+    """06 6.22: the entry that ends a peer's access reaches it before the cut-off. One
+    written while the session still reconciles is queued for its end; send_queued sends
+    it at once as a catch-up RUN (the node calls it before it closes the channel), and
+    the end of reconciliation does not send it again."""
+    from p2pcomm.core.sync import GroupState
+
+    a = group_history(authors=2, entries=12, seed=47)
+    entries = all_entries(a)
+    b = replica(entries[:6])
+    ra, rb = replicator_pair(a, b)
+    link = Link(ra, rb)
+    link.start()
+    # Step by step until A reconciles (it has B's tips, and B has A's).
+    for _ in range(20):
+        if ra.session.state(a.group) is GroupState.RECONCILING:
+            break
+        if link.to_b:
+            link.send_b(rb.receive(link.to_b.pop(0)))
+        if link.to_a:
+            link.send_a(ra.receive(link.to_a.pop(0)))
+    assert ra.session.state(a.group) is GroupState.RECONCILING
+    new = a.append(key(0), KIND_POST, b"the removal, say")
+    assert ra.push(a.group, [new]) == b""  # queued for the end of reconciliation
+    sent = ra.send_queued(a.group)
+    runs = [m for m in frames(sent) if m[0] == Msg.RUN]
+    assert [(r[2], r[3]) for r in runs] == [(new.header.author, new.header.seq)]
+    assert ra.send_queued(a.group) == b""  # once
+    link.send_a(sent)
+    link.pump()
+    assert ra.synced == rb.synced == {a.group}
+    assert b.store.entry_meta(a.group, new.id) is not None
+    assert link.accepted["b"] == len(entries) - 6 + 1  # the new entry came once
+
+
 def test_a_fork_proof_that_does_not_verify_ends_the_session() -> None:
     """06 H10: an honest side sends only proofs it verified; a bogus one is the peer's
     fault (before, it was counted and the peer could send them for ever)."""

@@ -770,7 +770,11 @@ class Node:
             if new.access is Access.MEMBER:
                 conn.closing_reason = f"access changed: now a member of group {group.hex()[:16]}"
             else:
-                # From now on nothing more of the group goes to this peer.
+                # What was queued for it while the group reconciles (the entry that
+                # ended its access among it) goes now; nothing more of the group goes
+                # to this peer after that.
+                if group not in rep.synced:
+                    conn.send_later(rep.send_queued(group))
                 rep.grants[group] = new
                 conn.closing_reason = (
                     f"{ErrorCode.UNAUTHORIZED.value}: no longer served group {group.hex()[:16]} "

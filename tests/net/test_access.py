@@ -112,14 +112,11 @@ async def test_a_removed_member_receives_nothing_written_after_the_removal(tmp_p
             open_node(bob_store, BOB, groups=[club.id], listen=False) as nb,
         ):
             events = nb.subscribe()
-            a_events = na.subscribe()
             nb.add_peer(*na.address)  # Bob's node keeps redialling
+            # Alice's side may still reconcile when she removes Bob: the removal is
+            # then queued with the session's other pushes, and goes before the cut-off.
             await until(events, lambda e: isinstance(e, GroupSynced))
             assert texts(bob_store, club.id) == {"before bob", "for members"}
-            # Alice's side too has finished reconciling: a removal written while it
-            # still reconciles waits with the session's other pushes, and the cut-off
-            # closes the channel before they go (a known gap, not what this tests).
-            await until(a_events, lambda e: isinstance(e, GroupSynced))
 
             await na.group(club.id).remove(BOB.public_key, reason="moved away")
             await na.group(club.id).post("after bob left")
