@@ -426,36 +426,39 @@ async def attack_bogus_forks(port: int, ctx: Context) -> None:
     await as_member(port, ctx.seeds[0], ctx.group, ctx.deadline, ctx.tally, flood)
 
 
+def orphan_chain(me: KeyPair, group: bytes, n: int) -> list[Entry]:
+    """``n`` validly signed posts of ``me``: a chain starting at a sequence far ahead,
+    after a ``prev`` nobody holds, so that they wait for a parent that never comes."""
+    body = Post(text="p" * 100).encode()
+    seq = random.randrange(10**6, 10**12)
+    prev = os.urandom(32)
+    ts = now_ms()
+    run = []
+    for i in range(n):
+        e = create_entry(
+            me,
+            group=group,
+            seq=seq + i,
+            prev=prev,
+            links=(),
+            timestamp=ts,
+            kind=Kind.POST,
+            body=body,
+        )
+        run.append(e)
+        prev = e.id
+    return run
+
+
 async def attack_pending_poison(port: int, ctx: Context) -> None:
     """One member that starts a reconciliation and sends validly signed entries of its
-    own whose parents never come (chains starting at a sequence far ahead, after a
-    ``prev`` nobody holds), and never sends DONE."""
+    own whose parents never come (:func:`orphan_chain`, a new one each time), and never
+    sends DONE."""
     me = KeyPair(ctx.seeds[0])
-    body = Post(text="p" * 100).encode()
-
-    def chain(n: int) -> list[Entry]:
-        seq = random.randrange(10**6, 10**12)
-        prev = os.urandom(32)
-        ts = now_ms()
-        run = []
-        for i in range(n):
-            e = create_entry(
-                me,
-                group=ctx.group,
-                seq=seq + i,
-                prev=prev,
-                links=(),
-                timestamp=ts,
-                kind=Kind.POST,
-                body=body,
-            )
-            run.append(e)
-            prev = e.id
-        return run
 
     async def flood(stream: SecureStream, session: SyncSession) -> None:
         while True:
-            run = await trio.to_thread.run_sync(chain, 500)
+            run = await trio.to_thread.run_sync(orphan_chain, me, ctx.group, 500)
             session.send_entries(ctx.group, run)
             await stream.send_all(session.data_to_send())
             ctx.tally.counts["entries"] += len(run)
@@ -484,26 +487,9 @@ async def catch_up(port: int, ctx: Context) -> None:
 
 
 async def attack_repeat(port: int, ctx: Context) -> None:
-    """One member that sends the same 500 validly signed entries of its own again and
-    again (their chain starts after a ``prev`` nobody holds, so they stay pending)."""
-    me = KeyPair(ctx.seeds[0])
-    body = Post(text="r" * 100).encode()
-    seq = random.randrange(10**6, 10**12)
-    prev = os.urandom(32)
-    run: list[Entry] = []
-    for i in range(500):
-        e = create_entry(
-            me,
-            group=ctx.group,
-            seq=seq + i,
-            prev=prev,
-            links=(),
-            timestamp=now_ms(),
-            kind=Kind.POST,
-            body=body,
-        )
-        run.append(e)
-        prev = e.id
+    """One member that sends the same 500 validly signed entries of its own
+    (:func:`orphan_chain`: they stay pending) again and again."""
+    run = orphan_chain(KeyPair(ctx.seeds[0]), ctx.group, 500)
 
     async def flood(stream: SecureStream, session: SyncSession) -> None:
         while True:

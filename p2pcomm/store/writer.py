@@ -190,45 +190,39 @@ class ProcessWriter:
                 raise self._gone() from None
             return ticket
 
+    def _read_answers(self, ticket: int) -> bool:
+        """Read answers until ``ticket``'s came (True) or the writer is gone (False).
+        Call with ``_recv_lock`` held."""
+        while self._answered < ticket:
+            if self._dead is not None:
+                return False
+            try:
+                reply = _read_frame(self._out)
+            except (OSError, ValueError, msgpack.UnpackException) as exc:
+                reply = None
+                reason = f"unreadable answer: {exc}"
+            else:
+                reason = "it ended"
+            if not (isinstance(reply, list) and len(reply) == 2 and type(reply[0]) is int):
+                self._fail(reason)
+                return False
+            self._answered = reply[0]
+            if reply[1] is not None:
+                self._errors[reply[0]] = str(reply[1])
+        return True
+
     def wait_answered(self, ticket: int) -> None:
         """Return once the writer answered ``ticket`` (or died), leaving its outcome to
         :meth:`wait`: a caller can wait here without holding what guards the writes."""
         with self._recv_lock:
-            while self._answered < ticket and self._dead is None:
-                try:
-                    reply = _read_frame(self._out)
-                except (OSError, ValueError, msgpack.UnpackException) as exc:
-                    reply = None
-                    reason = f"unreadable answer: {exc}"
-                else:
-                    reason = "it ended"
-                if not (isinstance(reply, list) and len(reply) == 2 and type(reply[0]) is int):
-                    self._fail(reason)
-                    return
-                self._answered = reply[0]
-                if reply[1] is not None:
-                    self._errors[reply[0]] = str(reply[1])
+            self._read_answers(ticket)
 
     def wait(self, ticket: int) -> None:
         """Return once the write of ``ticket`` is committed; raise its error if it
         failed, or :class:`StoreError` if the writer process died first."""
         with self._recv_lock:
-            while self._answered < ticket:
-                if self._dead is not None:
-                    raise self._gone()
-                try:
-                    reply = _read_frame(self._out)
-                except (OSError, ValueError, msgpack.UnpackException) as exc:
-                    reply = None
-                    reason = f"unreadable answer: {exc}"
-                else:
-                    reason = "it ended"
-                if not (isinstance(reply, list) and len(reply) == 2 and type(reply[0]) is int):
-                    self._fail(reason)
-                    raise self._gone()
-                self._answered = reply[0]
-                if reply[1] is not None:
-                    self._errors[reply[0]] = str(reply[1])
+            if not self._read_answers(ticket):
+                raise self._gone()
             error = self._errors.pop(ticket, None)
         if error is not None:
             raise StoreError(ErrorCode.STORE_CORRUPT, f"write failed, nothing stored: {error}")
