@@ -457,6 +457,7 @@ def test_bad_values(alice: Path, cli: Any) -> None:
     one_line_error(cli("invite", *h, gid, "--role", "king"), Exit.USAGE, "king")
     one_line_error(cli("tail", *h, gid, "-n", "-3"), Exit.USAGE, "-n")
     one_line_error(cli("run", *h, "--listen", "bad"), Exit.USAGE, "HOST:PORT", "'bad'")
+    one_line_error(cli("run", *h, "--listen", "127.0.0.1:99999"), Exit.USAGE, "0 to 65535")
     json_error(cli("run", *h, "--json", "--listen", "bad"), Exit.USAGE, "bad-address")
     one_line_error(cli("help", "colours"), Exit.USAGE, "exit-codes")
     # argparse's own complaints are one line too, and JSON with --json

@@ -271,8 +271,12 @@ def _remember_peers(home: Home, addresses: Sequence[str]) -> None:
 def _address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not port.isdigit():
         raise CliError(f"an address is HOST:PORT, found {text!r}", Exit.USAGE, "bad-address")
+    if not 0 <= int(port) <= 65535:
+        raise CliError(
+            f"a port is 0 to 65535, found {port} in {text!r}", Exit.USAGE, "bad-address"
+        )
     return host, int(port)
 
 
