@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REVISION = 4
+REVISION = 5
 
 Json = dict[str, Any]
 

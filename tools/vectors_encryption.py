@@ -34,7 +34,7 @@ from p2pcomm.core.encoding import decode, encode
 from p2pcomm.core.log import MAX_BODY_SIZE
 from p2pcomm.errors import DecodeError, SealError
 
-REVISION = 4
+REVISION = 5
 
 
 def fixed(label: str, n: int = 32) -> bytes:

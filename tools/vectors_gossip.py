@@ -24,7 +24,7 @@ from p2pcomm.core.log import create_entry, create_genesis, encode_entry
 from p2pcomm.core.sync import decode_gossip_entry, encode_gossip_entry
 from p2pcomm.errors import DecodeError, RemoteProtocolError
 
-REVISION = 4
+REVISION = 5
 
 
 def peer(name: str) -> bytes:
@@ -70,6 +70,8 @@ def fields(msg: m.Message) -> dict[str, Any]:
         return {"kind": "ihave", "items": [{"id": i.hex(), "round": r} for i, r in msg.items]}
     if isinstance(msg, m.Graft):
         return {"kind": "graft", "id": None if msg.id is None else msg.id.hex(), "round": msg.round}
+    if isinstance(msg, m.Beacon):
+        return {"kind": "beacon", "root": msg.root.hex(), "seq": msg.seq, "hops": msg.hops}
     return {"kind": "prune"}
 
 
@@ -105,6 +107,7 @@ MESSAGES: list[tuple[str, str, m.Message]] = [
     ("graft", "a graft asking for an entry", m.Graft(ENTRY, 1)),
     ("graft-no-id", "a graft that only makes the link eager", m.Graft(None, 0)),
     ("prune", "a prune", m.Prune()),
+    ("beacon", "the root's 7th beacon, 2 links from it", m.Beacon(A, 7, 2)),
 ]
 
 FAILS: list[tuple[str, str, bytes]] = [
@@ -113,7 +116,8 @@ FAILS: list[tuple[str, str, bytes]] = [
     ("fail-version-2", "a later version, whatever follows", encode([2, 99, b"", 1])),
     ("fail-no-kind", "a version and nothing else", encode([1])),
     ("fail-kind-0", "kind 0 is not a message", encode([1, 0])),
-    ("fail-kind-11", "kind 11 is not a message", encode([1, 11])),
+    ("fail-kind-12", "kind 12 is not a message", encode([1, 12])),
+    ("fail-beacon-seq-2^32", "a beacon number above 2^32-1", encode([1, 11, A, 2**32, 0])),
     ("fail-prune-extra-item", "PRUNE with an item more", encode([1, 10, None])),
     ("fail-gossip-id-31", "an entry id of 31 bytes", encode([1, 7, ENTRY[:31], 0, b""])),
     ("fail-gossip-round-65536", "round above 65535", encode([1, 7, ENTRY, 65536, b""])),
@@ -149,6 +153,7 @@ def generate() -> dict[str, Any]:
             "max_ttl": m.MAX_TTL,
             "max_ihave": m.MAX_IHAVE,
             "max_round": m.MAX_ROUND,
+            "max_seq": m.MAX_SEQ,
             "max_payload": m.MAX_PAYLOAD,
             "max_message": m.MAX_MESSAGE,
         }

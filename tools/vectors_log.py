@@ -37,7 +37,7 @@ from p2pcomm.core.log import (
     entry_id,
 )
 
-REVISION = 4
+REVISION = 5
 
 Json = dict[str, Any]
 

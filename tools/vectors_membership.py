@@ -75,7 +75,7 @@ from p2pcomm.core.membership import (
 )
 from p2pcomm.testing.history import T0, History, Replica, named_keypair
 
-REVISION = 4
+REVISION = 5
 
 Json = dict[str, Any]
 

@@ -678,7 +678,11 @@ class Node:
         if self.peer_id in self._roles.get(group, {}):
             if group in ov.groups:
                 return
-            ov.start(group, lambda peer: peer in self._roles.get(group, {}))
+            ov.start(
+                group,
+                lambda peer: peer in self._roles.get(group, {}),
+                lambda: len(self._roles.get(group, {})),
+            )
             # Sessions live already (this node just became a member): join through
             # the contacts among them.
             for conn in list(self._conns.values()):

@@ -143,8 +143,14 @@ class Overlay:
         host, port = self.node.address
         return format_address(host, port)
 
-    def start(self, group: bytes, admit: Callable[[bytes], bool]) -> None:
-        """Run gossip for ``group`` (this node became, or is, a member)."""
+    def start(
+        self,
+        group: bytes,
+        admit: Callable[[bytes], bool],
+        size: Callable[[], int] | None = None,
+    ) -> None:
+        """Run gossip for ``group`` (this node became, or is, a member); ``size`` counts
+        its members."""
         if group in self.groups:
             return
         state = GossipState(
@@ -153,6 +159,7 @@ class Overlay:
             rng=random.Random(self.rng.getrandbits(64)),
             admit=admit,
             config=self.config,
+            size=size,
         )
         self.groups[group] = _Group(state)
 

@@ -191,7 +191,14 @@ class Sim:
 
     def _new_state(self, nid: bytes, addr: str, rng: random.Random) -> GossipState:
         members = self.members
-        return GossipState(nid, addr, rng=rng, admit=members.__contains__, config=self.config)
+        return GossipState(
+            nid,
+            addr,
+            rng=rng,
+            admit=members.__contains__,
+            config=self.config,
+            size=members.__len__,
+        )
 
     def join(self, i: int, contacts: list[int]) -> None:
         """Node ``i`` joins the overlay through ``contacts``."""

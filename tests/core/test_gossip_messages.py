@@ -13,6 +13,7 @@ from p2pcomm.core.gossip.messages import (
     MAX_IHAVE,
     MAX_PAYLOAD,
     MAX_SHUFFLE_NODES,
+    Beacon,
     Disconnect,
     ForwardJoin,
     Gossip,
@@ -47,6 +48,7 @@ CASES: list[tuple[Message, list[object]]] = [
     (Graft(ID, 4), [1, 9, ID, 4]),
     (Graft(None, 0), [1, 9, None, 0]),
     (Prune(), [1, 10]),
+    (Beacon(P, 7, 2), [1, 11, P, 7, 2]),
 ]
 
 
@@ -74,7 +76,9 @@ FAILS: list[tuple[str, object, ErrorCode]] = [
     ("version-2-other-shape", [2, 99, 1, 2, 3], ErrorCode.UNKNOWN_VERSION),
     ("version-only", [1], ErrorCode.WRONG_LENGTH),
     ("kind-0", [1, 0], ErrorCode.OUT_OF_RANGE),
-    ("kind-11", [1, 11], ErrorCode.OUT_OF_RANGE),
+    ("kind-12", [1, 12], ErrorCode.OUT_OF_RANGE),
+    ("beacon-seq-2^32", [1, 11, P, 2**32, 0], ErrorCode.OUT_OF_RANGE),
+    ("beacon-root-31", [1, 11, P[:31], 1, 0], ErrorCode.WRONG_LENGTH),
     ("kind-str", [1, "join"], ErrorCode.WRONG_TYPE),
     ("prune-extra", [1, 10, 0], ErrorCode.WRONG_LENGTH),
     ("gossip-short-id", [1, 7, b"\x00" * 31, 0, b""], ErrorCode.WRONG_LENGTH),

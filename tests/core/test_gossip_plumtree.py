@@ -107,9 +107,10 @@ def test_lazy_peers_get_batched_ihave() -> None:
     out = g.handle(10, Broadcast(EID, b"a"))
     assert sends(out) == [(pid(1), m.Gossip(EID, 0, b"a"))]
     timers = [e for e in out if isinstance(e, SetTimer)]
-    assert timers == [SetTimer(("ihave",), 15)]
+    due = 10 + g.config.plumtree.dispatch_timeout
+    assert timers == [SetTimer(("ihave",), due)]
     out += g.handle(12, Broadcast(EID2, b"b"))
-    out = g.handle(15, TimerFired(("ihave",)))
+    out = g.handle(due, TimerFired(("ihave",)))
     assert sorted(sends(out)) == [
         (pid(2), m.IHave(((EID, 0), (EID2, 0)))),
         (pid(3), m.IHave(((EID, 0), (EID2, 0)))),

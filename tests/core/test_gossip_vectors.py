@@ -46,6 +46,8 @@ def build(f: dict[str, Any]) -> m.Message:
         return m.IHave(tuple((bytes.fromhex(i["id"]), i["round"]) for i in f["items"]))
     if kind == "graft":
         return m.Graft(None if f["id"] is None else bytes.fromhex(f["id"]), f["round"])
+    if kind == "beacon":
+        return m.Beacon(bytes.fromhex(f["root"]), f["seq"], f["hops"])
     assert kind == "prune"
     return m.Prune()
 
@@ -69,6 +71,7 @@ def test_constants() -> None:
         m.MAX_PAYLOAD,
         m.MAX_MESSAGE,
     )
+    assert c["max_seq"] == m.MAX_SEQ
 
 
 @pytest.mark.parametrize("v", of("message"), ids=lambda v: v["name"])

@@ -63,14 +63,20 @@ def holds(node: Node, group: bytes, ids: set[bytes]) -> bool:
 
 @contextlib.asynccontextmanager
 async def network(
-    tmp_path: Path, n: int, *, active: int = 3, bound: int = 6, shuffle_ms: int = 60_000
+    tmp_path: Path,
+    n: int,
+    *,
+    active: int = 3,
+    bound: int = 6,
+    shuffle_ms: int = 60_000,
+    plumtree: PlumtreeConfig | None = None,
 ) -> AsyncIterator[tuple[bytes, list[Node], list[trio.CancelScope]]]:
     """``n`` member nodes; node i > 0 is given node 0's address as its one contact.
     Yields the group, the nodes, and a cancel scope per node (cancel it: a crash)."""
     group, keys, stores = make_group(tmp_path, n)
     config = GossipConfig(
         hyparview=HyParViewConfig(active_view=active, passive_view=12, shuffle_interval=shuffle_ms),
-        plumtree=PlumtreeConfig(prune_grace=0),
+        plumtree=plumtree or PlumtreeConfig(prune_grace=0),
     )
     nodes: list[Node] = []
     scopes: list[trio.CancelScope] = []
@@ -168,13 +174,15 @@ async def test_the_overlay_heals_when_a_node_crashes(tmp_path: Path) -> None:
             nodes,
             scopes,
         ):
+            # Shuffles run every 300 ms; wait for one reply carried on a channel of its
+            # own, besides full views (forward joins may fill passive views first).
             await until(
                 nodes,
                 lambda: all(
                     neighbours(node, group) and len(passive(node, group)) >= 2 for node in nodes
-                ),
+                )
+                and sum(node.overlay.delivered for node in nodes if node.overlay) > 0,
             )
-            assert sum(node.overlay.delivered for node in nodes if node.overlay) > 0
             # The contact everyone was given goes away.
             scopes[0].cancel()
             rest = nodes[1:]
@@ -185,3 +193,33 @@ async def test_the_overlay_heals_when_a_node_crashes(tmp_path: Path) -> None:
             )
             entry = await rest[0].group(group).post("still here")
             await until(rest, lambda: all(holds(node, group, {entry.id}) for node in rest))
+
+
+async def test_members_agree_on_one_root_and_a_tree_of_parents(tmp_path: Path) -> None:
+    """Spec 07 B10 to B12 over real channels: one member stands as root, the others
+    attach to the neighbour that brought them its beacon first, and each parent holds
+    its children eager; a post then reaches everyone along that tree."""
+    n = 6
+    fast = PlumtreeConfig(beacon_ms=300, root_timeout=900, stand_ms=200)
+    with trio.fail_after(PATIENCE):
+        async with network(tmp_path, n, active=3, bound=6, plumtree=fast) as (group, nodes, _):
+
+            def one_tree() -> bool:
+                trees = {}
+                for node in nodes:
+                    ov = node.overlay
+                    assert ov is not None
+                    trees[node.peer_id] = ov.groups[group].state.tree
+                roots = {t.root for t in trees.values()}
+                if len(roots) != 1 or None in roots:
+                    return False  # not yet one root for all
+                rooted = [me for me, t in trees.items() if t.root == me]
+                return len(rooted) == 1 and all(
+                    t.parent is not None and t.parent in trees and me in trees[t.parent].children
+                    for me, t in trees.items()
+                    if me not in rooted
+                )
+
+            await until(nodes, one_tree)
+            entry = await nodes[n - 1].group(group).post("along the tree")
+            await until(nodes, lambda: all(holds(node, group, {entry.id}) for node in nodes))

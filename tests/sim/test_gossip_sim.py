@@ -51,12 +51,61 @@ def test_small_network_converges_symmetric_and_connected() -> None:
 
 def test_tree_forms_single_author_copies_near_one() -> None:
     sim = built(60)
-    broadcast_some(sim, 10, among=[0])  # let the tree form
+    broadcast_some(sim, 10, among=[0])
     before = sum(n.payloads_received for n in sim.nodes)
     ids = broadcast_some(sim, 20, among=[0], gap=500)
     copies = (sum(n.payloads_received for n in sim.nodes) - before) / (60 * len(ids))
     assert sim.delivery_ratio(ids) == 1.0
-    assert copies <= 1.2, copies
+    # one shared tree: a spanning tree's links are eager, the rest lazy
+    assert sum(len(n.state.tree.eager) for n in sim.nodes) == 2 * (60 - 1)
+    # an author far from the root pays for the shared tree's detours: nodes that hear an
+    # announcement well before the tree's copy graft it (7.10); 1.40 with this seed
+    assert copies <= 1.6, copies
+
+
+def tree_of(sim: Sim) -> tuple[set[bytes], dict[int, int | None]]:
+    """The roots the live nodes follow, and each node's parent (as an index)."""
+    roots = {sim.nodes[i].state.tree.root or b"" for i in sim.live()}
+    parents: dict[int, int | None] = {}
+    for i in sim.live():
+        p = sim.nodes[i].state.tree.parent
+        parents[i] = None if p is None else sim.by_id[p]
+    return roots, parents
+
+
+def test_one_root_and_a_spanning_tree_of_parents_under_churn() -> None:
+    sim = built(80, loss=0.02)
+    broadcast_some(sim, 20)
+    roots, parents = tree_of(sim)
+    assert len(roots) == 1, roots
+    root = sim.by_id[roots.pop()]
+    for i, p in parents.items():  # every parent chain ends at the root, without a loop
+        seen = {i}
+        while p is not None:
+            assert p not in seen, (i, p)
+            seen.add(p)
+            p = parents[p]
+        assert root in seen, (i, seen)
+    # parents push to their children: each parent holds its child eager (a lost GRAFT
+    # heals at the next beacon)
+    sim.loss = 0.0
+    sim.run_for(2 * sim.config.plumtree.beacon_ms + 100)
+    roots, parents = tree_of(sim)
+    known = [
+        i
+        for i, p in parents.items()
+        if p is not None and sim.nodes[i].id in sim.nodes[p].state.tree.children
+    ]
+    assert len(known) == len(parents) - 1, (len(known), len(parents))
+    # the root crashes: another stands, and the tree spans the rest again
+    sim.crash(root)
+    c = sim.config.plumtree
+    sim.run_for(c.root_timeout + 2 * c.beacon_ms)
+    roots, parents = tree_of(sim)
+    assert len(roots) == 1 and sim.by_id[roots.pop()] != root
+    assert sum(p is None for p in parents.values()) == 1
+    ids = broadcast_some(sim, 20)
+    assert sim.delivery_ratio(ids) == 1.0, sim.report()
 
 
 def test_loss_is_repaired_by_announcements() -> None:

@@ -29,6 +29,7 @@ from ..encoding import (
 
 __all__ = [
     "MAX_ADDR",
+    "MAX_SEQ",
     "MAX_IHAVE",
     "MAX_MESSAGE",
     "MAX_PAYLOAD",
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_SHUFFLE_NODES",
     "MAX_TTL",
     "VERSION",
+    "Beacon",
     "Disconnect",
     "ForwardJoin",
     "Gossip",
@@ -68,6 +70,8 @@ MAX_ROUND = 65535
 MAX_PAYLOAD = 64 * 1024
 #: Largest encoded message.
 MAX_MESSAGE = MAX_PAYLOAD + 128
+#: Largest beacon sequence number.
+MAX_SEQ = 2**32 - 1
 #: Time stamps (milliseconds) fit in 63 bits.
 MAX_TIME = 2**63 - 1
 
@@ -89,6 +93,7 @@ class Kind(enum.IntEnum):
     IHAVE = 8
     GRAFT = 9
     PRUNE = 10
+    BEACON = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,15 @@ class Prune:
     """Makes the link lazy: the receiver sends announcements only."""
 
 
+@dataclass(frozen=True, slots=True)
+class Beacon:
+    """The tree's root, its beacon number, and the sender's distance (links) from it."""
+
+    root: PeerId
+    seq: int
+    hops: int
+
+
 Message: TypeAlias = (
     Join
     | ForwardJoin
@@ -189,6 +203,7 @@ Message: TypeAlias = (
     | IHave
     | Graft
     | Prune
+    | Beacon
 )
 
 
@@ -219,6 +234,8 @@ def encode_message(msg: Message) -> bytes:
         body = [Kind.GRAFT, msg.id, msg.round]
     elif isinstance(msg, Prune):
         body = [Kind.PRUNE]
+    elif isinstance(msg, Beacon):
+        body = [Kind.BEACON, msg.root, msg.seq, msg.hops]
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not a gossip message: {msg!r}")
     return encode([VERSION, *[int(b) if isinstance(b, Kind) else b for b in body]])
@@ -235,6 +252,7 @@ _ITEMS = {
     Kind.IHAVE: 3,
     Kind.GRAFT: 4,
     Kind.PRUNE: 2,
+    Kind.BEACON: 5,
 }
 
 
@@ -329,5 +347,11 @@ def decode_message(data: bytes) -> Message:
         return Graft(
             expect_optional_bytes(f[0], "graft id", length=32),
             expect_uint(f[1], "graft round", maximum=MAX_ROUND),
+        )
+    if kind is Kind.BEACON:
+        return Beacon(
+            _peer(f[0], "beacon root"),
+            expect_uint(f[1], "beacon seq", maximum=MAX_SEQ),
+            expect_uint(f[2], "beacon hops", maximum=MAX_ROUND),
         )
     return Prune()

@@ -13,6 +13,16 @@ it lacks sets a graft timer; when it fires and the entry still has not come, it 
 tries the next announcer ``graft_timeout_2`` later. That repairs the tree after losses
 and failures.
 
+The rooted tree (revision 5, B10 to B14): pruning per duplicate builds a tree per
+author's traffic, and concurrent authors tear it apart. So one member, the root, sends
+a numbered BEACON every ``beacon_ms``; each node takes the neighbour that brought it a
+beacon first as its parent (GRAFT nil attaches, PRUNE leaves) and forwards the beacon
+one hop further. Eager links are then exactly parent-child links, for every author;
+duplicates on them and grafts for one entry change nothing. A node with no root for a
+while stands as root itself, smaller ids first. In large groups the author's first
+hops push to every neighbour, so that an entry enters the tree at many places near its
+author.
+
 Verify before forwarding (DESIGN hard requirement 2): a received entry is *pending*
 until the node's :class:`~.events.Verdict`; only an accepted entry is delivered,
 cached and forwarded. A copy that fails blames its sender (``Disconnect``) and the
@@ -27,10 +37,11 @@ Stale timers are no-ops: each handler re-checks the state.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from .events import Deliver, Disconnect, Effect, Offer, SendTo, SetTimer
-from .messages import MAX_IHAVE, MAX_ROUND, Gossip, Graft, IHave, Prune
+from .messages import MAX_IHAVE, MAX_ROUND, MAX_SEQ, Beacon, Gossip, Graft, IHave, Prune
 
 __all__ = ["Plumtree", "PlumtreeConfig", "PlumtreeStats"]
 
@@ -47,8 +58,8 @@ class PlumtreeConfig:
     graft_timeout_2: int = 40
     #: Most GRAFTs for one id before giving up until a new announcement (p2pcomm).
     max_graft_attempts: int = 8
-    #: IHAVE batching delay (iroh-gossip: 5 ms).
-    dispatch_timeout: int = 5
+    #: IHAVE batching delay (iroh-gossip: 5 ms; p2pcomm: 15, see 7.10).
+    dispatch_timeout: int = 15
     #: How long payloads stay servable to GRAFTs (iroh-gossip: 30 s).
     cache_ms: int = 30_000
     #: Payload cache bound in bytes (p2pcomm: 8 MiB).
@@ -74,6 +85,20 @@ class PlumtreeConfig:
     #: GRAFTs a neighbour may leave unanswered (announced, asked for, never sent) before
     #: it is disconnected as a flooder (p2pcomm); any first copy it sends resets it.
     max_unserved: int = 32
+    #: How often the tree's root sends a BEACON (ms, p2pcomm); 0 turns the rooted tree
+    #: off (eager links then shrink by pruning alone, as in the paper).
+    beacon_ms: int = 10_000
+    #: A root unheard for this long is gone (ms, p2pcomm): another is elected.
+    root_timeout: int = 30_000
+    #: A node that knows no root stands after this long with neighbours (ms, p2pcomm):
+    #: a new group has a tree within seconds; a newcomer to a rooted one hears the
+    #: root from its first neighbour at once (B1).
+    stand_ms: int = 2000
+    #: The author's first hops flood (push to every neighbour): ``r`` rounds where
+    #: ``r`` is the largest number up to ``max_flood_rounds`` with
+    #: ``flood_base * 4**r <= group size`` (p2pcomm; 0 rounds below 48 members).
+    max_flood_rounds: int = 3
+    flood_base: int = 12
 
 
 @dataclass(slots=True)
@@ -91,8 +116,28 @@ class PlumtreeStats:
 class Plumtree:
     """One node's broadcast tree. Drive it through :class:`~.state.GossipState`."""
 
-    def __init__(self, config: PlumtreeConfig) -> None:
+    def __init__(
+        self, config: PlumtreeConfig, me: bytes = b"", size: Callable[[], int] | None = None
+    ) -> None:
         self.config = config
+        self.me = me
+        self.size = size
+        #: The rooted tree (7.4.x): root, its latest beacon number, our distance from
+        #: it, when that beacon came, our parent, the neighbours attached to us, and
+        #: each neighbour's last beacon (root, number, distance).
+        self.root: bytes | None = None
+        self.seq = 0
+        self.dist = 0
+        self.heard = 0
+        self.parent: bytes | None = None
+        self.children: dict[bytes, None] = {}
+        self.beacons: dict[bytes, tuple[bytes, int, int]] = {}
+        self._beacon_armed = False
+        #: (id, peer) of the latest GRAFTs sent: their answers are no reason to prune
+        self._grafted: dict[tuple[bytes, bytes], None] = {}
+        #: children that asked for announcements as well (graft nil, 1); whether we did
+        self.announce: dict[bytes, None] = {}
+        self._announce_asked = False
         self.eager: dict[bytes, None] = {}
         self.lazy: dict[bytes, None] = {}
         #: id -> (payload, round, when cached)
@@ -118,8 +163,19 @@ class Plumtree:
     # ------------------------------------------------------------ neighbours
 
     def neighbor_up(self, peer: bytes, now: int, out: list[Effect]) -> None:
-        self.lazy.pop(peer, None)
-        self.eager[peer] = None
+        if self.root is None:
+            self.lazy.pop(peer, None)
+            self.eager[peer] = None
+        else:
+            # Rooted: a new neighbour is lazy until it attaches to us (GRAFT nil); it
+            # learns the root at once, and attaches if we are its best way there.
+            self.eager.pop(peer, None)
+            self.lazy[peer] = None
+            out.append(SendTo(peer, Beacon(self.root, self.seq, self.dist)))
+        if self.config.beacon_ms and not self._beacon_armed:
+            self._beacon_armed = True
+            self.heard = now
+            out.append(SetTimer(("beacon",), now + self._stand_wait()))
         horizon = now - self.config.recent_ms
         recent = [(id, c[1]) for id, c in self.cache.items() if c[2] >= horizon]
         if recent:
@@ -131,14 +187,132 @@ class Plumtree:
             self._dispatch_armed = True
             out.append(SetTimer(("ihave",), now + self.config.dispatch_timeout))
 
-    def neighbor_down(self, peer: bytes) -> None:
+    def neighbor_down(self, peer: bytes, out: list[Effect] | None = None) -> None:
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
         self.queue.pop(peer, None)
         self.useful.pop(peer, None)
         self.unserved.pop(peer, None)
+        self.children.pop(peer, None)
+        self.announce.pop(peer, None)
+        self.beacons.pop(peer, None)
         for announcers in self.missing.values():
             announcers[:] = [a for a in announcers if a[0] != peer]
+        if peer == self.parent:
+            self.parent = None
+            # Another way to the root that cannot pass through us: a neighbour that had
+            # this beacon at a smaller distance than ours (our subtree had it later).
+            best: tuple[int, bytes] | None = None
+            for q, (root, seq, hops) in self.beacons.items():
+                same = root == self.root and seq == self.seq and q not in self.children
+                if same and hops < self.dist and (best is None or hops < best[0]):
+                    best = (hops, q)
+            if best is not None and out is not None:
+                self.dist = best[0] + 1
+                self._attach(best[1], out)
+
+    # ------------------------------------------------------------ the rooted tree
+
+    def flood_rounds(self) -> int:
+        """Rounds from the author that go to every neighbour (7.4.x)."""
+        if self.root is None or self.size is None:
+            return 0
+        n, c, r = self.size(), self.config, 0
+        while r < c.max_flood_rounds and c.flood_base * 4 ** (r + 1) <= n:
+            r += 1
+        return r
+
+    def _attachment(self) -> Graft:
+        """``graft(nil, 1)`` asks the parent to announce what it pushes, too: with fewer
+        than two lazy neighbours, a lost push could leave this node no announcer."""
+        self._announce_asked = len(self.lazy) < 2
+        return Graft(None, 1 if self._announce_asked else 0)
+
+    def _attach(self, peer: bytes, out: list[Effect]) -> None:
+        """Make ``peer`` our parent: tell it (GRAFT nil) and leave the old one (PRUNE)."""
+        old, self.parent = self.parent, peer
+        if old is not None and old != peer and old not in self.children and old in self.eager:
+            del self.eager[old]
+            self.lazy[old] = None
+            out.append(SendTo(old, Prune()))
+        self.lazy.pop(peer, None)
+        self.eager[peer] = None
+        out.append(SendTo(peer, self._attachment()))
+
+    def _become_rooted(self, out: list[Effect]) -> None:
+        """Leave flooding: every eager link that is not the tree's becomes lazy."""
+        for peer in list(self.eager):
+            if peer != self.parent and peer not in self.children:
+                del self.eager[peer]
+                self.lazy[peer] = None
+                out.append(SendTo(peer, Prune()))
+
+    def _send_beacon(self, skip: bytes | None, out: list[Effect]) -> None:
+        assert self.root is not None
+        msg = Beacon(self.root, self.seq, self.dist)
+        for peer in (*self.eager, *self.lazy):
+            if peer != skip:
+                out.append(SendTo(peer, msg))
+
+    def on_beacon(self, peer: bytes, msg: Beacon, now: int, out: list[Effect]) -> None:
+        if peer not in self.eager and peer not in self.lazy:
+            return
+        if msg.root == self.me:
+            if self.root == self.me and msg.seq > self.seq:
+                self.seq = msg.seq  # an older incarnation's numbers still circulate
+            return
+        self.beacons[peer] = (msg.root, msg.seq, msg.hops)
+        root = self.root
+        stale = root is None or now - self.heard > self.config.root_timeout
+        if not (
+            stale
+            or msg.root < root  # type: ignore[operator]
+            or (msg.root == root and msg.seq > self.seq)
+        ):
+            return
+        was_rooted = root is not None
+        self.root, self.seq, self.dist, self.heard = msg.root, msg.seq, msg.hops + 1, now
+        if not was_rooted:
+            self.parent = peer  # kept eager by what follows
+            self._become_rooted(out)
+            self.parent = None
+        if peer != self.parent:
+            self.children.pop(peer, None)
+            self._attach(peer, out)
+        else:
+            out.append(SendTo(peer, self._attachment()))  # again: a lost GRAFT heals here
+        self._send_beacon(peer, out)
+
+    def _stand_wait(self) -> int:
+        """How long without a new beacon before this node stands as root (B10): smaller
+        ids stand first, so that usually one node does."""
+        c, b = self.config, self.me[0] if self.me else 0
+        if self.root is None:
+            return c.stand_ms + b * c.stand_ms // 256
+        return c.root_timeout + b * c.beacon_ms // 256
+
+    def on_beacon_timer(self, now: int, out: list[Effect]) -> None:
+        c = self.config
+        if self.root == self.me:
+            self.seq = min(self.seq + 1, MAX_SEQ)
+            self.heard = now
+            self._send_beacon(None, out)
+        elif (self.eager or self.lazy) and now - self.heard >= self._stand_wait():
+            was_rooted = self.root is not None
+            self.root, self.seq, self.dist, self.heard = self.me, 1, 0, now
+            old, self.parent = self.parent, None
+            if old is not None and old in self.eager and old not in self.children:
+                del self.eager[old]
+                self.lazy[old] = None
+                out.append(SendTo(old, Prune()))
+            if not was_rooted:
+                self._become_rooted(out)
+            self._send_beacon(None, out)
+        if self.root is None:
+            at = max(now + 1, self.heard + self._stand_wait())
+        else:
+            at = now + c.beacon_ms
+        out.append(SetTimer(("beacon",), at))
 
     def _to_lazy(self, peer: bytes, out: list[Effect]) -> None:
         if peer in self.eager:
@@ -147,18 +321,31 @@ class Plumtree:
             self.stats.prunes_sent += 1
             out.append(SendTo(peer, Prune()))
 
-    def _duplicate(self, peer: bytes, now: int, out: list[Effect]) -> None:
+    def _duplicate(self, peer: bytes, id: bytes, round: int, now: int, out: list[Effect]) -> None:
         """``peer`` sent a copy of an entry that had already come (B3)."""
+        if self.root is not None and (
+            peer == self.parent
+            or peer in self.children
+            or round < self.flood_rounds()
+            or (id, peer) in self._grafted
+        ):
+            # Two waves met on the tree, the author's first hops, or the answer to
+            # our GRAFT: none of these says the link should be lazy.
+            return
         if peer in self.lazy:
             # It still pushes to us although we made it lazy: our PRUNE was lost or
             # crossed one of its messages (a GRAFT, a first copy). Say it again: nothing
             # else would, and every entry it forwards would be a duplicate here.
             self.stats.prunes_sent += 1
             out.append(SendTo(peer, Prune()))
-        elif now - self.useful.get(peer, -(2**62)) >= self.config.prune_grace:
+        elif self.root is not None or (
+            now - self.useful.get(peer, -(2**62)) >= self.config.prune_grace
+        ):
             self._to_lazy(peer, out)
 
     def _to_eager(self, peer: bytes) -> None:
+        if self.root is not None:
+            return  # the tree decides which links are eager
         if peer in self.lazy:
             del self.lazy[peer]
             self.eager[peer] = None
@@ -192,14 +379,28 @@ class Plumtree:
             self._cache_bytes -= len(old[0])
 
     def _push(
-        self, id: bytes, payload: bytes, round: int, skip: bytes | None, now: int, out: list[Effect]
+        self,
+        id: bytes,
+        payload: bytes,
+        round: int,
+        skip: Container[bytes],
+        now: int,
+        out: list[Effect],
     ) -> None:
+        """Send ``id`` on, except to the peers in ``skip``: those known to hold it."""
         msg = Gossip(id, min(round, MAX_ROUND), payload)
+        flood = round < self.flood_rounds()
         for peer in self.eager:
-            if peer != skip:
+            if peer not in skip:
                 out.append(SendTo(peer, msg))
+                if peer in self.announce:
+                    self.queue.setdefault(peer, []).append((id, msg.round))
         for peer in self.lazy:
-            if peer != skip:
+            if peer in skip:
+                continue
+            if flood:
+                out.append(SendTo(peer, msg))
+            else:
                 self.queue.setdefault(peer, []).append((id, msg.round))
         if self.queue:
             self._arm_dispatch(now, out)
@@ -211,13 +412,14 @@ class Plumtree:
             return
         self._remember(id, now)
         self._cache(id, payload, 0, now)
-        self._push(id, payload, 0, None, now, out)
+        self._push(id, payload, 0, (), now, out)
 
     def on_gossip(self, peer: bytes, msg: Gossip, now: int, out: list[Effect]) -> None:
         self.stats.payloads_received += 1
+
         if msg.id in self.seen:
             self.stats.duplicates += 1
-            self._duplicate(peer, now, out)
+            self._duplicate(peer, msg.id, msg.round, now, out)
             return
         copies = self.pending.get(msg.id)
         if copies is not None:
@@ -244,21 +446,29 @@ class Plumtree:
                 self.pending[id] = copies[1:]
                 out.append(Offer(id, copies[1][2], copies[1][0]))
             return
+        # Who holds it already: its senders, and those that announced it to us.
+        holders = {c[0] for c in copies}
+        holders.update(a[0] for a in self.missing.get(id, ()))
         self._remember(id, now)
         self.useful[peer] = now
-        for other, _, _ in copies[1:]:
-            self._duplicate(other, now, out)
+        for other, other_round, _ in copies[1:]:
+            self._duplicate(other, id, other_round, now, out)
         if known:
             return
         self.stats.delivered += 1
         self._cache(id, payload, round + 1, now)
         out.append(Deliver(id, peer, round + 1))
-        self._push(id, payload, round + 1, peer, now, out)
+        self._push(id, payload, round + 1, holders, now, out)
 
     def on_ihave(self, peer: bytes, msg: IHave, now: int, out: list[Effect]) -> None:
         c = self.config
+        if peer == self.parent and self.root is not None and not self._announce_asked:
+            out.append(SendTo(peer, self._attachment()))  # it lost our GRAFT: attach again
+        queued = self.queue.get(peer)
         for id, round in msg.items:
             if id in self.seen or id in self.pending:
+                if queued:  # it has it: no need to announce it there
+                    queued[:] = [q for q in queued if q[0] != id]
                 continue
             announcers = self.missing.get(id)
             if announcers is None:
@@ -284,14 +494,14 @@ class Plumtree:
             if n_unserved > self.config.max_unserved:
                 self.unserved.pop(failed, None)
                 out.append(Disconnect(failed))
-                self.neighbor_down(failed)
+                self.neighbor_down(failed, out)
         announcers = self.missing.get(id)
         if not announcers:
             self.missing.pop(id, None)
             self.attempts.pop(id, None)
             return
         n = self.attempts.get(id, 0) + 1
-        if n > min(self.config.max_graft_attempts, 2 * len(announcers)):
+        if n > min(self.config.max_graft_attempts, max(4, 2 * len(announcers))):
             self.missing.pop(id, None)
             self.attempts.pop(id, None)
             return
@@ -301,18 +511,35 @@ class Plumtree:
         self._to_eager(peer)
         self.stats.grafts_sent += 1
         self.asked[id] = peer
+        self._grafted[(id, peer)] = None
+        if len(self._grafted) > self.config.max_missing:
+            del self._grafted[next(iter(self._grafted))]
         out.append(SendTo(peer, Graft(id, round)))
         self._graft_armed[id] = None
         out.append(SetTimer(("graft", id), now + self.config.graft_timeout_2))
 
     def on_graft(self, peer: bytes, msg: Graft, now: int, out: list[Effect]) -> None:
+        if msg.id is None and self.root is not None and (peer in self.lazy or peer in self.eager):
+            self.lazy.pop(peer, None)
+            self.eager[peer] = None
+            self.children[peer] = None
+            if msg.round == 1:
+                self.announce[peer] = None
+            else:
+                self.announce.pop(peer, None)
         self._to_eager(peer)
         if msg.id is not None:
             cached = self.cache.get(msg.id)
             if cached is not None:
                 out.append(SendTo(peer, Gossip(msg.id, cached[1], cached[0])))
 
-    def on_prune(self, peer: bytes) -> None:
+    def on_prune(self, peer: bytes, out: list[Effect] | None = None) -> None:
+        self.children.pop(peer, None)
+        self.announce.pop(peer, None)
+        if peer == self.parent and self.root is not None:
+            if out is not None:
+                out.append(SendTo(peer, self._attachment()))  # we are still its child
+            return
         if peer in self.eager:
             del self.eager[peer]
             self.lazy[peer] = None

@@ -44,8 +44,8 @@ from .events import (
     Verdict,
 )
 from .hyparview import HyParView, HyParViewConfig, Rng
-from .messages import Disconnect as DisconnectMsg
 from .messages import (
+    Beacon,
     ForwardJoin,
     Gossip,
     Graft,
@@ -56,6 +56,7 @@ from .messages import (
     Shuffle,
     ShuffleReply,
 )
+from .messages import Disconnect as DisconnectMsg
 from .plumtree import Plumtree, PlumtreeConfig
 
 __all__ = [
@@ -100,12 +101,13 @@ class GossipState:
         rng: Rng,
         admit: Callable[[bytes], bool],
         config: GossipConfig | None = None,
+        size: Callable[[], int] | None = None,
     ) -> None:
         self.me = me
         self.config = config or GossipConfig()
         self.admit = admit
         self.views = HyParView(me, addr, self.config.hyparview, rng, admit)
-        self.tree = Plumtree(self.config.plumtree)
+        self.tree = Plumtree(self.config.plumtree, me, size)
 
     @property
     def active(self) -> list[bytes]:
@@ -116,27 +118,32 @@ class GossipState:
         return list(self.views.passive)
 
     def handle(self, now: int, event: Input) -> list[Effect]:
+        # Exact type tests, most frequent first: the input and message classes are
+        # final, and this is the hot path of every simulated and real message.
         out: list[Effect] = []
         v, t = self.views, self.tree
         v.now = now
-        if isinstance(event, Received):
-            self._on_message(event, now, out)
-        elif isinstance(event, Verdict):
-            t.on_verdict(event.id, event.ok, event.known, now, out)
-        elif isinstance(event, Broadcast):
-            t.broadcast(event.id, event.payload, now, out)
-        elif isinstance(event, TimerFired):
-            key = event.key
-            if key[0] == "graft" and len(key) == 2 and isinstance(key[1], bytes):
-                t.on_graft_timer(key[1], now, out)
-            elif key == ("ihave",):
+        kind = type(event)
+        if kind is Received:
+            self._on_message(event, now, out)  # type: ignore[arg-type]
+        elif kind is TimerFired:
+            key = event.key  # type: ignore[union-attr]
+            if key == ("ihave",):
                 t.on_dispatch_timer(out)
+            elif key[0] == "graft" and len(key) == 2 and isinstance(key[1], bytes):
+                t.on_graft_timer(key[1], now, out)
+            elif key == ("beacon",):
+                t.on_beacon_timer(now, out)
             elif key[0] == "neighbor" and len(key) == 2 and isinstance(key[1], bytes):
                 v.on_neighbor_timer(key[1], now, out)
             elif key == ("rejoin",):
                 v.on_rejoin_timer(out)
             elif key == ("shuffle",):
                 v.on_shuffle_timer(now, out)
+        elif isinstance(event, Verdict):
+            t.on_verdict(event.id, event.ok, event.known, now, out)
+        elif isinstance(event, Broadcast):
+            t.broadcast(event.id, event.payload, now, out)
         elif isinstance(event, PeerUp):
             v.on_peer_up(event.peer, now, out)
         elif isinstance(event, PeerDown):
@@ -145,7 +152,8 @@ class GossipState:
             v.on_dial_failed(event.peer, now, out)
         elif isinstance(event, Bootstrap):
             v.bootstrap(event.contacts, now, out)
-        self._sync_neighbors(now, out)
+        if v.down or v.up:
+            self._sync_neighbors(now, out)
         return out
 
     def _sync_neighbors(self, now: int, out: list[Effect]) -> None:
@@ -153,7 +161,7 @@ class GossipState:
         if v.down:
             for peer in v.down:
                 if peer not in v.active:
-                    t.neighbor_down(peer)
+                    t.neighbor_down(peer, out)
             v.down.clear()
         if v.up:
             for peer in v.up:
@@ -169,18 +177,20 @@ class GossipState:
             out.append(Disconnect(peer))
             return
         v, t = self.views, self.tree
-        if isinstance(msg, Gossip | IHave | Graft | Prune):
-            # From any admitted peer, in the active view or not: a lost NEIGHBOR or
-            # DISCONNECT can leave views briefly asymmetric, and entries are verified
-            # before anything is forwarded anyway.
-            if isinstance(msg, Gossip):
-                t.on_gossip(peer, msg, now, out)
-            elif isinstance(msg, IHave):
-                t.on_ihave(peer, msg, now, out)
-            elif isinstance(msg, Graft):
-                t.on_graft(peer, msg, now, out)
-            else:
-                t.on_prune(peer)
+        kind = type(msg)
+        # Broadcast messages from any admitted peer, in the active view or not: a lost
+        # NEIGHBOR or DISCONNECT can leave views briefly asymmetric, and entries are
+        # verified before anything is forwarded anyway.
+        if kind is IHave:
+            t.on_ihave(peer, msg, now, out)  # type: ignore[arg-type]
+        elif kind is Gossip:
+            t.on_gossip(peer, msg, now, out)  # type: ignore[arg-type]
+        elif kind is Graft:
+            t.on_graft(peer, msg, now, out)  # type: ignore[arg-type]
+        elif kind is Prune:
+            t.on_prune(peer, out)
+        elif isinstance(msg, Beacon):
+            t.on_beacon(peer, msg, now, out)
         elif isinstance(msg, Join):
             v.on_join(peer, msg, now, out)
         elif isinstance(msg, ForwardJoin):
