@@ -13,15 +13,10 @@ it lacks sets a graft timer; when it fires and the entry still has not come, it 
 tries the next announcer ``graft_timeout_2`` later. That repairs the tree after losses
 and failures.
 
-The rooted tree (revision 5, B10 to B14): pruning per duplicate builds a tree per
-author's traffic, and concurrent authors tear it apart. So one member, the root, sends
-a numbered BEACON every ``beacon_ms``; each node takes the neighbour that brought it a
-beacon first as its parent (GRAFT nil attaches, PRUNE leaves) and forwards the beacon
-one hop further. Eager links are then exactly parent-child links, for every author;
-duplicates on them and grafts for one entry change nothing. A node with no root for a
-while stands as root itself, smaller ids first. In large groups the author's first
-hops push to every neighbour, so that an entry enters the tree at many places near its
-author.
+The rooted tree (revision 5, B10 to B14) decides which links are eager once a node
+knows a root: see :mod:`.tree`, which this class inherits. In large groups the
+author's first hops push to every neighbour, so that an entry enters the tree at many
+places near its author.
 
 Verify before forwarding (DESIGN hard requirement 2): a received entry is *pending*
 until the node's :class:`~.events.Verdict`; only an accepted entry is delivered,
@@ -41,7 +36,8 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from .events import Deliver, Disconnect, Effect, Offer, SendTo, SetTimer
-from .messages import MAX_IHAVE, MAX_ROUND, MAX_SEQ, Beacon, Gossip, Graft, IHave, Prune
+from .messages import MAX_IHAVE, MAX_ROUND, Beacon, Gossip, Graft, IHave, Prune
+from .tree import RootedTree
 
 __all__ = ["Plumtree", "PlumtreeConfig", "PlumtreeStats"]
 
@@ -113,33 +109,16 @@ class PlumtreeStats:
     delivered: int = 0
 
 
-class Plumtree:
+class Plumtree(RootedTree):
     """One node's broadcast tree. Drive it through :class:`~.state.GossipState`."""
 
     def __init__(
         self, config: PlumtreeConfig, me: bytes = b"", size: Callable[[], int] | None = None
     ) -> None:
+        super().__init__(config, me, size)
         self.config = config
-        self.me = me
-        self.size = size
-        #: The rooted tree (7.4.x): root, its latest beacon number, our distance from
-        #: it, when that beacon came, our parent, the neighbours attached to us, and
-        #: each neighbour's last beacon (root, number, distance).
-        self.root: bytes | None = None
-        self.seq = 0
-        self.dist = 0
-        self.heard = 0
-        self.parent: bytes | None = None
-        self.children: dict[bytes, None] = {}
-        self.beacons: dict[bytes, tuple[bytes, int, int]] = {}
-        self._beacon_armed = False
         #: (id, peer) of the latest GRAFTs sent: their answers are no reason to prune
         self._grafted: dict[tuple[bytes, bytes], None] = {}
-        #: children that asked for announcements as well (graft nil, 1); whether we did
-        self.announce: dict[bytes, None] = {}
-        self._announce_asked = False
-        self.eager: dict[bytes, None] = {}
-        self.lazy: dict[bytes, None] = {}
         #: id -> (payload, round, when cached)
         self.cache: dict[bytes, tuple[bytes, int, int]] = {}
         self._cache_bytes = 0
@@ -172,10 +151,7 @@ class Plumtree:
             self.eager.pop(peer, None)
             self.lazy[peer] = None
             out.append(SendTo(peer, Beacon(self.root, self.seq, self.dist)))
-        if self.config.beacon_ms and not self._beacon_armed:
-            self._beacon_armed = True
-            self.heard = now
-            out.append(SetTimer(("beacon",), now + self._stand_wait()))
+        self._arm_beacon(now, out)
         horizon = now - self.config.recent_ms
         recent = [(id, c[1]) for id, c in self.cache.items() if c[2] >= horizon]
         if recent:
@@ -193,126 +169,9 @@ class Plumtree:
         self.queue.pop(peer, None)
         self.useful.pop(peer, None)
         self.unserved.pop(peer, None)
-        self.children.pop(peer, None)
-        self.announce.pop(peer, None)
-        self.beacons.pop(peer, None)
         for announcers in self.missing.values():
             announcers[:] = [a for a in announcers if a[0] != peer]
-        if peer == self.parent:
-            self.parent = None
-            # Another way to the root that cannot pass through us: a neighbour that had
-            # this beacon at a smaller distance than ours (our subtree had it later).
-            best: tuple[int, bytes] | None = None
-            for q, (root, seq, hops) in self.beacons.items():
-                same = root == self.root and seq == self.seq and q not in self.children
-                if same and hops < self.dist and (best is None or hops < best[0]):
-                    best = (hops, q)
-            if best is not None and out is not None:
-                self.dist = best[0] + 1
-                self._attach(best[1], out)
-
-    # ------------------------------------------------------------ the rooted tree
-
-    def flood_rounds(self) -> int:
-        """Rounds from the author that go to every neighbour (7.4.x)."""
-        if self.root is None or self.size is None:
-            return 0
-        n, c, r = self.size(), self.config, 0
-        while r < c.max_flood_rounds and c.flood_base * 4 ** (r + 1) <= n:
-            r += 1
-        return r
-
-    def _attachment(self) -> Graft:
-        """``graft(nil, 1)`` asks the parent to announce what it pushes, too: with fewer
-        than two lazy neighbours, a lost push could leave this node no announcer."""
-        self._announce_asked = len(self.lazy) < 2
-        return Graft(None, 1 if self._announce_asked else 0)
-
-    def _attach(self, peer: bytes, out: list[Effect]) -> None:
-        """Make ``peer`` our parent: tell it (GRAFT nil) and leave the old one (PRUNE)."""
-        old, self.parent = self.parent, peer
-        if old is not None and old != peer and old not in self.children and old in self.eager:
-            del self.eager[old]
-            self.lazy[old] = None
-            out.append(SendTo(old, Prune()))
-        self.lazy.pop(peer, None)
-        self.eager[peer] = None
-        out.append(SendTo(peer, self._attachment()))
-
-    def _become_rooted(self, out: list[Effect]) -> None:
-        """Leave flooding: every eager link that is not the tree's becomes lazy."""
-        for peer in list(self.eager):
-            if peer != self.parent and peer not in self.children:
-                del self.eager[peer]
-                self.lazy[peer] = None
-                out.append(SendTo(peer, Prune()))
-
-    def _send_beacon(self, skip: bytes | None, out: list[Effect]) -> None:
-        assert self.root is not None
-        msg = Beacon(self.root, self.seq, self.dist)
-        for peer in (*self.eager, *self.lazy):
-            if peer != skip:
-                out.append(SendTo(peer, msg))
-
-    def on_beacon(self, peer: bytes, msg: Beacon, now: int, out: list[Effect]) -> None:
-        if peer not in self.eager and peer not in self.lazy:
-            return
-        if msg.root == self.me:
-            if self.root == self.me and msg.seq > self.seq:
-                self.seq = msg.seq  # an older incarnation's numbers still circulate
-            return
-        self.beacons[peer] = (msg.root, msg.seq, msg.hops)
-        root = self.root
-        stale = root is None or now - self.heard > self.config.root_timeout
-        if not (
-            stale
-            or msg.root < root  # type: ignore[operator]
-            or (msg.root == root and msg.seq > self.seq)
-        ):
-            return
-        was_rooted = root is not None
-        self.root, self.seq, self.dist, self.heard = msg.root, msg.seq, msg.hops + 1, now
-        if not was_rooted:
-            self.parent = peer  # kept eager by what follows
-            self._become_rooted(out)
-            self.parent = None
-        if peer != self.parent:
-            self.children.pop(peer, None)
-            self._attach(peer, out)
-        else:
-            out.append(SendTo(peer, self._attachment()))  # again: a lost GRAFT heals here
-        self._send_beacon(peer, out)
-
-    def _stand_wait(self) -> int:
-        """How long without a new beacon before this node stands as root (B10): smaller
-        ids stand first, so that usually one node does."""
-        c, b = self.config, self.me[0] if self.me else 0
-        if self.root is None:
-            return c.stand_ms + b * c.stand_ms // 256
-        return c.root_timeout + b * c.beacon_ms // 256
-
-    def on_beacon_timer(self, now: int, out: list[Effect]) -> None:
-        c = self.config
-        if self.root == self.me:
-            self.seq = min(self.seq + 1, MAX_SEQ)
-            self.heard = now
-            self._send_beacon(None, out)
-        elif (self.eager or self.lazy) and now - self.heard >= self._stand_wait():
-            was_rooted = self.root is not None
-            self.root, self.seq, self.dist, self.heard = self.me, 1, 0, now
-            old, self.parent = self.parent, None
-            if old is not None and old in self.eager and old not in self.children:
-                del self.eager[old]
-                self.lazy[old] = None
-                out.append(SendTo(old, Prune()))
-            if not was_rooted:
-                self._become_rooted(out)
-            self._send_beacon(None, out)
-        if self.root is None:
-            at = max(now + 1, self.heard + self._stand_wait())
-        else:
-            at = now + c.beacon_ms
-        out.append(SetTimer(("beacon",), at))
+        self._tree_neighbor_down(peer, out)
 
     def _to_lazy(self, peer: bytes, out: list[Effect]) -> None:
         if peer in self.eager:
