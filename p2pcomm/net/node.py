@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
@@ -124,6 +124,16 @@ FLUSH_AFTER = 0.01
 CLOSE_ACCESS = 0x8001
 #: Replies waiting for a peer that does not read, before it counts as flooding.
 MAX_QUEUED_BYTES = 4 * 1024 * 1024
+#: CPU share (06 H14): the work a peer's messages cause (decoding, verifying, storing,
+#: reading what it asks for) may use this share of one core over time, after a burst of
+#: ``CPU_BURST`` seconds; past it, the node reads from that peer only as fast as the
+#: share allows. Valid work is not misbehaviour (a large catch-up is honest): the peer
+#: is paced, not refused, and the others keep the rest of the core.
+CPU_SHARE: Final = 0.5
+CPU_BURST: Final = 5.0
+#: Longest single pause, so that the reader keeps its liveness and stall clocks.
+CPU_PAUSE_MAX: Final = 1.0
+_T = TypeVar("_T")
 #: Failed dials in a row after which an address found by discovery is left alone
 #: (until its node advertises again).
 MAX_HINT_FAILURES = 5
@@ -166,6 +176,8 @@ class NodeStatistics:
     neighbours: Mapping[bytes, tuple[bytes, ...]] = field(default_factory=dict)
     #: Gossip: anti-entropy rounds that synced with a peer (07 7.12 N10).
     anti_entropy_rounds: int = 0
+    #: Seconds the node held reads from peers past their CPU share (06 H14).
+    cpu_paced_seconds: float = 0.0
 
 
 @dataclass(slots=True, eq=False)
@@ -195,6 +207,11 @@ class _Conn:
     #: same group up), and whether the connection ended.
     waiting_since: float | None = None
     ended: bool = False
+    #: CPU share (06 H14): seconds of CPU this peer may still use before its reads are
+    #: paced, when that was last refilled, and CPU used since.
+    cpu_tokens: float = CPU_BURST
+    cpu_at: float = 0.0
+    cpu_used: float = 0.0
 
     def send_later(self, data: bytes) -> None:
         if data:
@@ -238,8 +255,13 @@ class Node:
         liveness_timeout: float = 45.0,
         gossip: GossipConfig | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        cpu_share: float = CPU_SHARE,
+        cpu_burst: float = CPU_BURST,
     ) -> None:
         self.store = store
+        self._cpu_share = cpu_share
+        self._cpu_burst = cpu_burst
+        self._cpu_paced = 0.0
         self.identity = identity
         self._signer = crypto.Ed25519Signer(identity.seed())
         self.logs: dict[bytes, GroupLog] = {g: GroupLog(store, g) for g in groups}
@@ -522,6 +544,7 @@ class Node:
                 else {}
             ),
             anti_entropy_rounds=ov.anti_entropy_rounds if ov is not None else 0,
+            cpu_paced_seconds=self._cpu_paced,
         )
 
     def _refused_at_accept(self, reason: Refusal, host: str) -> None:
@@ -1133,8 +1156,12 @@ class Node:
         unfinished or a sync message is cut in the middle is a stall (``timeout``)."""
         rep = conn.replicator
         stream = conn.stream
-        progress = trio.current_time()
+        progress = conn.cpu_at = trio.current_time()
+        conn.cpu_tokens = self._cpu_burst
         while True:
+            if conn.cpu_used:
+                await self._pace(conn)
+                progress = max(progress, conn.cpu_at)  # a pause of ours is no stall
             if rep.has_deferred:
                 # Entries are gathered for one big ingest; if the peer pauses, store
                 # what we have rather than wait.
@@ -1188,6 +1215,33 @@ class Node:
                 return
             await self._process(conn, data)
 
+    async def _work(self, conn: _Conn, fn: Callable[..., _T], *args: object) -> _T:
+        """Run ``fn(*args)`` in a worker thread and charge its CPU time to ``conn``'s
+        peer (06 H14)."""
+
+        def run() -> _T:
+            started = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                conn.cpu_used += time.thread_time() - started
+
+        return await trio.to_thread.run_sync(run)
+
+    async def _pace(self, conn: _Conn) -> None:
+        """Hold this peer's next read while it is past its CPU share and others share
+        the node with it (06 H14)."""
+        now = trio.current_time()
+        tokens = min(self._cpu_burst, conn.cpu_tokens + (now - conn.cpu_at) * self._cpu_share)
+        conn.cpu_tokens, conn.cpu_at, conn.cpu_used = tokens - conn.cpu_used, now, 0.0
+        if len(self._conns) < 2 and not self._lock.statistics().tasks_waiting:
+            # Nobody to share with: no pause, and no debt for when somebody comes.
+            conn.cpu_tokens = max(conn.cpu_tokens, 0.0)
+        elif conn.cpu_tokens < 0:
+            pause = min(CPU_PAUSE_MAX, -conn.cpu_tokens / self._cpu_share)
+            self._cpu_paced += pause
+            await trio.sleep(pause)
+
     async def _process(self, conn: _Conn, data: bytes | None) -> None:
         """Feed ``data`` to the replicator (None: ingest what it gathered) and act on
         what it stored, refused or finished."""
@@ -1215,10 +1269,10 @@ class Node:
                     else INGEST_BATCH
                 )
                 if data is None:
-                    out = await trio.to_thread.run_sync(rep.flush)
+                    out = await self._work(conn, rep.flush)
                 else:
                     self._bytes_received += len(data)
-                    out = await trio.to_thread.run_sync(rep.receive, data)
+                    out = await self._work(conn, rep.receive, data)
                 accepted = rep.take_accepted()
                 await self._track_accepted(conn, accepted)
         self._after_ingest(conn, out, accepted, rejected_before)
@@ -1305,7 +1359,7 @@ class Node:
 
         with trio.CancelScope(shield=True):
             async with self._lock:
-                out, refused = await trio.to_thread.run_sync(ingest)
+                out, refused = await self._work(conn, ingest)
                 accepted = rep.take_accepted()
                 await self._track_accepted(conn, accepted)
         for group, entry in todo:
@@ -1380,12 +1434,13 @@ class Node:
         if conn.replicator.confirmed:
             self._note_change()
 
-    async def _build_window(self, rep: Replicator, out: list[bytes | None]) -> None:
+    async def _build_window(self, conn: _Conn, out: list[bytes | None]) -> None:
+        rep = conn.replicator
         # One bulk window at a time waits for the node lock: with many peers catching
         # up at once, the node's own posts and live pushes wait behind one window, not
         # behind one per peer (the lock serves its waiters in turn).
         async with self._bulk, self._lock:
-            out.append(await trio.to_thread.run_sync(rep.next_bulk))
+            out.append(await self._work(conn, rep.next_bulk))
 
     async def _writer(self, conn: _Conn) -> None:
         rep = conn.replicator
@@ -1415,7 +1470,7 @@ class Node:
                 due = [g for g in rep.unoffered if self._may_offer(g, conn, waited=waited)]
                 if due:
                     async with self._lock:
-                        out = await trio.to_thread.run_sync(rep.offer, due)
+                        out = await self._work(conn, rep.offer, due)
                     conn.send_later(out)
                     self._announce_synced(conn)
                     if not rep.unoffered:
@@ -1427,7 +1482,7 @@ class Node:
                 try:
                     async with trio.open_nursery() as nursery:
                         if rep.has_bulk:
-                            nursery.start_soon(self._build_window, rep, built)
+                            nursery.start_soon(self._build_window, conn, built)
                         if ready is not None:
                             await conn.stream.send_all(ready)
                             self._bytes_sent += len(ready)
@@ -1481,6 +1536,8 @@ async def open_node(
     max_connections: int = MAX_CONNECTIONS,
     admission: AdmissionLimits | None = None,
     anti_entropy: float | None = ANTI_ENTROPY,
+    cpu_share: float = CPU_SHARE,
+    cpu_burst: float = CPU_BURST,
 ) -> AsyncIterator[Node]:
     """Run a node until the block exits.
 
@@ -1512,6 +1569,10 @@ async def open_node(
     with one random member it knows of but holds no channel to, then lets it go
     (spec/07-gossip.md 7.12 N10), so that what gossip missed arrives anyway; None
     turns it off.
+    ``cpu_share``: the share of one core the work for one peer's messages may use
+    over time, after a burst of ``cpu_burst`` seconds of CPU; past it the node reads from that peer
+    only as fast as the share allows (spec/06-sync.md H14), and the other peers and
+    the node's own posts keep the rest.
     ``max_connections``: connections accepted at most (dials past it are refused with
     ``too many connections``; gossip dials no more than that either).
     ``admission``: what strangers may make the listener spend before any handshake
@@ -1536,6 +1597,8 @@ async def open_node(
             liveness_timeout=liveness_timeout,
             gossip=gossip,
             max_connections=max_connections,
+            cpu_share=cpu_share,
+            cpu_burst=cpu_burst,
         )
         for g in list(node.content):
             async with node._lock:
