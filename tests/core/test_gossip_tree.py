@@ -79,11 +79,39 @@ def test_a_larger_root_or_an_old_number_is_ignored() -> None:
 
 def test_next_beacon_first_from_another_neighbour_moves_the_parent() -> None:
     g = rooted()
-    out = g.handle(2100, Received(pid(2), m.Beacon(ROOT, 2, 1)))
+    t = 100 + g.config.plumtree.beacon_ms
+    out = g.handle(t, Received(pid(2), m.Beacon(ROOT, 2, 1)))
     assert (pid(2), m.Graft(None, 0)) in sends(out) and (pid(1), m.Prune()) in sends(out)
     assert g.tree.parent == pid(2)
     # the same number again from the old parent changes nothing and is not forwarded
-    assert sends(g.handle(2101, Received(pid(1), m.Beacon(ROOT, 2, 1)))) == []
+    assert sends(g.handle(t + 1, Received(pid(1), m.Beacon(ROOT, 2, 1)))) == []
+
+
+def test_beacons_faster_than_half_a_period_are_not_forwarded() -> None:
+    # A member sending beacons with ever larger numbers, or ever smaller made-up
+    # roots, would otherwise have every node of the group forward each one.
+    g = rooted()
+    c = g.config.plumtree
+    for seq in range(2, 50):
+        assert sends(g.handle(100 + seq, Received(pid(3), m.Beacon(ROOT, seq, 0)))) == []
+    assert (g.tree.seq, g.tree.parent) == (1, pid(1))
+    out = g.handle(100 + c.beacon_ms // 2, Received(pid(3), m.Beacon(ROOT, 50, 0)))
+    assert (pid(2), m.Beacon(ROOT, 50, 1)) in sends(out)
+    # smaller roots: one change, then none for stand_ms
+    t = 100 + c.beacon_ms
+    out = g.handle(t, Received(pid(3), m.Beacon(bytes(32), 1, 0)))
+    assert g.tree.root == bytes(32) and sends(out)
+    fake = bytes(31) + b"\x01"  # larger than the new root: ignored anyway
+    assert sends(g.handle(t + 1, Received(pid(2), m.Beacon(fake, 1, 0)))) == []
+    g2 = rooted()
+    roots = [bytes(31) + bytes([k]) for k in (4, 3, 2, 1)]
+    out = g2.handle(200, Received(pid(3), m.Beacon(roots[0], 1, 0)))
+    assert g2.tree.root == roots[0]
+    for k, r in enumerate(roots[1:]):
+        assert sends(g2.handle(201 + k, Received(pid(3), m.Beacon(r, 1, 0)))) == []
+    assert g2.tree.root == roots[0]
+    g2.handle(200 + c.stand_ms, Received(pid(3), m.Beacon(roots[3], 1, 0)))
+    assert g2.tree.root == roots[3]
 
 
 def test_a_node_with_no_root_stands_after_the_timeout_and_then_beacons() -> None:

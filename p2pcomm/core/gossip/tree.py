@@ -55,6 +55,8 @@ class RootedTree:
         #: peer -> its last beacon (root, number, distance)
         self.beacons: dict[bytes, tuple[bytes, int, int]] = {}
         self._beacon_armed = False
+        #: when the node last took a new root from a beacon (B11's rate)
+        self._switched = -(2**62)
         #: children that asked for announcements as well (graft nil, 1); whether we did
         self.announce: dict[bytes, None] = {}
         self._announce_asked = False
@@ -133,14 +135,18 @@ class RootedTree:
                 self.seq = msg.seq  # an older incarnation's numbers still circulate
             return
         self.beacons[peer] = (msg.root, msg.seq, msg.hops)
-        root = self.root
-        stale = root is None or now - self.heard > self.config.root_timeout
-        if not (
-            stale
-            or msg.root < root  # type: ignore[operator]
-            or (msg.root == root and msg.seq > self.seq)
-        ):
-            return
+        root, c = self.root, self.config
+        if root is None or now - self.heard > c.root_timeout:
+            pass  # no root, or a stale one: any beacon is new
+        elif msg.root < root:
+            # B11's rate: one change of root per stand_ms, so that a member making up
+            # ever smaller roots cannot have every node forward each of them.
+            if now - self._switched < c.stand_ms:
+                return
+        elif msg.root != root or msg.seq <= self.seq or now - self.heard < c.beacon_ms // 2:
+            return  # not new, or too soon after the last: one beacon per half period
+        if root is not None and msg.root != root:
+            self._switched = now
         was_rooted = root is not None
         self.root, self.seq, self.dist, self.heard = msg.root, msg.seq, msg.hops + 1, now
         if not was_rooted:
