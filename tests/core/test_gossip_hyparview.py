@@ -20,11 +20,7 @@ from p2pcomm.core.gossip import (
     TimerFired,
 )
 from p2pcomm.core.gossip import messages as m
-
-
-def pid(n: int) -> bytes:
-    return bytes([n]) * 32
-
+from tests.core.gossip_helpers import pid, sends
 
 ME = pid(0)
 MEMBERS = {pid(n) for n in range(1, 60)}
@@ -37,10 +33,6 @@ def make(*, active: int = 5, passive: int = 30, per_voucher: int = 6) -> GossipS
         )
     )
     return GossipState(ME, "me:1", rng=random.Random(1), admit=MEMBERS.__contains__, config=cfg)
-
-
-def sends(effects: list[object]) -> list[tuple[bytes, object]]:
-    return [(e.peer, e.msg) for e in effects if isinstance(e, SendTo)]
 
 
 def connect(g: GossipState, peer: bytes, t: int = 0) -> None:

@@ -14,17 +14,12 @@ from p2pcomm.core.gossip import (
     PeerUp,
     PlumtreeConfig,
     Received,
-    SendTo,
     SetTimer,
     TimerFired,
     Verdict,
 )
 from p2pcomm.core.gossip import messages as m
-
-
-def pid(n: int) -> bytes:
-    return bytes([n]) * 32
-
+from tests.core.gossip_helpers import pid, sends
 
 ME = pid(0)
 EID = bytes([0xEE]) * 32
@@ -38,10 +33,6 @@ def make(neighbours: int = 3, **plumtree: int) -> GossipState:
         g.handle(0, PeerUp(pid(n), outbound=False))
         g.handle(0, Received(pid(n), m.Neighbor(True, f"p{n}:1")))
     return g
-
-
-def sends(effects: list[object]) -> list[tuple[bytes, object]]:
-    return [(e.peer, e.msg) for e in effects if isinstance(e, SendTo)]
 
 
 def test_broadcast_goes_eager_to_all_neighbours() -> None:

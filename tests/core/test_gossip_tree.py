@@ -12,17 +12,12 @@ from p2pcomm.core.gossip import (
     PeerUp,
     PlumtreeConfig,
     Received,
-    SendTo,
     SetTimer,
     TimerFired,
     Verdict,
 )
 from p2pcomm.core.gossip import messages as m
-
-
-def pid(n: int) -> bytes:
-    return bytes([n]) * 32
-
+from tests.core.gossip_helpers import pid, sends
 
 ME = bytes([0x80]) * 32  # waits root_timeout + half a beacon period before standing
 ROOT = bytes(31) + b"\x05"
@@ -39,10 +34,6 @@ def make(neighbours: int = 3, size: int = 10, **plumtree: int) -> GossipState:
         g.handle(0, PeerUp(pid(n), outbound=False))
         g.handle(0, Received(pid(n), m.Neighbor(True, f"p{n}:1")))
     return g
-
-
-def sends(effects: list[object]) -> list[tuple[bytes, object]]:
-    return [(e.peer, e.msg) for e in effects if isinstance(e, SendTo)]
 
 
 def rooted(neighbours: int = 3, parent: int = 1, **kw: int) -> GossipState:

@@ -143,8 +143,7 @@ class Plumtree(RootedTree):
 
     def neighbor_up(self, peer: bytes, now: int, out: list[Effect]) -> None:
         if self.root is None:
-            self.lazy.pop(peer, None)
-            self.eager[peer] = None
+            self._promote(peer)
         else:
             # Rooted: a new neighbour is lazy until it attaches to us (GRAFT nil); it
             # learns the root at once, and attaches if we are its best way there.
@@ -163,7 +162,7 @@ class Plumtree(RootedTree):
             self._dispatch_armed = True
             out.append(SetTimer(("ihave",), now + self.config.dispatch_timeout))
 
-    def neighbor_down(self, peer: bytes, out: list[Effect] | None = None) -> None:
+    def neighbor_down(self, peer: bytes, out: list[Effect]) -> None:
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
         self.queue.pop(peer, None)
@@ -174,11 +173,8 @@ class Plumtree(RootedTree):
         self._tree_neighbor_down(peer, out)
 
     def _to_lazy(self, peer: bytes, out: list[Effect]) -> None:
-        if peer in self.eager:
-            del self.eager[peer]
-            self.lazy[peer] = None
+        if self._demote(peer, out):
             self.stats.prunes_sent += 1
-            out.append(SendTo(peer, Prune()))
 
     def _duplicate(self, peer: bytes, id: bytes, round: int, now: int, out: list[Effect]) -> None:
         """``peer`` sent a copy of an entry that had already come (B3)."""
@@ -203,11 +199,8 @@ class Plumtree(RootedTree):
             self._to_lazy(peer, out)
 
     def _to_eager(self, peer: bytes) -> None:
-        if self.root is not None:
-            return  # the tree decides which links are eager
-        if peer in self.lazy:
-            del self.lazy[peer]
-            self.eager[peer] = None
+        if self.root is None and peer in self.lazy:  # rooted, the tree decides (B12)
+            self._promote(peer)
 
     # ------------------------------------------------------------ tables
 
@@ -275,7 +268,6 @@ class Plumtree(RootedTree):
 
     def on_gossip(self, peer: bytes, msg: Gossip, now: int, out: list[Effect]) -> None:
         self.stats.payloads_received += 1
-
         if msg.id in self.seen:
             self.stats.duplicates += 1
             self._duplicate(peer, msg.id, msg.round, now, out)
@@ -321,7 +313,7 @@ class Plumtree(RootedTree):
 
     def on_ihave(self, peer: bytes, msg: IHave, now: int, out: list[Effect]) -> None:
         c = self.config
-        if peer == self.parent and self.root is not None and not self._announce_asked:
+        if peer == self.parent and not self._announce_asked:
             out.append(SendTo(peer, self._attachment()))  # it lost our GRAFT: attach again
         queued = self.queue.get(peer)
         for id, round in msg.items:
@@ -378,26 +370,16 @@ class Plumtree(RootedTree):
         out.append(SetTimer(("graft", id), now + self.config.graft_timeout_2))
 
     def on_graft(self, peer: bytes, msg: Graft, now: int, out: list[Effect]) -> None:
-        if msg.id is None and self.root is not None and (peer in self.lazy or peer in self.eager):
-            self.lazy.pop(peer, None)
-            self.eager[peer] = None
-            self.children[peer] = None
-            if msg.round == 1:
-                self.announce[peer] = None
-            else:
-                self.announce.pop(peer, None)
+        if msg.id is None and self.root is not None:
+            self._on_attached(peer, announce=msg.round == 1)
         self._to_eager(peer)
         if msg.id is not None:
             cached = self.cache.get(msg.id)
             if cached is not None:
                 out.append(SendTo(peer, Gossip(msg.id, cached[1], cached[0])))
 
-    def on_prune(self, peer: bytes, out: list[Effect] | None = None) -> None:
-        self.children.pop(peer, None)
-        self.announce.pop(peer, None)
-        if peer == self.parent and self.root is not None:
-            if out is not None:
-                out.append(SendTo(peer, self._attachment()))  # we are still its child
+    def on_prune(self, peer: bytes, out: list[Effect]) -> None:
+        if self._on_tree_prune(peer, out):
             return
         if peer in self.eager:
             del self.eager[peer]

@@ -68,7 +68,20 @@ class RootedTree:
             self.heard = now
             out.append(SetTimer(("beacon",), now + self._stand_wait()))
 
-    def _tree_neighbor_down(self, peer: bytes, out: list[Effect] | None) -> None:
+    def _promote(self, peer: bytes) -> None:
+        self.lazy.pop(peer, None)
+        self.eager[peer] = None
+
+    def _demote(self, peer: bytes, out: list[Effect]) -> bool:
+        """Make an eager ``peer`` lazy and tell it (PRUNE); False if it was not eager."""
+        if peer not in self.eager:
+            return False
+        del self.eager[peer]
+        self.lazy[peer] = None
+        out.append(SendTo(peer, Prune()))
+        return True
+
+    def _tree_neighbor_down(self, peer: bytes, out: list[Effect]) -> None:
         self.children.pop(peer, None)
         self.announce.pop(peer, None)
         self.beacons.pop(peer, None)
@@ -82,7 +95,7 @@ class RootedTree:
             same = root == self.root and seq == self.seq and q not in self.children
             if same and hops < self.dist and (best is None or hops < best[0]):
                 best = (hops, q)
-        if best is not None and out is not None:
+        if best is not None:
             self.dist = best[0] + 1
             self._attach(best[1], out)
 
@@ -101,24 +114,44 @@ class RootedTree:
         self._announce_asked = len(self.lazy) < 2
         return Graft(None, 1 if self._announce_asked else 0)
 
+    def _leave_parent(self, out: list[Effect]) -> None:
+        old, self.parent = self.parent, None
+        if old is not None and old not in self.children:
+            self._demote(old, out)
+
     def _attach(self, peer: bytes, out: list[Effect]) -> None:
         """Make ``peer`` our parent: tell it (GRAFT nil) and leave the old one (PRUNE)."""
-        old, self.parent = self.parent, peer
-        if old is not None and old != peer and old not in self.children and old in self.eager:
-            del self.eager[old]
-            self.lazy[old] = None
-            out.append(SendTo(old, Prune()))
-        self.lazy.pop(peer, None)
-        self.eager[peer] = None
+        if self.parent != peer:
+            self._leave_parent(out)
+        self.parent = peer
+        self._promote(peer)
         out.append(SendTo(peer, self._attachment()))
+
+    def _on_attached(self, peer: bytes, announce: bool) -> None:
+        """``graft(nil, r)`` from a neighbour: it is our child (B12)."""
+        if peer in self.lazy or peer in self.eager:
+            self._promote(peer)
+            self.children[peer] = None
+            if announce:
+                self.announce[peer] = None
+            else:
+                self.announce.pop(peer, None)
+
+    def _on_tree_prune(self, peer: bytes, out: list[Effect]) -> bool:
+        """``prune`` from a child ends it; from our parent it is answered by attaching
+        again (B12). True when that answer is all there is to do."""
+        self.children.pop(peer, None)
+        self.announce.pop(peer, None)
+        if peer != self.parent:
+            return False
+        out.append(SendTo(peer, self._attachment()))  # we are still its child
+        return True
 
     def _become_rooted(self, out: list[Effect]) -> None:
         """Leave flooding: every eager link that is not the tree's becomes lazy."""
         for peer in list(self.eager):
             if peer != self.parent and peer not in self.children:
-                del self.eager[peer]
-                self.lazy[peer] = None
-                out.append(SendTo(peer, Prune()))
+                self._demote(peer, out)
 
     def _send_beacon(self, skip: bytes | None, out: list[Effect]) -> None:
         assert self.root is not None
@@ -177,11 +210,7 @@ class RootedTree:
         elif (self.eager or self.lazy) and now - self.heard >= self._stand_wait():
             was_rooted = self.root is not None
             self.root, self.seq, self.dist, self.heard = self.me, 1, 0, now
-            old, self.parent = self.parent, None
-            if old is not None and old in self.eager and old not in self.children:
-                del self.eager[old]
-                self.lazy[old] = None
-                out.append(SendTo(old, Prune()))
+            self._leave_parent(out)
             if not was_rooted:
                 self._become_rooted(out)
             self._send_beacon(None, out)
