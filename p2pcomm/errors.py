@@ -109,6 +109,8 @@ class ErrorCode(enum.Enum):
     # content encryption (spec/12-encryption.md); failed authentication is DECRYPT_FAILED
     BAD_PADDING = "bad-padding"
     KEYRING_CORRUPT = "keyring-corrupt"
+    #: This member cannot derive the key of the group's current epoch (yet).
+    NO_KEY = "no-key"
 
     # sessions (spec/05-channel.md, spec/06-sync.md)
     HANDSHAKE_FAILED = "handshake-failed"

@@ -205,14 +205,18 @@ class Replica:
 
     # -- appending
 
+    def links(self) -> list[bytes]:
+        """The links of the next entry: the latest 16 heads of other authors it knows."""
+        pos = self.history.position
+        others = sorted((i for i, a in self.heads.items() if a != self.id), key=lambda i: pos[i])
+        return others[-MAX_LINKS:]
+
     def append(self, kind: int, body: bytes, *, timestamp: int | None = None) -> Entry:
         """Append an entry linking to the (latest 16) heads of other authors it knows."""
         history = self.history
         ts = history.tick() if timestamp is None else timestamp
         ts = max(ts, self.last_ts)
-        pos = history.position
-        others = sorted((i for i, a in self.heads.items() if a != self.id), key=lambda i: pos[i])
-        links = others[-MAX_LINKS:]
+        links = self.links()
         entry = create_entry(
             self.keypair,
             group=history.group,

@@ -41,6 +41,7 @@ class Kind(enum.IntEnum):
     REVOKE_INVITE = 8
     JOIN = 9
     CLAIM_ADMIN = 10
+    KEYS = 11
     POST = 32
     REPLY = 33
     REACT = 34
@@ -51,7 +52,7 @@ class Kind(enum.IntEnum):
 
 
 #: Kinds that are membership operations.
-MEMBERSHIP_KINDS: Final = frozenset(range(0, 11))
+MEMBERSHIP_KINDS: Final = frozenset(range(0, 12))
 #: Kinds from here on are application content (need the ``post`` permission).
 FIRST_APP_KIND: Final = 256
 
@@ -193,6 +194,9 @@ class Reason(enum.Enum):
     NOT_HEADLESS = "not-headless"
     #: A reserved kind this implementation does not know.
     UNKNOWN_KIND = "unknown-kind"
+    #: Encrypted content whose epoch some non-member of its past can open
+    #: (spec/12-encryption.md, E-rule X1).
+    STALE_EPOCH = "stale-epoch"
 
 
 def _small_order_encodings() -> frozenset[bytes]:

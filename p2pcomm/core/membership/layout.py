@@ -63,6 +63,7 @@ __all__ = [
     "Id",
     "RoleField",
     "Str",
+    "Tail",
     "U63Int",
     "WireType",
     "body_fields",
@@ -77,8 +78,9 @@ _BODY_LIMITS: Final = Limits(
 )
 
 
-def body_fields(data: bytes, what: str, length: int) -> list[Value]:
-    """Decode a body ``[version, ...]`` of exactly ``length`` items, version 1.
+def body_fields(data: bytes, what: str, length: int, optional: int = 0) -> list[Value]:
+    """Decode a body ``[version, ...]`` of ``length`` items, version 1; the last
+    ``optional`` of them may be absent.
 
     Raises :class:`DecodeError` (``UNKNOWN_VERSION`` for another version)."""
     items = expect_array(decode(data, _BODY_LIMITS), what)
@@ -94,7 +96,8 @@ def body_fields(data: bytes, what: str, length: int) -> list[Value]:
             expected=BODY_VERSION,
             found=items[0],
         )
-    expect_array(items, what, length=length)
+    if not optional or not length - optional <= len(items) <= length:
+        expect_array(items, what, length=length)
     expect_uint(items[0], f"{what}.version", minimum=BODY_VERSION, maximum=BODY_VERSION)
     return items
 
@@ -166,6 +169,42 @@ class Bin:
             raise _bad(
                 f"{label} {self.says} {self.length} bytes",
                 expected=self.length,
+                found=len(value) if isinstance(value, bytes) else None,
+            )
+        return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tail:
+    """``bin(1 ..= limit)``. When ``optional``, the body's last item, absent when empty
+    (the writer omits it, and a reader refuses it present and empty), so one value has
+    one encoding."""
+
+    limit: int
+    label: str | None = None
+    optional: bool = True
+
+    def read(self, value: Value, what: str) -> bytes:
+        data = expect_bytes(value, what, max_length=self.limit)
+        if not data:
+            raise DecodeError(
+                ErrorCode.WRONG_LENGTH,
+                f"{what}: expected 1 to {self.limit} bytes when present, found 0",
+                found=0,
+            )
+        return data
+
+    def write(self, value: bytes, label: str) -> Value:
+        if not isinstance(value, bytes) or len(value) > self.limit:
+            raise _bad(
+                f"{label} is more than {self.limit} bytes",
+                expected=self.limit,
+                found=len(value) if isinstance(value, bytes) else None,
+            )
+        if not value and not self.optional:
+            raise _bad(
+                f"{label} must not be empty",
+                expected=self.limit,
                 found=len(value) if isinstance(value, bytes) else None,
             )
         return value
@@ -255,16 +294,19 @@ class Body:
         out: list[Value] = [BODY_VERSION]
         for item in self._ITEMS:
             out.append(item.type.write(getattr(self, item.name), item.label))
+        for item in reversed(self._ITEMS):
+            if not getattr(item.type, "optional", False) or out[-1] != b"":
+                break
+            out.pop()
         return encode(out)
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
         """The body from its bytes; :class:`DecodeError` if they break the layout."""
         items = cls._ITEMS
-        f = body_fields(data, cls.LAYOUT, len(items) + 1)
-        return cls(
-            **{it.name: it.type.read(v, it.what) for it, v in zip(items, f[1:], strict=True)}
-        )
+        optional = sum(1 for it in items if getattr(it.type, "optional", False))
+        f = body_fields(data, cls.LAYOUT, len(items) + 1, optional)
+        return cls(**{it.name: it.type.read(v, it.what) for it, v in zip(items, f[1:], strict=False)})
 
 
 B = TypeVar("B", bound=Body)

@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Final, TypeAlias
 
 from ...errors import ErrorCode, ValidationError
 from .kinds import Kind, Role
-from .layout import Bin, Body, Id, RoleField, Str, U63Int, layout
+from .layout import Bin, Body, Id, RoleField, Str, Tail, U63Int, layout
 
 __all__ = [
     "MAX_DESCRIPTION",
@@ -26,6 +26,7 @@ __all__ = [
     "Ban",
     "ClaimAdmin",
     "GenesisBody",
+    "KeysOp",
     "Invite",
     "Join",
     "Leave",
@@ -47,25 +48,32 @@ MAX_RULES: Final = 8192
 MAX_REASON: Final = 256
 #: Longest note on an invitation.
 MAX_NOTE: Final = 256
+#: Longest key block (it shares the body's 49152 bytes with the other fields).
+MAX_KEY_BLOCK: Final = 49152
 
 _Name: TypeAlias = Annotated[str, Str(MAX_NAME)]
 _GroupName: TypeAlias = Annotated[str, Str(MAX_NAME, label="group name")]
 _Description: TypeAlias = Annotated[str, Str(MAX_DESCRIPTION)]
 _Rules: TypeAlias = Annotated[str, Str(MAX_RULES)]
 _Reason: TypeAlias = Annotated[str, Str(MAX_REASON)]
+#: A key block (spec/12-encryption.md section 12.9): absent in groups without
+#: encryption; its inside is read by :mod:`p2pcomm.core.epochs`, not here.
+_Keys: TypeAlias = Annotated[bytes, Tail(MAX_KEY_BLOCK, label="key block")]
 
 
 @layout("genesis")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenesisBody(Body):
-    """Body of the genesis entry: ``[1, name, description, rules, founder_name]``.
-    The genesis author is the founder and first admin."""
+    """Body of the genesis entry: ``[1, name, description, rules, founder_name, keys?]``.
+    The genesis author is the founder and first admin; ``keys`` (spec/12-encryption.md)
+    makes the group's content encrypted."""
 
     KIND: ClassVar[Kind] = Kind.GENESIS
     name: _GroupName
     description: _Description = ""
     rules: _Rules = ""
     founder_name: Annotated[str, Str(MAX_NAME, label="founder name")] = ""
+    keys: _Keys = b""
 
 
 @layout("add")
@@ -85,7 +93,7 @@ class AddMember(Body):
 @layout("remove")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RemoveMember(Body):
-    """``[1, member: bin(32), cut: uint, reason: str]``: a moderator or admin removes a
+    """``[1, member: bin(32), cut: uint, reason: str, keys?]``: a moderator or admin removes a
     member; the member's entries with a sequence above ``cut`` that did not see the
     removal are void (R2)."""
 
@@ -93,6 +101,7 @@ class RemoveMember(Body):
     member: Id
     cut: U63Int
     reason: _Reason = ""
+    keys: _Keys = b""
 
 
 @layout("set_role")
@@ -117,13 +126,14 @@ class Leave(Body):
 @layout("ban")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ban(Body):
-    """``[1, member: bin(32), cut: uint, reason: str]``: removal that invitations cannot
+    """``[1, member: bin(32), cut: uint, reason: str, keys?]``: removal that invitations cannot
     undo (R8). The target need not be a member."""
 
     KIND: ClassVar[Kind] = Kind.BAN
     member: Id
     cut: U63Int
     reason: _Reason = ""
+    keys: _Keys = b""
 
 
 @layout("set_metadata")
@@ -163,7 +173,7 @@ class RevokeInvite(Body):
 @layout("join")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Join(Body):
-    """``[1, invite: bin(32), proof: bin(64), name: str]``: the author joins with the
+    """``[1, invite: bin(32), proof: bin(64), name: str, keys?]``: the author joins with the
     invitation made by entry ``invite``; ``proof`` is the invitation key's signature
     (``invitation.join_proof``)."""
 
@@ -171,6 +181,7 @@ class Join(Body):
     invite: Id
     proof: Annotated[bytes, Bin(64, label="a join proof", says="is")]
     name: _Name = ""
+    keys: _Keys = b""
 
 
 @layout("claim_admin")
@@ -179,6 +190,16 @@ class ClaimAdmin(Body):
     """``[1]``: in a headless group, a member of the highest remaining level claims admin."""
 
     KIND: ClassVar[Kind] = Kind.CLAIM_ADMIN
+
+
+@layout("keys")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeysOp(Body):
+    """``[1, keys: bin]``: a key block alone (spec/12-encryption.md section 12.9): a
+    member publishes or rotates its receive key, rekeys, or forwards secrets."""
+
+    KIND: ClassVar[Kind] = Kind.KEYS
+    keys: Annotated[bytes, Tail(MAX_KEY_BLOCK, label="key block", optional=False)]
 
 
 MembershipOp: TypeAlias = (
@@ -193,6 +214,7 @@ MembershipOp: TypeAlias = (
     | RevokeInvite
     | Join
     | ClaimAdmin
+    | KeysOp
 )
 
 _OP_TYPES: Final[Mapping[int, type[MembershipOp]]] = {
@@ -209,6 +231,7 @@ _OP_TYPES: Final[Mapping[int, type[MembershipOp]]] = {
         RevokeInvite,
         Join,
         ClaimAdmin,
+        KeysOp,
     )
 }
 

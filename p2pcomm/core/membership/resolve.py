@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from operator import attrgetter
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ...errors import DecodeError, ErrorCode, ValidationError
 from ..invitation import verify_join_proof
 from ..log import KIND_GENESIS, Entry
 from .kinds import (
+    FIRST_APP_KIND,
     LEVEL_BANNED,
     LEVEL_EQUIVOCATED,
     LEVEL_NONE,
@@ -56,7 +57,16 @@ from .state import (
 )
 from .world import _ADMIN, _READER, _Author, _bits, _Op, _World
 
+if TYPE_CHECKING:
+    from ..epochs import EpochView
+
 __all__ = ["resolve"]
+
+
+def encrypted_kind(kind: int) -> bool:
+    """Content kinds that are envelopes in an encrypted group (12.10 C1; the same set
+    as :data:`p2pcomm.core.epochs.ENCRYPTED_KINDS`, without importing it here)."""
+    return 32 <= kind <= 35 or kind == 48 or kind == 49 or kind >= FIRST_APP_KIND
 
 _MKINDS = MEMBERSHIP_KINDS
 #: What a genesis body that is missing or does not decode stands for (B1).
@@ -100,6 +110,7 @@ class _Core:
         self._snapshot: GroupState | None = None
         #: Ids applied or re-judged since the caller last collected them.
         self.changed: dict[bytes, None] = {}
+        self._epochs: EpochView | None = None
 
     # -- intake
 
@@ -619,9 +630,40 @@ class _Core:
                     if eff != base:
                         lowered[eid] = eff
 
+    # -- encryption (spec/12-encryption.md 12.10)
+
+    @property
+    def epochs(self) -> EpochView:
+        view = self._epochs
+        if view is None:
+            from ..epochs import EpochView
+
+            view = self._epochs = EpochView(self)
+        return view
+
+    def is_stale(self, eid: bytes) -> bool:
+        """X1: encrypted content whose key reaches a non-member of its past."""
+        view = self.epochs
+        return encrypted_kind(self.ckind[eid]) and view.encrypted and view.stale(self.K[eid])
+
+    def stale_set(self) -> frozenset[bytes]:
+        view = self.epochs
+        if not view.encrypted:
+            return frozenset()
+        Kd = self.K
+        stale = view.stale
+        return frozenset(
+            eid for eid, kind in self.ckind.items() if encrypted_kind(kind) and stale(Kd[eid])
+        )
+
     def content_verdict(self, eid: bytes) -> Verdict:
         return _content_verdict(
-            eid, self.ckind[eid], self.cauthor[eid], self.level[eid], self.lowered.get(eid)
+            eid,
+            self.ckind[eid],
+            self.cauthor[eid],
+            self.level[eid],
+            self.lowered.get(eid),
+            self.is_stale(eid),
         )
 
     # -- the snapshot
@@ -703,6 +745,7 @@ class _Core:
                 self.cauthor if self.deferred else dict(self.cauthor),
                 self.level if self.deferred else dict(self.level),
                 self.lowered if self.deferred else dict(self.lowered),
+                self.stale_set(),
             ),
             pending=frozenset(self.pending),
         )

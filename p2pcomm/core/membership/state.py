@@ -154,7 +154,7 @@ _APP_NEED: Final = _need(Permission.POST)
 
 
 def _content_verdict(
-    eid: bytes, kind: int, author: bytes, base: int, lowered: int | None
+    eid: bytes, kind: int, author: bytes, base: int, lowered: int | None, stale: bool = False
 ) -> Verdict:
     need = _NEED_BY_KIND.get(kind)
     if need is None and kind >= FIRST_APP_KIND:
@@ -166,6 +166,8 @@ def _content_verdict(
         reason = _level_reason(base)
     elif eff < need:
         reason = Reason.REVOKED
+    elif stale:
+        reason = Reason.STALE_EPOCH
     else:
         reason = Reason.OK
     return Verdict(kind, author, eff, reason)
@@ -176,7 +178,7 @@ class _Verdicts(Mapping[bytes, Verdict]):
     levels (a hundred thousand tuples are not made unless someone asks for them).
     Read-only; holds its own copies of the machine's tables."""
 
-    __slots__ = ("_author", "_kind", "_level", "_lowered", "_ops")
+    __slots__ = ("_author", "_kind", "_level", "_lowered", "_ops", "_stale")
 
     def __init__(
         self,
@@ -185,7 +187,9 @@ class _Verdicts(Mapping[bytes, Verdict]):
         author: dict[bytes, bytes],
         level: dict[bytes, int],
         lowered: dict[bytes, int],
+        stale: frozenset[bytes] = frozenset(),
     ) -> None:
+        self._stale = stale
         self._ops = ops
         self._kind = kind
         self._author = author
@@ -197,7 +201,12 @@ class _Verdicts(Mapping[bytes, Verdict]):
         if v is not None:
             return v
         return _content_verdict(
-            eid, self._kind[eid], self._author[eid], self._level[eid], self._lowered.get(eid)
+            eid,
+            self._kind[eid],
+            self._author[eid],
+            self._level[eid],
+            self._lowered.get(eid),
+            eid in self._stale,
         )
 
     def get(self, eid: bytes, default: Verdict | None = None) -> Verdict | None:  # type: ignore[override]
@@ -208,7 +217,7 @@ class _Verdicts(Mapping[bytes, Verdict]):
         if base is None:
             return default
         return _content_verdict(
-            eid, self._kind[eid], self._author[eid], base, self._lowered.get(eid)
+            eid, self._kind[eid], self._author[eid], base, self._lowered.get(eid), eid in self._stale
         )
 
     def __contains__(self, eid: object) -> bool:
@@ -227,6 +236,7 @@ class _Verdicts(Mapping[bytes, Verdict]):
                 self._ops == other._ops
                 and self._level == other._level
                 and self._lowered == other._lowered
+                and self._stale == other._stale
                 and self._kind == other._kind
                 and self._author == other._author
             )

@@ -301,6 +301,9 @@ class _World:
                 )
                 if lvl < need:
                     return Reason.INSUFFICIENT_ROLE
+            elif kind == Kind.KEYS:
+                # 12: any member may publish keys, rekey or forward secrets.
+                need = _READER
             else:  # CLAIM_ADMIN
                 need = _READER
                 top = 0

@@ -1,0 +1,294 @@
+"""One member's side of an encrypted group (spec/12-encryption.md section 12.11): what
+to put in the key blocks of the operations it writes, when to rekey before writing
+content, whom to forward the current epoch to, and opening what others wrote.
+
+An :class:`Encryptor` sits beside a :class:`~p2pcomm.core.membership.MembershipMachine`
+(whose resolution gives every entry's cut) and a member's keys: receive private keys by
+public key, and secrets by the id of the entry that carries them, both the caller's
+dicts (loaded from and saved to the sealed keyring, 12.8). It never reads a clock and
+takes its randomness from the caller, so tests replay it exactly.
+
+Writing follows four rules (12.11 W1 to W4):
+
+* W1 a JOIN publishes a fresh receive key; so does a KEYS written by a member who has
+  none in the group yet (an added member, or the founder of a group made without one);
+* W2 a REMOVE or BAN in an encrypted group carries a rekey that leaves out its target
+  (and every member whose log forked);
+* W3 before encrypted content, if the writer's cut is stale (X1) or the writer cannot
+  derive its key, the writer first writes a KEYS rekey;
+* W4 a member who holds the current key forwards it to members at the cut who do not
+  (a welcome after a join or an add, a secret someone missed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import replace
+from typing import Final
+
+from ..errors import ErrorCode, SealError, ValidationError
+from . import crypto
+from .epochs import EpochView, GroupKeys, KeyBlock, build_block, encrypted_kind
+from .membership.kinds import Kind
+from .membership.machine import MembershipMachine
+from .membership.ops import Ban, GenesisBody, Join, KeysOp, RemoveMember, decode_op
+from .seal import NONCE_SIZE, AadContext
+
+__all__ = ["Encryptor", "genesis_keys", "new_receive_key"]
+
+_RECEIVE_SIZE: Final = 32
+
+
+def new_receive_key(random_bytes: Callable[[int], bytes]) -> tuple[bytes, bytes]:
+    """``(private, public)``: a fresh X25519 receive key pair."""
+    private = random_bytes(_RECEIVE_SIZE)
+    return private, crypto.x25519_public(private)
+
+
+def genesis_keys(
+    founder: bytes, receive_public: bytes, random_bytes: Callable[[int], bytes]
+) -> tuple[bytes, bytes]:
+    """The key block of an encrypted group's genesis (12.10 C1): the founder's receive
+    key and the first epoch secret, sealed to it. Returns ``(block bytes, secret)``; the
+    caller keeps the secret under the genesis id once the entry is made."""
+    block, secret = build_block(
+        None,
+        author=founder,
+        seq=1,
+        kind=Kind.GENESIS,
+        K=0,
+        secrets={},
+        random_bytes=random_bytes,
+        receive=receive_public,
+        rekey=True,
+    )
+    assert secret is not None
+    return block.encode(), secret
+
+
+class Encryptor:
+    """Encryption for member ``me`` of the group ``machine`` resolves."""
+
+    def __init__(
+        self,
+        machine: MembershipMachine,
+        me: bytes,
+        receive: MutableMapping[bytes, bytes],
+        secrets: MutableMapping[bytes, bytes],
+        *,
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        self.machine = machine
+        self.me = me
+        self.receive = receive
+        self.secrets = secrets
+        self._random = random_bytes
+        self._keys: GroupKeys | None = None
+        self._learnt = -1
+
+    @property
+    def view(self) -> EpochView:
+        return self.machine._core.epochs
+
+    @property
+    def encrypted(self) -> bool:
+        return self.machine.group is not None and self.view.encrypted
+
+    @property
+    def keys(self) -> GroupKeys:
+        if self._keys is None or self._keys.view is not self.view:
+            self._keys = GroupKeys(self.view, self.me, self.receive, self.secrets)  # type: ignore[arg-type]
+        return self._keys
+
+    # -- reading
+
+    def cut(self, ids: Iterable[bytes]) -> int:
+        """The cut of an entry whose ``prev`` and ``links`` are ``ids``."""
+        K = 0
+        Kd = self.machine._core.K
+        for i in ids:
+            got = Kd.get(i)
+            if got is None:
+                raise ValidationError(
+                    ErrorCode.BAD_LINKS, f"entry {i.hex()[:16]} is not resolved yet"
+                )
+            K |= got
+        return K
+
+    def learn(self) -> list[bytes]:
+        """Open what is newly addressed to this member; the ids of new secrets."""
+        if not self.encrypted:
+            return []
+        n = len(self.machine._core.ops)
+        if n == self._learnt:
+            return []
+        self._learnt = n
+        return self.keys.learn()
+
+    def open(
+        self, entry_id: bytes, author: bytes, seq: int, kind: int, body: bytes
+    ) -> bytes | None:
+        """The plaintext of an encrypted content body, None if it cannot be opened
+        (no key yet, another epoch than its past's, altered)."""
+        core = self.machine._core
+        K = core.K.get(entry_id)
+        group = core.group
+        if K is None or group is None:
+            return None
+        self.learn()
+        got = self.keys.open(K, AadContext(group, author, seq, kind), body)
+        return got.plaintext
+
+    # -- writing
+
+    def needs_rekey(self, K: int) -> bool:
+        """W3: content at cut ``K`` must be preceded by a rekey."""
+        if not self.encrypted:
+            return False
+        self.learn()
+        return self.view.stale(K) or self.keys.epoch_key(K) is None
+
+    def has_receive_key(self, K: int) -> bool:
+        return self.view.receive_key(self.me, K) in self.receive
+
+    def _fresh_receive(self) -> bytes:
+        private, public = new_receive_key(self._random)
+        self.receive[public] = private
+        return public
+
+    def _forked_members(self, K: int) -> list[bytes]:
+        core = self.machine._core
+        members = self.view.members(K)
+        return sorted(m for m, rec in core.authors.items() if rec.fork and m in members)
+
+    def op_body(self, kind: int, body: bytes, *, seq: int, K: int) -> tuple[bytes, bytes | None]:
+        """The body of an operation about to be written at ``seq`` with cut ``K``, with
+        the key block W1 and W2 ask for. Returns ``(body, new secret or None)``; the
+        caller records the secret under the entry's id with :meth:`note`."""
+        if not self.encrypted or kind not in (Kind.JOIN, Kind.REMOVE, Kind.BAN):
+            return body, None
+        op = decode_op(kind, body)
+        if isinstance(op, Join):
+            if op.keys:
+                return body, None
+            block, _ = self._block(seq=seq, kind=kind, K=K, receive=self._fresh_receive())
+            return replace(op, keys=block.encode()).encode(), None
+        assert isinstance(op, RemoveMember | Ban)
+        receive = b"" if self.has_receive_key(K) else self._fresh_receive()
+        block, secret = self._block(
+            seq=seq,
+            kind=kind,
+            K=K,
+            receive=receive,
+            rekey=True,
+            target=op.member,
+            exclude=[m for m in self._forked_members(K) if m != op.member],
+        )
+        return replace(op, keys=block.encode()).encode(), secret
+
+    def keys_body(
+        self,
+        *,
+        seq: int,
+        K: int,
+        rekey: bool = False,
+        to: Iterable[bytes] = (),
+        rotate: bool = False,
+    ) -> tuple[bytes, bytes | None]:
+        """A KEYS body: a rekey (W3), a forward to ``to`` (W4), and the publication of
+        a fresh receive key when this member has none at ``K`` or ``rotate`` (W1).
+        Returns ``(body, new secret or None)``."""
+        fresh = rotate or not self.has_receive_key(K)
+        receive = self._fresh_receive() if fresh else b""
+        block, secret = self._block(
+            seq=seq,
+            kind=Kind.KEYS,
+            K=K,
+            receive=receive,
+            rekey=rekey,
+            to=sorted(to),
+            exclude=self._forked_members(K) if rekey else [],
+        )
+        return KeysOp(keys=block.encode()).encode(), secret
+
+    def _block(
+        self,
+        *,
+        seq: int,
+        kind: int,
+        K: int,
+        receive: bytes = b"",
+        rekey: bool = False,
+        target: bytes | None = None,
+        exclude: Iterable[bytes] = (),
+        to: Iterable[bytes] = (),
+    ) -> tuple[KeyBlock, bytes | None]:
+        self.learn()
+        return build_block(
+            self.view,
+            author=self.me,
+            seq=seq,
+            kind=kind,
+            K=K,
+            secrets=self.secrets,
+            random_bytes=self._random,
+            receive=receive,
+            rekey=rekey,
+            exclude=list(exclude),
+            target=target,
+            to=list(to),
+        )
+
+    def note(self, entry_id: bytes, secret: bytes | None) -> None:
+        """Keep the secret of an entry this member just wrote."""
+        if secret is not None:
+            self.secrets[entry_id] = secret
+
+    def content_body(self, kind: int, plaintext: bytes, *, seq: int, K: int) -> bytes:
+        """The envelope of a content body about to be written at ``seq`` with cut ``K``.
+        Raises :class:`SealError` ``NO_KEY`` when the key is not derivable (the caller
+        rekeys first: :meth:`needs_rekey`)."""
+        group = self.machine.group
+        assert group is not None
+        if not encrypted_kind(kind):
+            return plaintext
+        if self.view.stale(K):
+            raise SealError(ErrorCode.NO_KEY, "the epoch at this cut reaches a non-member")
+        ctx = AadContext(group, self.me, seq, kind)
+        return self.keys.seal(K, ctx, plaintext, self._random(NONCE_SIZE))
+
+    def forward_due(self, K: int) -> list[bytes]:
+        """W4: members at cut ``K`` with a receive key who do not hold its key, if this
+        member does (empty otherwise)."""
+        if not self.encrypted or self.needs_rekey(K):
+            return []
+        view = self.view
+        holders = view.holders(K)
+        return sorted(
+            m
+            for m in view.members(K)
+            if m not in holders and m != self.me and view.receive_key(m, K) is not None
+        )
+
+
+def genesis_body(
+    name: str,
+    *,
+    founder: bytes,
+    receive: MutableMapping[bytes, bytes],
+    random_bytes: Callable[[int], bytes],
+    description: str = "",
+    rules: str = "",
+    founder_name: str = "",
+) -> tuple[bytes, bytes]:
+    """The body of an encrypted group's genesis and its first secret."""
+    private, public = new_receive_key(random_bytes)
+    receive[public] = private
+    keys, secret = genesis_keys(founder, public, random_bytes)
+    body = GenesisBody(
+        name=name, description=description, rules=rules, founder_name=founder_name, keys=keys
+    ).encode()
+    return body, secret
+
+
+__all__ += ["genesis_body"]
