@@ -28,13 +28,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .core.content import ContentMachine, ContentView, Item
+from .core.encryptor import genesis_body
+from .core.epochs import encrypted_kind
 from .core.identity import ID_TEXT_PREFIX, KeyPair, MemberId
 from .core.intent import Intent, Planner
 from .core.invitation import INVITATION_SECRET_SIZE, InvitationCode
 from .core.log import Entry, Header
-from .core.membership import GenesisBody, GroupMetadata, GroupState, Member, Role
+from .core.membership import (
+    MEMBERSHIP_KINDS,
+    GenesisBody,
+    GroupMetadata,
+    GroupState,
+    Kind,
+    Member,
+    Role,
+)
 from .errors import ErrorCode, IdentityError, NotFoundError
 from .group import GroupLog, now_ms
+from .keychain import Keychain
 from .store.base import Store
 
 __all__ = [
@@ -127,6 +138,7 @@ class Group(GroupReads):
         *,
         clock: Callable[[], int] = now_ms,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        keys: Keychain | None = None,
     ) -> None:
         if store.count(group) == 0:
             raise NotFoundError(ErrorCode.NOT_FOUND, f"the store holds no group {group.hex()}")
@@ -136,7 +148,8 @@ class Group(GroupReads):
         self.log = GroupLog(store, group)
         self._clock = clock
         self._random = random_bytes
-        self._machine = ContentMachine()
+        self.keys = keys if keys is not None else Keychain(store, identity)
+        self._machine = ContentMachine(self.keys)
         self._seen = 0
 
     # -- making and opening
@@ -152,13 +165,36 @@ class Group(GroupReads):
         rules: str = "",
         founder_name: str = "",
         clock: Callable[[], int] = now_ms,
+        encrypted: bool = True,
+        keys: Keychain | None = None,
     ) -> Group:
-        """Start a new group (its genesis entry names it) with ``founder`` as admin."""
-        body = GenesisBody(
-            name=name, description=description, rules=rules, founder_name=founder_name
-        ).encode()
+        """Start a new group (its genesis entry names it) with ``founder`` as admin.
+
+        ``encrypted`` (the default): posts, replies, reactions and moderation notes are
+        readable by members only (spec/12-encryption.md); the founder's keys are kept
+        in the store's sealed keyring. Without it, bodies are plaintext for anyone who
+        holds the log."""
+        if not encrypted:
+            body = GenesisBody(
+                name=name, description=description, rules=rules, founder_name=founder_name
+            ).encode()
+            log = GroupLog.create(store, founder, body=body, timestamp=clock())
+            return cls(store, founder, log.group, clock=clock, keys=keys)
+        chain = keys if keys is not None else Keychain(store, founder)
+        body, secret = genesis_body(
+            name,
+            founder=founder.public_key,
+            receive=chain.receive,
+            random_bytes=chain.random_bytes,
+            description=description,
+            rules=rules,
+            founder_name=founder_name,
+        )
+        chain.save()  # the receive key before the entry that publishes it
         log = GroupLog.create(store, founder, body=body, timestamp=clock())
-        return cls(store, founder, log.group, clock=clock)
+        chain.secrets[log.group] = secret
+        chain.save()
+        return cls(store, founder, log.group, clock=clock, keys=chain)
 
     # -- reading
 
@@ -169,6 +205,9 @@ class Group(GroupReads):
             fresh.append(e)
             self._seen = max(self._seen, local)  # local sequence numbers only grow
         if fresh:
+            me = self.identity.public_key
+            if any(e.header.author != me for e in fresh):
+                self.log.forget_heads()  # someone else wrote: link to what they wrote
             self._machine.apply_many(fresh)
 
     @property
@@ -199,12 +238,41 @@ class Group(GroupReads):
         )
 
     def write(self, intent: Intent, *, now: int | None = None) -> Entry:
-        """Append a planned entry (durably) and return it."""
-        entry = append_intent(
-            self.log, self.identity, intent, self._clock() if now is None else now
+        """Append a planned entry (durably) and return it. In an encrypted group a KEYS
+        entry may come first (spec/12-encryption.md W1, W3)."""
+        entries = append_intent_all(
+            self.log,
+            self.identity,
+            intent,
+            self._clock() if now is None else now,
+            self._machine,
         )
         self.refresh()
-        return entry
+        return entries[-1]
+
+    def welcome(self) -> Entry | None:
+        """Hand the group's current key to the members who lack it (a welcome after a
+        join or an add, spec/12-encryption.md W4); None when nobody needs it or this
+        member cannot. A running node does this on its own."""
+        self.refresh()
+        entries = write_keys(self.log, self.identity, self._machine, self._clock(), forward=True)
+        self.refresh()
+        return entries[-1] if entries else None
+
+    def publish_keys(self) -> Entry | None:
+        """Publish this member's receive key if the group has none for it yet (W1), so
+        that others can hand it the group's key; None if not needed."""
+        self.refresh()
+        entries = write_keys(self.log, self.identity, self._machine, self._clock(), publish=True)
+        self.refresh()
+        return entries[-1] if entries else None
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the group's content is readable by members only (12.10 C1)."""
+        self.refresh()
+        enc = self._machine.encryptor
+        return enc is not None and enc.encrypted
 
     def act(self, plan: Callable[[Planner], Intent]) -> Entry:
         """Plan an entry and write it, with one reading of the clock (so that what the
@@ -326,10 +394,104 @@ def planner_for(
     )
 
 
-def append_intent(log: GroupLog, identity: KeyPair, intent: Intent, now: int) -> Entry:
-    """Append ``intent`` to ``log`` as ``identity`` (durable on return)."""
+def append_intent(
+    log: GroupLog,
+    identity: KeyPair,
+    intent: Intent,
+    now: int,
+    machine: ContentMachine | None = None,
+) -> Entry:
+    """Append ``intent`` to ``log`` as ``identity`` (durable on return); the entry."""
+    return append_intent_all(log, identity, intent, now, machine)[-1]
+
+
+def append_intent_all(
+    log: GroupLog,
+    identity: KeyPair,
+    intent: Intent,
+    now: int,
+    machine: ContentMachine | None = None,
+) -> list[Entry]:
+    """Append ``intent`` (durable on return). In an encrypted group, with ``machine``
+    (the group's state with this member's keys, up to date with ``log``): the body is
+    sealed or given its key block, and a KEYS entry comes first when W1 or W3 asks for
+    one (spec/12-encryption.md 12.11). Returns every entry written, the intent's last."""
     ts = max(now, intent.min_timestamp)
-    return log.append(identity, intent.kind, intent.body, timestamp=ts)
+    enc = machine.encryptor if machine is not None else None
+    if machine is None or enc is None or not enc.encrypted:
+        return [log.append(identity, intent.kind, intent.body, timestamp=ts)]
+    me = identity.public_key
+    kind, body = intent.kind, intent.body
+    written: list[Entry] = []
+
+    def position() -> tuple[int, int]:
+        seq, parents = log.next_position(me)
+        return seq, enc.cut(parents)
+
+    def keys_first(*, rekey: bool = False) -> None:
+        seq, K = position()
+        kb, secret = enc.keys_body(seq=seq, K=K, rekey=rekey)
+        e = log.append(identity, Kind.KEYS, kb, timestamp=ts)
+        enc.note(e.id, secret)
+        machine.apply(e)
+        written.append(e)
+
+    seq, K = position()
+    secret = None
+    if kind in MEMBERSHIP_KINDS:
+        member = me in enc.view.members(K)
+        if member and kind != Kind.KEYS and not enc.has_receive_key(K):
+            keys_first()  # W1: an added member publishes before anything else
+            seq, K = position()
+        body, secret = enc.op_body(kind, body, seq=seq, K=K)
+    elif encrypted_kind(kind):
+        if enc.needs_rekey(K):
+            keys_first(rekey=True)  # W3
+            seq, K = position()
+        body = enc.content_body(kind, body, seq=seq, K=K)
+    entry = log.append(identity, kind, body, timestamp=ts)
+    enc.note(entry.id, secret)
+    machine.apply(entry)
+    written.append(entry)
+    assert machine.keys is not None
+    machine.keys.save()
+    return written
+
+
+def write_keys(
+    log: GroupLog,
+    identity: KeyPair,
+    machine: ContentMachine,
+    now: int,
+    *,
+    forward: bool = False,
+    publish: bool = False,
+) -> list[Entry]:
+    """The KEYS entries W1 (``publish``) and W4 (``forward``) ask for now, if any."""
+    enc = machine.encryptor
+    if enc is None or not enc.encrypted:
+        return []
+    me = identity.public_key
+    seq, parents = log.next_position(me)
+    K = enc.cut(parents)
+    if me not in enc.view.members(K):
+        return []
+    body: bytes | None = None
+    secret = None
+    if publish and not enc.has_receive_key(K):
+        body, secret = enc.keys_body(seq=seq, K=K)
+    elif forward:
+        due = enc.forward_due(K)
+        if due:
+            body, secret = enc.keys_body(seq=seq, K=K, to=due)
+    if body is None:
+        return []
+    entry = log.append(identity, Kind.KEYS, body, timestamp=now)
+    enc.note(entry.id, secret)
+    machine.apply(entry)
+    assert machine.keys is not None
+    machine.keys.save()
+    return [entry]
 
 
 # --------------------------------------------------------------------------- names

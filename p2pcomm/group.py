@@ -290,6 +290,17 @@ class GroupLog:
         if tip is not None and h.seq > tip[0]:
             self._tips[h.author] = (h.seq, e.id, h.timestamp)
 
+    def _links(self, author: bytes) -> list[bytes]:
+        heads = self._current_heads()
+        return [i for i, a in heads.items() if a != author][-MAX_LINKS:]
+
+    def next_position(self, author: bytes) -> tuple[int, list[bytes]]:
+        """``(seq, parents)`` of the next entry ``author`` appends here: its sequence
+        number and the ids its ``prev`` and ``links`` will name (an encrypted body is
+        bound to both, spec/12-encryption.md)."""
+        seq, prev, _ = self._tip(author)
+        return seq + 1, ([prev] if prev is not None else []) + self._links(author)
+
     def _prepare(
         self, keypair: KeyPair, items: Sequence[tuple[int, bytes]], timestamp: int | None
     ) -> list[tuple[Header, bytes, bytes, bytes]]:
@@ -316,8 +327,7 @@ class GroupLog:
                 found=last,
             )
         ts = max(now_ms() if timestamp is None else timestamp, prev_ts)
-        heads = self._current_heads()
-        links = [i for i, a in heads.items() if a != author][-MAX_LINKS:]
+        links = self._links(author)
         kind, body = items[0]
         seq += 1
         header = make_header(
@@ -397,9 +407,7 @@ class GroupLog:
         """The store's writer process if it has one running (``SqliteStore.
         running_writer``: one not running yet is started in the background, and this
         write is made here), so that no caller waits for a process to start."""
-        get: Callable[[], ProcessWriter | None] | None = getattr(
-            self.store, "running_writer", None
-        )
+        get: Callable[[], ProcessWriter | None] | None = getattr(self.store, "running_writer", None)
         return get() if get is not None else None
 
     # -- ingesting
@@ -497,6 +505,12 @@ class GroupLog:
     def inflight(self) -> IngestResult | None:
         """The result whose store write is still running, if any."""
         return self._inflight[0] if self._inflight is not None else None
+
+    def forget_heads(self) -> None:
+        """Another handle or process stored entries of this group: read the heads and
+        tips from the store again before the next append links to them."""
+        self._heads = None
+        self._tips.clear()
 
     def _forget_caches(self) -> None:
         """After a failed store write: what this object remembers of the store may be

@@ -120,7 +120,9 @@ def _network_tour(folder: Path, check: Callable[[bool, str], None]) -> None:
                 host, port = alice_node.address
                 invitation = await alice_node.group(club.id).invite(addresses=[f"{host}:{port}"])
                 code = invitation.text
-                print(f"   alice's code for erin: {code[:24]}...{code[-8:]} ({len(code)} characters)")
+                print(
+                    f"   alice's code for erin: {code[:24]}...{code[-8:]} ({len(code)} characters)"
+                )
                 async with open_node(erin_store, erin, listen=False, groups=[]) as erin_node:
                     with trio.fail_after(30):
                         owls = await erin_node.join(code, name="erin")

@@ -274,9 +274,7 @@ def _address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit():
         raise CliError(f"an address is HOST:PORT, found {text!r}", Exit.USAGE, "bad-address")
     if not 0 <= int(port) <= 65535:
-        raise CliError(
-            f"a port is 0 to 65535, found {port} in {text!r}", Exit.USAGE, "bad-address"
-        )
+        raise CliError(f"a port is 0 to 65535, found {port} in {text!r}", Exit.USAGE, "bad-address")
     return host, int(port)
 
 
@@ -681,7 +679,11 @@ def _item_line(item: dict[str, Any]) -> str:
     head = f"{item['id'][:8]}  {when}  {who}"
     if item["parent"]:
         head += f"  re {item['parent'][:8]}"
-    reactions = "  " + " ".join(f"{e}{n}" for e, n in item["reactions"].items()) if item["reactions"] else ""
+    reactions = (
+        "  " + " ".join(f"{e}{n}" for e, n in item["reactions"].items())
+        if item["reactions"]
+        else ""
+    )
     return f"{head}{mark}: {text}{reactions}"
 
 
@@ -778,7 +780,9 @@ def cmd_peers(args: argparse.Namespace, out: Out) -> int:
                 f"next in {u['retry_in_s']} s)"
             )
         for d in r.get("discovered", []):
-            out.line(f"discovered   {d['address']}  (mDNS; {_plural(len(d['groups']), 'shared group')})")
+            out.line(
+                f"discovered   {d['address']}  (mDNS; {_plural(len(d['groups']), 'shared group')})"
+            )
         if not r["peers"] and not r["unreachable"] and not r.get("discovered"):
             out.note("no peers (give the node some with --peer, or join with a code)")
     return 0
@@ -895,7 +899,9 @@ def cmd_bundle_export(args: argparse.Namespace, out: Out) -> int:
             }
         )
     else:
-        out.line(f"{stats.entries} entries, {stats.fork_proofs} fork proofs, {stats.bytes} bytes -> {args.file}")
+        out.line(
+            f"{stats.entries} entries, {stats.fork_proofs} fork proofs, {stats.bytes} bytes -> {args.file}"
+        )
     return 0
 
 
@@ -1090,7 +1096,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"p2pcomm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, fn: Callable[[argparse.Namespace, Out], int], help: str, **kw: Any) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[argparse.Namespace, Out], int], help: str, **kw: Any
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, parents=[common], **kw)
         p.set_defaults(func=fn)
         return p
@@ -1112,12 +1120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("invite", cmd_invite, "make an invitation code for a group")
     p.add_argument("group", metavar="GROUP")
-    p.add_argument(
-        "--role", default="member", choices=["reader", "member", "moderator", "admin"]
-    )
-    p.add_argument(
-        "--uses", type=_count, default=1, metavar="N", help="0: unlimited (default 1)"
-    )
+    p.add_argument("--role", default="member", choices=["reader", "member", "moderator", "admin"])
+    p.add_argument("--uses", type=_count, default=1, metavar="N", help="0: unlimited (default 1)")
     p.add_argument("--expires", metavar="DURATION", help="e.g. 30m, 12h, 7d (default never)")
     p.add_argument(
         "--address",
@@ -1288,7 +1292,9 @@ def _report(out: Out, exc: BaseException) -> int | None:
         return _fail(out, exc.message or str(exc), _status_of(exc), exc.code.value)
     if isinstance(exc, KeyboardInterrupt):
         return _fail(
-            out, "interrupted; everything written before is intact", Exit.INTERRUPTED,
+            out,
+            "interrupted; everything written before is intact",
+            Exit.INTERRUPTED,
             "interrupted",
         )
     if isinstance(exc, BrokenPipeError):  # `p2pcomm read ... | head`

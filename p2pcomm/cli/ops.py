@@ -322,7 +322,11 @@ class NodeBackend:
     """A running node (what ``p2pcomm run`` serves on its control socket)."""
 
     def __init__(
-        self, node: Any, display_name: str = "", listen: str = "", join_timeout: float = JOIN_TIMEOUT
+        self,
+        node: Any,
+        display_name: str = "",
+        listen: str = "",
+        join_timeout: float = JOIN_TIMEOUT,
     ) -> None:
         from ..net.node import Node
 
@@ -647,4 +651,3 @@ def home_display_name(config: Path) -> str:
         return ""
     name = data.get("name", "") if isinstance(data, dict) else ""
     return name if isinstance(name, str) else ""
-

@@ -345,11 +345,23 @@ def _event_doc(ev: object) -> dict[str, Any] | None:
     if isinstance(ev, e.PeerDown):
         return {"event": "peer-down", "peer": MemberId(ev.peer_id).text(), "reason": ev.reason}
     if isinstance(ev, e.PeerMisbehaved):
-        return {"event": "peer-misbehaved", "peer": MemberId(ev.peer_id).text(), "reason": ev.reason}
+        return {
+            "event": "peer-misbehaved",
+            "peer": MemberId(ev.peer_id).text(),
+            "reason": ev.reason,
+        }
     if isinstance(ev, e.PeerUnreachable):
-        return {"event": "peer-unreachable", "address": f"{ev.address[0]}:{ev.address[1]}", "reason": ev.reason}
+        return {
+            "event": "peer-unreachable",
+            "address": f"{ev.address[0]}:{ev.address[1]}",
+            "reason": ev.reason,
+        }
     if isinstance(ev, e.PeerDiscovered):
-        return {"event": "peer-discovered", "address": f"{ev.address[0]}:{ev.address[1]}", "groups": [g.hex() for g in ev.groups]}
+        return {
+            "event": "peer-discovered",
+            "address": f"{ev.address[0]}:{ev.address[1]}",
+            "groups": [g.hex() for g in ev.groups],
+        }
     if isinstance(ev, e.PeerGone):
         return {"event": "peer-gone", "address": f"{ev.address[0]}:{ev.address[1]}"}
     if isinstance(ev, e.GroupSynced):
@@ -363,8 +375,16 @@ def _event_doc(ev: object) -> dict[str, Any] | None:
             "items": [ops.item_json(i, {}) for i in ev.items],
         }
     if isinstance(ev, e.MemberJoined):
-        return {"event": "member-joined", "group": ev.group.hex(), "member": MemberId(ev.member).text()}
+        return {
+            "event": "member-joined",
+            "group": ev.group.hex(),
+            "member": MemberId(ev.member).text(),
+        }
     if isinstance(ev, e.MemberLeft):
-        return {"event": "member-left", "group": ev.group.hex(), "member": MemberId(ev.member).text(), "how": ev.how}
+        return {
+            "event": "member-left",
+            "group": ev.group.hex(),
+            "member": MemberId(ev.member).text(),
+            "how": ev.how,
+        }
     return None
-

@@ -37,11 +37,13 @@ there: a delete is an authorized entry like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Final, NamedTuple, TypeAlias
 
 from ..errors import DecodeError, ErrorCode, ValidationError
+from .encryptor import Encryptor, MemberKeys
+from .epochs import encrypted_kind
 from .log import Entry
 from .membership import (
     FIRST_APP_KIND,
@@ -54,6 +56,10 @@ from .membership import (
     resolve,
 )
 from .membership.layout import BOOL, Body, Id, Str, layout
+
+#: ``opener(entry_id, author, seq, kind, body)``: the plaintext body, None if it cannot
+#: be opened (yet).
+Opener: TypeAlias = "Callable[[bytes, bytes, int, int, bytes], bytes | None]"
 
 __all__ = [
     "CONTENT_KINDS",
@@ -249,11 +255,14 @@ class ContentIndex:
     """The content entries of a group (whatever their verdict), with lazily decoded
     bodies: what :func:`build_view` reads."""
 
-    __slots__ = ("_decoded", "raw")
+    __slots__ = ("_decoded", "opener", "raw")
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), *, opener: Opener | None = None) -> None:
         self.raw: dict[bytes, _Raw] = {}
         self._decoded: dict[bytes, ContentBody | _Malformed | None] = {}
+        #: Turns a stored body into the plaintext body (spec/12-encryption.md), or None
+        #: while it cannot be opened; None: bodies are plaintext.
+        self.opener = opener
         for e in entries:
             self.add(e)
 
@@ -280,8 +289,14 @@ class ContentIndex:
         if raw.body is None or raw.kind not in _TYPES:
             got = None
         else:
+            data = raw.body
+            if self.opener is not None:
+                opened = self.opener(entry_id, raw.author, raw.seq, raw.kind, data)
+                if opened is None:
+                    return None  # not cached: the key may come later
+                data = opened
             try:
-                got = decode_content(raw.kind, raw.body)
+                got = decode_content(raw.kind, data)
             except (DecodeError, ValidationError):
                 got = _MALFORMED
         self._decoded[entry_id] = got
@@ -412,18 +427,45 @@ def should_forward(state: GroupState, entry_id: bytes) -> bool:
 
 class ContentMachine:
     """Membership and content, applied one entry at a time (the incremental twin of
-    :func:`visible_content`)."""
+    :func:`visible_content`). With ``keys`` (a member's keys, spec/12-encryption.md), an
+    encrypted group's bodies are opened for the view and :attr:`encryptor` writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: MemberKeys | None = None) -> None:
         self.membership = MembershipMachine()
-        self.index = ContentIndex()
+        self.keys = keys
+        self.encryptor: Encryptor | None = None
+        if keys is not None:
+            self.encryptor = Encryptor(
+                self.membership,
+                keys.me,
+                keys.receive,
+                keys.secrets,
+                random_bytes=keys.random_bytes,
+                on_receive_key=keys.save,
+            )
+        self.index = ContentIndex(opener=self._open if keys is not None else None)
         self._view: ContentView | None = None
+
+    def _open(self, eid: bytes, author: bytes, seq: int, kind: int, body: bytes) -> bytes | None:
+        enc = self.encryptor
+        if enc is None or not enc.encrypted or not encrypted_kind(kind):
+            return body
+        return enc.open(eid, author, seq, kind, body)
+
+    def _learn(self) -> None:
+        enc = self.encryptor
+        if enc is not None and enc.encrypted and enc.learn():
+            self._view = None
+            assert self.keys is not None
+            self.keys.save()
 
     def apply(self, entry: Entry) -> list[bytes]:
         """Apply one entry; returns the ids whose verdict is new or changed."""
         changed = self.membership.apply(entry)
         if self.index.add(entry) or changed:
             self._view = None
+        if entry.header.kind in MEMBERSHIP_KINDS:
+            self._learn()
         return changed
 
     def apply_many(self, entries: Iterable[Entry]) -> list[bytes]:
@@ -431,7 +473,9 @@ class ContentMachine:
         for e in items:
             self.index.add(e)
         self._view = None
-        return self.membership.apply_many(items)
+        changed = self.membership.apply_many(items)
+        self._learn()
+        return changed
 
     @property
     def state(self) -> GroupState:

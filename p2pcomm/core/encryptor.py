@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
-from typing import Final
+from typing import Final, Protocol
 
 from ..errors import ErrorCode, SealError, ValidationError
 from . import crypto
@@ -34,7 +34,7 @@ from .membership.machine import MembershipMachine
 from .membership.ops import Ban, GenesisBody, Join, KeysOp, RemoveMember, decode_op
 from .seal import NONCE_SIZE, AadContext
 
-__all__ = ["Encryptor", "genesis_keys", "new_receive_key"]
+__all__ = ["Encryptor", "MemberKeys", "genesis_keys", "new_receive_key"]
 
 _RECEIVE_SIZE: Final = 32
 
@@ -66,8 +66,31 @@ def genesis_keys(
     return block.encode(), secret
 
 
+class MemberKeys(Protocol):
+    """A member's keys as an :class:`Encryptor` uses them (the edge keeps them in the
+    sealed keyring): receive private keys by public key, secrets by entry id, a source
+    of randomness, and ``save`` to call when they change."""
+
+    @property
+    def me(self) -> bytes: ...
+
+    @property
+    def receive(self) -> MutableMapping[bytes, bytes]: ...
+
+    @property
+    def secrets(self) -> MutableMapping[bytes, bytes]: ...
+
+    def random_bytes(self, n: int) -> bytes: ...
+
+    def save(self) -> None: ...
+
+
 class Encryptor:
-    """Encryption for member ``me`` of the group ``machine`` resolves."""
+    """Encryption for member ``me`` of the group ``machine`` resolves.
+
+    ``on_receive_key`` is called as soon as a new receive key is made, before any entry
+    publishes it: the caller must keep the private key first (or nothing sealed to it
+    could ever be opened)."""
 
     def __init__(
         self,
@@ -77,12 +100,14 @@ class Encryptor:
         secrets: MutableMapping[bytes, bytes],
         *,
         random_bytes: Callable[[int], bytes],
+        on_receive_key: Callable[[], None] | None = None,
     ) -> None:
         self.machine = machine
         self.me = me
         self.receive = receive
         self.secrets = secrets
         self._random = random_bytes
+        self._on_receive_key = on_receive_key
         self._keys: GroupKeys | None = None
         self._learnt = -1
 
@@ -154,6 +179,8 @@ class Encryptor:
     def _fresh_receive(self) -> bytes:
         private, public = new_receive_key(self._random)
         self.receive[public] = private
+        if self._on_receive_key is not None:
+            self._on_receive_key()
         return public
 
     def _forked_members(self, K: int) -> list[bytes]:

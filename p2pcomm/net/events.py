@@ -14,8 +14,8 @@ All are frozen, slotted, keyword-only dataclasses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from ..core.content import Item, Post, Reply, decode_content
@@ -157,21 +157,29 @@ class ItemsAdded:
     entries: tuple[Entry, ...]
     #: Member id of the peer they came from.
     origin: bytes | None
+    #: Opens an encrypted group's bodies (spec/12-encryption.md); None: plaintext.
+    opener: Callable[[Entry], bytes | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def items(self) -> tuple[Item, ...]:
         """The items, as :class:`ItemAdded` would carry them (no reactions or hidden
         flag yet: a later event says if that changes)."""
-        return tuple(i for e in self.entries if (i := item_from_entry(e)) is not None)
+        return tuple(i for e in self.entries if (i := item_from_entry(e, self.opener)) is not None)
 
 
-def item_from_entry(entry: Entry) -> Item | None:
-    """The item a post or reply entry shows, read from the entry alone."""
+def item_from_entry(
+    entry: Entry, opener: Callable[[Entry], bytes | None] | None = None
+) -> Item | None:
+    """The item a post or reply entry shows, read from the entry alone (its body opened
+    with ``opener`` in an encrypted group)."""
     h = entry.header
     if entry.body is None or h.kind not in (Kind.POST, Kind.REPLY):
         return None
+    data = entry.body if opener is None else opener(entry)
+    if data is None:
+        return None
     try:
-        body = decode_content(h.kind, entry.body)
+        body = decode_content(h.kind, data)
     except (DecodeError, ValidationError):
         return None
     if not isinstance(body, Post | Reply):

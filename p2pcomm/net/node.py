@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
-from ..community import Group, append_intent, planner_for
+from ..community import Group, append_intent_all, planner_for, write_keys
 from ..core import crypto
 from ..core.access import Access, Grant, admit, causal_cut, grant_for, invitee_proof
 from ..core.channel import CloseCode
@@ -58,8 +58,10 @@ from ..errors import (
     NotFoundError,
     P2PCommError,
     RemoteProtocolError,
+    ValidationError,
 )
 from ..group import GroupLog, now_ms
+from ..keychain import Keychain
 from ..replication import INGEST_BATCH, SHARED_INGEST_BATCH, Accepted, Replicator
 from ..store.base import Store
 from .admission import AdmissionLimits, Refusal
@@ -283,10 +285,15 @@ class Node:
         self._offering: dict[bytes, tuple[_Conn, float]] = {}
         self._offering_lock = threading.Lock()
         self._forward = forward
+        #: This member's keys for encrypted groups (spec/12-encryption.md), kept in
+        #: the store's sealed keyring.
+        self.keys: Keychain | None = Keychain(store, identity) if membership else None
         #: Per group: membership and content state, fed with every stored entry.
         self.content: dict[bytes, ContentMachine] = (
-            {g: ContentMachine() for g in self.logs} if membership else {}
+            {g: ContentMachine(self.keys) for g in self.logs} if membership else {}
         )
+        #: Groups whose key duties (W1, W4) are to be looked at.
+        self._key_work: set[bytes] = set()
         self._track_membership = membership
         self._roles: dict[bytes, dict[bytes, Role]] = {}
         #: Per group: the items last announced (application events diff against it).
@@ -377,24 +384,32 @@ class Node:
         if machine is None:
             raise P2PCommError(ErrorCode.BAD_STATE, "this node does not track membership")
         async with self._lock:
-            entry = await trio.to_thread.run_sync(self._plan_and_append, log, machine, plan)
-            await self._track(group, [entry], origin=None)
-        self._stored(group, [entry], origin=None)
+            entries = await trio.to_thread.run_sync(self._plan_and_append, log, machine, plan)
+            await self._track(group, entries, origin=None)
+        self._stored(group, entries, origin=None)
         self._recheck_access(group)
-        return entry
+        return entries[-1]
 
     def _plan_and_append(
         self, log: GroupLog, machine: ContentMachine, plan: Callable[[Planner], Intent]
-    ) -> Entry:
+    ) -> list[Entry]:
         state = _state_of(machine, log.group)
         now = now_ms()
         intent = plan(planner_for(self.store, log.group, state, machine.view(), self.identity, now))
-        return append_intent(log, self.identity, intent, now)
+        _catch_up(machine, log)
+        return append_intent_all(log, self.identity, intent, now, machine)
 
     async def create_group(
-        self, name: str, *, description: str = "", rules: str = "", founder_name: str = ""
+        self,
+        name: str,
+        *,
+        description: str = "",
+        rules: str = "",
+        founder_name: str = "",
+        encrypted: bool = True,
     ) -> LiveGroup:
-        """Start a new group with this node's member as founder, and replicate it."""
+        """Start a new group with this node's member as founder, and replicate it;
+        ``encrypted`` as :meth:`p2pcomm.community.Group.create`."""
 
         def create() -> bytes:
             return Group.create(
@@ -404,6 +419,8 @@ class Node:
                 description=description,
                 rules=rules,
                 founder_name=founder_name,
+                encrypted=encrypted,
+                keys=self.keys,
             ).id
 
         async with self._lock:
@@ -442,6 +459,73 @@ class Node:
                 break
             await self._wait_change()
         return LiveGroup(self, group)
+
+    # -- key duties (spec/12-encryption.md 12.11 W1, W4)
+
+    async def _run_key_duties(self) -> None:
+        """Publish this member's receive key where it has none (W1), and hand the
+        current key to members who lack it (W4): the holder first in id order at once,
+        the others after :data:`KEY_STAGGER` seconds per rank, each checking again
+        first, so that usually one forward is written."""
+        pending: set[bytes] = set()
+        async with trio.open_nursery() as nursery:
+            while True:
+                for group in list(self.content):
+                    if group in pending:
+                        continue
+                    rank = self._key_rank(group)
+                    if rank is None:
+                        continue
+                    pending.add(group)
+                    nursery.start_soon(self._key_duty, group, rank, pending)
+                await self._wait_change()
+
+    def _key_rank(self, group: bytes) -> int | None:
+        """None if nothing is due in ``group``; 0 to publish; else the rank of this
+        member among the holders of the current key (0 first)."""
+        machine = self.content.get(group)
+        enc = machine.encryptor if machine is not None else None
+        log = self.logs.get(group)
+        if enc is None or log is None or not enc.encrypted:
+            return None
+        try:
+            K = enc.cut(log.next_position(self.peer_id)[1])
+        except ValidationError:
+            return None
+        view = enc.view
+        if self.peer_id not in view.members(K):
+            return None
+        if not enc.has_receive_key(K):
+            return 0
+        if not enc.forward_due(K):
+            return None
+        holders = sorted(view.holders(K) & view.members(K))
+        return holders.index(self.peer_id) if self.peer_id in holders else None
+
+    async def _key_duty(self, group: bytes, rank: int, pending: set[bytes]) -> None:
+        try:
+            if rank:
+                await trio.sleep(rank * KEY_STAGGER)
+            log = self.logs[group]
+            machine = self.content[group]
+            async with self._lock:
+                if self._key_rank(group) is None:
+                    return
+
+                def write() -> list[Entry]:
+                    now = now_ms()
+                    return write_keys(log, self.identity, machine, now, publish=True) or write_keys(
+                        log, self.identity, machine, now, forward=True
+                    )
+
+                entries = await trio.to_thread.run_sync(write)
+                await self._track(group, entries, origin=None)
+            self._stored(group, entries, origin=None)
+        except P2PCommError as exc:
+            logger.warning("key duty in group %s failed: %s", group.hex()[:16], exc)
+        finally:
+            pending.discard(group)
+            self._note_change()
 
     async def wait_synced(self, group: bytes, peer: bytes | None = None) -> bytes:
         """Wait until ``group`` is in sync with ``peer`` (any peer if None): its
@@ -486,7 +570,7 @@ class Node:
             async with self._lock:
                 self.logs[group] = await trio.to_thread.run_sync(GroupLog, self.store, group)
                 if self._track_membership:
-                    self.content[group] = ContentMachine()
+                    self.content[group] = ContentMachine(self.keys)
                     await self._load(group)
             for conn in list(self._conns.values()):
                 conn.closing_reason = "starting a session with a new group"
@@ -635,12 +719,15 @@ class Node:
                 )
                 self._member_events(group, before, roles, applied)
         if announce and applied.added is not None:
+            opener = _opener(machine)
             if len(applied.added) > ONE_BY_ONE:
-                self._emit(ItemsAdded(group=group, entries=applied.added, origin=origin))
+                self._emit(
+                    ItemsAdded(group=group, entries=applied.added, origin=origin, opener=opener)
+                )
             else:
                 # A few posts (live ones): one ItemAdded each, as a diff would give.
                 for e in applied.added:
-                    item = item_from_entry(e)
+                    item = item_from_entry(e, opener)
                     if item is not None:
                         self._items[group][e.id] = item
                         self._emit(ItemAdded(group=group, item=item, origin=origin))
@@ -1626,6 +1713,8 @@ async def open_node(
             sockname = listeners[0].socket.getsockname()
             node.address = (str(sockname[0]), int(sockname[1]))
         node._running = True
+        if node.keys is not None:
+            nursery.start_soon(node._run_key_duties)
         if node.overlay is not None:
             nursery.start_soon(node.overlay.run_timers)
             if anti_entropy is not None:
@@ -1761,6 +1850,9 @@ def _apply(
     )
 
 
+#: Seconds a holder of a group's key waits per rank before it forwards the key to a
+#: member who lacks it (12.11 W4): the first holder by id goes at once.
+KEY_STAGGER: Final = 2.0
 #: Batches of up to this many new posts are announced one ItemAdded each; larger ones
 #: (a catch-up) as one ItemsAdded.
 ONE_BY_ONE = 16
@@ -1793,6 +1885,36 @@ def _state_of(machine: ContentMachine, group: bytes) -> GroupState:
             f"group {group.hex()[:16]} is not here yet (its first entry has not arrived)",
         )
     return machine.state
+
+
+def _opener(machine: ContentMachine) -> Callable[[Entry], bytes | None] | None:
+    """The plaintext of an entry's body in an encrypted group (None: plaintext group)."""
+    enc = machine.encryptor
+    if enc is None or not enc.encrypted:
+        return None
+
+    def open_entry(e: Entry) -> bytes | None:
+        h = e.header
+        if e.body is None:
+            return None
+        return enc.open(e.id, h.author, h.seq, h.kind, e.body)
+
+    return open_entry
+
+
+def _catch_up(machine: ContentMachine, log: GroupLog) -> None:
+    """Apply whatever the store holds and the machine does not (a large batch from a
+    peer is tracked in slices): an encrypted body is bound to the exact causal past of
+    the entry, so every parent must be resolved before one is sealed."""
+    enc = machine.encryptor
+    if enc is None or not enc.encrypted:
+        return
+    me = enc.me
+    _, parents = log.next_position(me)
+    try:
+        enc.cut(parents)
+    except ValidationError:
+        machine.apply_many(e for _, e in log.entries())
 
 
 def _drop_bodies(log: GroupLog, ids: list[bytes]) -> None:

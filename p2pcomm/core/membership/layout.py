@@ -306,7 +306,9 @@ class Body:
         items = cls._ITEMS
         optional = sum(1 for it in items if getattr(it.type, "optional", False))
         f = body_fields(data, cls.LAYOUT, len(items) + 1, optional)
-        return cls(**{it.name: it.type.read(v, it.what) for it, v in zip(items, f[1:], strict=False)})
+        return cls(
+            **{it.name: it.type.read(v, it.what) for it, v in zip(items, f[1:], strict=False)}
+        )
 
 
 B = TypeVar("B", bound=Body)

@@ -68,6 +68,7 @@ def encrypted_kind(kind: int) -> bool:
     as :data:`p2pcomm.core.epochs.ENCRYPTED_KINDS`, without importing it here)."""
     return 32 <= kind <= 35 or kind == 48 or kind == 49 or kind >= FIRST_APP_KIND
 
+
 _MKINDS = MEMBERSHIP_KINDS
 #: What a genesis body that is missing or does not decode stands for (B1).
 _NO_GENESIS_BODY: Final = GenesisBody(name="")

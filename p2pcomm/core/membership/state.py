@@ -217,7 +217,12 @@ class _Verdicts(Mapping[bytes, Verdict]):
         if base is None:
             return default
         return _content_verdict(
-            eid, self._kind[eid], self._author[eid], base, self._lowered.get(eid), eid in self._stale
+            eid,
+            self._kind[eid],
+            self._author[eid],
+            base,
+            self._lowered.get(eid),
+            eid in self._stale,
         )
 
     def __contains__(self, eid: object) -> bool:

@@ -1,0 +1,160 @@
+"""Encrypted groups through the application handle (``p2pcomm.community.Group``) on real
+SQLite files (spec/12-encryption.md).
+
+Proved here: a group is encrypted by default and its members read and write plaintext
+as before; a member who joins reads the history once a member welcomes it; a removed
+member cannot read what is written after its removal; the keys survive closing and
+reopening the store, and a second handle of the same member reads what the first one
+wrote; the store's files alone (a stolen laptop's) contain no post's text and no key;
+content written as a rule-breaker would (no rekey after a leave) is void everywhere;
+``encrypted=False`` keeps plaintext bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2pcomm.community import Group
+from p2pcomm.core.membership import Kind, Reason, Role
+from p2pcomm.core.seal import decode_envelope
+from p2pcomm.group import GroupLog
+from p2pcomm.store import SqliteStore
+from p2pcomm.testing.history import T0, named_keypair
+
+ALICE = named_keypair("alice")
+BOB = named_keypair("bob")
+CAROL = named_keypair("carol")
+
+
+class Clock:
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        self.now += 1000
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def stores(tmp_path: Path, *names: str) -> Iterator[SqliteStore]:
+    for n in names:
+        yield SqliteStore(tmp_path / f"{n}.db")
+
+
+def copy(src: Group, dst: SqliteStore) -> None:
+    """Carry every entry of ``src``'s group to ``dst`` (what a sync or a bundle does)."""
+    result = GroupLog(dst, src.id).ingest([e for _, e in src.store.iter_entries(src.id)])
+    assert not result.rejected
+
+
+def texts(g: Group) -> list[str | None]:
+    return [i.text for i in g.items()]
+
+
+def test_members_read_and_a_removed_member_does_not(tmp_path: Path, clock: Clock) -> None:
+    a_store, b_store = stores(tmp_path, "alice", "bob")
+    club = Group.create(a_store, ALICE, "Garden club", founder_name="alice", clock=clock)
+    assert club.encrypted
+    first = club.post("Seed swap on Saturday")
+    body = club.store.get_entry(club.id, first.id).body  # type: ignore[union-attr]
+    assert body is not None and b"Seed swap" not in body
+    decode_envelope(body)  # the stored body is an envelope
+    assert texts(club) == ["Seed swap on Saturday"]
+
+    code = club.invite().code
+    copy(club, b_store)
+    bob = Group(b_store, BOB, club.id, clock=clock)
+    bob.join(code, name="bob")
+    assert texts(bob) == [None]  # a member now, but nobody handed bob the key yet
+    copy(bob, a_store)
+    welcome = club.welcome()
+    assert welcome is not None and welcome.header.kind == Kind.KEYS
+    assert club.welcome() is None  # bob holds it now: nothing more to do
+    copy(club, b_store)
+    assert texts(bob) == ["Seed swap on Saturday"]
+    bob.post("Count me in")
+    copy(bob, a_store)
+    assert texts(club) == ["Seed swap on Saturday", "Count me in"]
+
+    removal = club.remove(BOB.public_key)
+    assert removal.header.kind == Kind.REMOVE
+    club.post("Bob is not told about this")
+    copy(club, b_store)
+    assert texts(club)[-1] == "Bob is not told about this"
+    assert texts(bob) == ["Seed swap on Saturday", "Count me in", None]
+    a_store.close()
+    b_store.close()
+
+
+def test_keys_survive_reopening_and_a_second_handle(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "alice.db"
+    with SqliteStore(path) as store:
+        club = Group.create(store, ALICE, "Garden club", clock=clock)
+        club.post("one")
+        other = Group(store, ALICE, club.id, clock=clock)
+        other.post("two")
+        assert texts(club) == ["one", "two"]
+        gid = club.id
+    with SqliteStore(path) as store:
+        again = Group(store, ALICE, gid, clock=clock)
+        assert texts(again) == ["one", "two"]
+        again.post("three")
+        assert texts(again) == ["one", "two", "three"]
+
+
+def test_a_stolen_store_holds_no_text_and_no_key(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "alice.db"
+    words = [f"private words number {i}" for i in range(20)]
+    with SqliteStore(path) as store:
+        club = Group.create(store, ALICE, "Garden club", clock=clock)
+        for w in words:
+            club.post(w)
+        club.add(BOB.public_key)
+        secrets = dict(club.keys.secrets)
+        receive = dict(club.keys.receive)
+        assert texts(club) == words
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert raw and not any(w.encode() in raw for w in words)
+    assert not any(s in raw for s in secrets.values())
+    assert not any(k in raw for k in receive.values())
+
+
+def test_content_after_a_leave_without_rekey_is_void(tmp_path: Path, clock: Clock) -> None:
+    (a_store, b_store) = stores(tmp_path, "alice", "bob")
+    club = Group.create(a_store, ALICE, "Garden club", clock=clock)
+    club.add(BOB.public_key)
+    copy(club, b_store)
+    bob = Group(b_store, BOB, club.id, clock=clock)
+    assert bob.publish_keys() is not None
+    copy(bob, a_store)
+    assert club.welcome() is not None
+    copy(club, b_store)
+    bob.leave()
+    copy(bob, a_store)
+    # The rule W3: alice's next post is preceded by a rekey without bob.
+    before = a_store.count(club.id)
+    club.post("after bob left")
+    assert a_store.count(club.id) == before + 2
+    assert texts(club)[-1] == "after bob left"
+    copy(club, b_store)
+    assert texts(bob)[-1:] in ([None], [])
+    a_store.close()
+    b_store.close()
+
+
+def test_plaintext_groups_stay_plaintext(tmp_path: Path, clock: Clock) -> None:
+    with SqliteStore(tmp_path / "a.db") as store:
+        club = Group.create(store, ALICE, "Open club", clock=clock, encrypted=False)
+        assert not club.encrypted
+        e = club.post("everyone may read this")
+        body = store.get_entry(club.id, e.id).body  # type: ignore[union-attr]
+        assert body is not None and b"everyone may read this" in body
+        assert club.state.verdicts[e.id].reason is Reason.OK
+        assert [m.role for m in club.members()] == [Role.ADMIN]
