@@ -38,8 +38,9 @@ class Keychain:
         self._seed = identity.seed()
         self._random = random_bytes
         self._lock = threading.RLock()
-        self._rings = KeyringStore(store)
-        ring = self._rings.load(self.me, self._seed)
+        self._store = store
+        with KeyringStore(store) as rings:
+            ring = rings.load(self.me, self._seed)
         self.receive: dict[bytes, bytes] = dict(ring.receive_keys())
         self.secrets: dict[bytes, bytes] = dict(ring.epoch_secrets())
         self._saved = (len(self.receive), len(self.secrets))
@@ -53,14 +54,14 @@ class Keychain:
         with self._lock:
             if (len(self.receive), len(self.secrets)) == self._saved:
                 return
-            ring = self._rings.load(self.me, self._seed)
-            for public, private in ring.receive_keys():
-                self.receive.setdefault(public, private)
-            for eid, secret in ring.epoch_secrets():
-                self.secrets.setdefault(eid, secret)
-            merged = Keyring(dict(self.receive), dict(self.secrets))
-            self._rings.save(self.me, self._seed, merged, self._random(_NONCE))
+            # A connection for each load and save, closed at once: an open one would
+            # keep the store's file from checkpointing when the store closes.
+            with KeyringStore(self._store) as rings:
+                ring = rings.load(self.me, self._seed)
+                for public, private in ring.receive_keys():
+                    self.receive.setdefault(public, private)
+                for eid, secret in ring.epoch_secrets():
+                    self.secrets.setdefault(eid, secret)
+                merged = Keyring(dict(self.receive), dict(self.secrets))
+                rings.save(self.me, self._seed, merged, self._random(_NONCE))
             self._saved = (len(self.receive), len(self.secrets))
-
-    def close(self) -> None:
-        self._rings.close()

@@ -210,7 +210,9 @@ async def test_two_nodes_with_no_addresses_find_each_other_and_sync(tmp_path: Pa
                     assert isinstance(found, PeerDiscovered) and found.groups == (club.id,)
                     # ... and the club syncs both ways, live.
                     await first(ev_b, ItemAdded, origin=alice.public_key)
-                    assert texts(nb, club.id) == ["Seed swap on Saturday"]
+                    # The club is encrypted: bob reads once his node published its key
+                    # and alice's handed him the group's (12.11 W1, W4).
+                    await until(nb, lambda: texts(nb, club.id) == ["Seed swap on Saturday"])
                     await nb.group(club.id).post("I'll bring tomato seeds")
                     await first(ev_a, ItemAdded, origin=bob.public_key)
                     assert texts(na, club.id) == texts(nb, club.id)
