@@ -50,7 +50,7 @@ from p2pcomm.errors import DecodeError, SealError
 from p2pcomm.testing.crypted import CryptReplica
 from p2pcomm.testing.history import Replica, invitation_secret, named_keypair
 
-REVISION = 5
+REVISION = 6
 
 
 def fixed(label: str, n: int = 32) -> bytes:

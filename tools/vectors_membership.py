@@ -77,7 +77,7 @@ from p2pcomm.core.membership import (
 from p2pcomm.core.membership.ops import KeysOp
 from p2pcomm.testing.history import T0, History, Replica, named_keypair
 
-REVISION = 5
+REVISION = 6
 
 Json = dict[str, Any]
 
