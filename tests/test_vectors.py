@@ -72,7 +72,7 @@ from p2pcomm.keys import load_keypair
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "spec" / "vectors"
-SPEC_REVISION = 5
+SPEC_REVISION = 6
 
 sys.path.insert(0, str(ROOT / "tools"))
 import gen_vectors  # noqa: E402

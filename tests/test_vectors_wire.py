@@ -30,7 +30,7 @@ VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 
 def load(name: str) -> list[dict[str, Any]]:
     doc = json.loads((VECTORS / name).read_text())
-    assert doc["revision"] == 5
+    assert doc["revision"] == 6
     vectors: list[dict[str, Any]] = doc["vectors"]
     return vectors
 

@@ -17,7 +17,7 @@ from p2pcomm.core.access import NS_INVITEE, invitee_proof, verify_invitee_proof
 from p2pcomm.core.invitation import invitation_keypair
 from p2pcomm.core.sync import SyncSession
 
-REVISION = 5
+REVISION = 6
 H = crypto.blake2b_256(b"vector access session hash") + crypto.blake2b_256(b"second half")
 GROUP = crypto.blake2b_256(b"vector access group")
 MEMBER = bytes.fromhex("2c" * 32)

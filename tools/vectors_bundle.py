@@ -16,7 +16,7 @@ from vectors_log import BOB, G0, T0, G, build, fork_proof, run_of
 
 from p2pcomm.core.log import encode_entry, encode_fork_proof
 
-REVISION = 5
+REVISION = 6
 
 Json = dict[str, Any]
 

@@ -16,7 +16,7 @@ from p2pcomm.core.channel import Channel, CloseCode
 from p2pcomm.core.handshake import SEND_NEEDED, Handshake, HandshakeComplete, Role, State
 from p2pcomm.errors import P2PCommError
 
-REVISION = 5
+REVISION = 6
 
 
 def _keys(label: str) -> tuple[crypto.Ed25519Signer, bytes, bytes]:

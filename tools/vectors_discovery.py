@@ -24,7 +24,7 @@ from p2pcomm.core import crypto
 from p2pcomm.core import discovery as d
 from p2pcomm.errors import DecodeError
 
-REVISION = 5
+REVISION = 6
 NOW_MS = 1795392000000  # 2026-11-23T00:00:00Z, the first millisecond of an epoch
 PORT = 7447
 RANDOM = b"".join(

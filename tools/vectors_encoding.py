@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REVISION = 5
+REVISION = 6
 
 Json = dict[str, Any]
 

@@ -20,21 +20,37 @@ Types:
   epoch id and the epoch key (12.7);
 * ``keyring``: a member seed, its keyring key, a nonce, the ring (receive private keys
   and their public keys, epoch secrets by entry id) and the blob (12.8);
-* ``keyring-open``: a key and a blob that must be refused, with the error (12.8 KR4).
+* ``keyring-open``: a key and a blob that must be refused, with the error (12.8 KR4);
+* ``key-block``: the fields of a key block and its bytes, with the secret, group, slot
+  context, recipients and previous secrets its slots and pointers seal (12.9 KB1 to KB5,
+  KB8); with ``fail``, bytes that must be refused (KB1 to KB4);
+* ``history``: an encrypted group's entries, in a causal order, with every member's
+  receive private keys, and what every replica must compute from them: the recipients
+  of each key block (KB6, KB7), and for each encrypted content entry its frontier,
+  epoch id, holders, members at its cut, verdict (X1), which members can derive its key,
+  the key and the plaintext (12.10). Built with
+  :class:`p2pcomm.testing.crypted.CryptReplica`, which writes by W1 to W4 (12.11).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from p2pcomm.core import crypto
 from p2pcomm.core import keyring as kr
 from p2pcomm.core import seal as s
+from p2pcomm.core.content import Post
 from p2pcomm.core.encoding import decode, encode
-from p2pcomm.core.log import MAX_BODY_SIZE
+from p2pcomm.core.epochs import GroupKeys, KeyBlock, encrypted_kind, slot_context
+from p2pcomm.core.log import MAX_BODY_SIZE, Entry, encode_entry
+from p2pcomm.core.membership import MEMBERSHIP_KINDS, Kind, MembershipMachine, Role
+from p2pcomm.core.membership.ops import KeysOp
 from p2pcomm.errors import DecodeError, SealError
+from p2pcomm.testing.crypted import CryptReplica
+from p2pcomm.testing.history import Replica, invitation_secret, named_keypair
 
-REVISION = 5
+REVISION = 6
 
 
 def fixed(label: str, n: int = 32) -> bytes:
@@ -458,13 +474,639 @@ def keyrings() -> list[dict[str, Any]]:
     return out
 
 
+# --------------------------------------------------------------------------- key blocks
+
+
+def _block_json(b: KeyBlock) -> dict[str, Any]:
+    return {
+        "receive": b.receive.hex(),
+        "exclude": [m.hex() for m in b.exclude],
+        "to": [m.hex() for m in b.to],
+        "eph_pub": b.eph_pub.hex(),
+        "slots": b.slots.hex(),
+        "pointers": b.pointers.hex(),
+    }
+
+
+#: A point of order 8 on Curve25519 (RFC 7748's list of small-order u-coordinates).
+ORDER_8 = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+
+
+def key_blocks() -> list[dict[str, Any]]:
+    alice, bob, carol, dave = (test_key(n) for n in ("alice", "bob", "carol", "dave"))
+    previous = [fixed("previous secret 0"), fixed("previous secret 1")]
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "key-block-receive",
+            "a receive key alone: what a JOIN or a KEYS publishes (W1)",
+            {"receive": RECEIVE_PUB["alice"]},
+        ),
+        (
+            "key-block-genesis",
+            "an encrypted group's genesis: alice's receive key and the first secret sealed to"
+            " it, under the zero group (KB5), no pointers",
+            {
+                "receive": RECEIVE_PUB["alice"],
+                "group": bytes(32),
+                "context": (alice, 1, Kind.GENESIS),
+                "recipients": ["alice"],
+            },
+        ),
+        (
+            "key-block-rekey",
+            "a REMOVE's rekey by alice (seq 5) that also excludes dave: slots for bob and carol"
+            " in member-id order, pointers to two previous secrets",
+            {
+                "exclude": [dave],
+                "group": GROUP,
+                "context": (alice, 5, Kind.REMOVE),
+                "recipients": sorted(["bob", "carol"], key=test_key),
+                "previous": previous,
+            },
+        ),
+        (
+            "key-block-forward",
+            "a KEYS forward by bob (seq 3) to alice and carol, in member-id order, with the"
+            " one secret of the epoch at its cut",
+            {
+                "to": sorted([alice, carol]),
+                "group": GROUP,
+                "context": (bob, 3, Kind.KEYS),
+                "recipients": sorted(["alice", "carol"], key=test_key),
+                "previous": previous[:1],
+            },
+        ),
+    ]
+    out: list[dict[str, Any]] = []
+    for name, what, c in cases:
+        receive = c.get("receive", b"")
+        extra: dict[str, Any] = {}
+        eph_pub = slots_ = pointers_ = b""
+        if "context" in c:
+            author, seq, kind = c["context"]
+            ctx = slot_context(author, seq, kind)
+            rekey = s.seal_slots(SECRET, [RECEIVE_PUB[n] for n in c["recipients"]], c["group"], ctx)
+            eph_pub, slots_ = rekey.eph_pub, rekey.slots
+            if "previous" in c:
+                pointers_ = s.seal_pointers(SECRET, c["previous"])
+            extra = {
+                "secret": SECRET.hex(),
+                "group": c["group"].hex(),
+                "context_of": {"author": author.hex(), "seq": seq, "kind": int(kind)},
+                "context": ctx.hex(),
+                "recipients": [RECEIVE_PUB[n].hex() for n in c["recipients"]],
+                "previous": [p.hex() for p in c.get("previous", [])],
+            }
+        block = KeyBlock(
+            receive=receive,
+            exclude=tuple(c.get("exclude", ())),
+            to=tuple(c.get("to", ())),
+            eph_pub=eph_pub,
+            slots=slots_,
+            pointers=pointers_,
+        )
+        data = block.encode()
+        assert KeyBlock.decode(data) == block
+        out.append(
+            {
+                "type": "key-block",
+                "name": name,
+                "description": what,
+                "fields": _block_json(block),
+                "rekey": block.is_rekey,
+                "forward": block.is_forward,
+                "encoded": data.hex(),
+                **extra,
+            }
+        )
+    eph = s.seal_slots(SECRET, [RECEIVE_PUB["bob"]], GROUP, CONTEXT)
+    slot = eph.slots
+    ptr = s.seal_pointers(SECRET, previous[:1])
+    rpub = RECEIVE_PUB["alice"]
+    ids = sorted([alice, bob])
+
+    def items(**f: Any) -> list[Any]:
+        base = {"receive": b"", "exclude": b"", "to": b"", "eph": eph.eph_pub, "slots": slot}
+        base["pointers"] = b""
+        base.update(f)
+        return [
+            1,
+            base["receive"],
+            base["exclude"],
+            base["to"],
+            base["eph"],
+            base["slots"],
+            base["pointers"],
+        ]
+
+    good = encode(items(receive=rpub))
+    # eph_pub written as bin 16 (c5 0020) instead of bin 8 (c4 20)
+    at = good.index(b"\xc4\x20" + eph.eph_pub)
+    wide = good[:at] + b"\xc5\x00\x20" + good[at + 2 :]
+    fails: list[tuple[str, str, bytes]] = [
+        ("version-2", "version 2", encode([2, *items(receive=rpub)[1:]])),
+        ("six-items", "no pointers item", encode(items(receive=rpub)[:6])),
+        ("eight-items", "an eighth item, past the limit of 7", encode([*items(), b""])),
+        ("receive-31", "a 31-byte receive key", encode(items(receive=rpub[:31]))),
+        ("receive-zero", "the receive key 0 (small order, SK4)", encode(items(receive=bytes(32)))),
+        ("receive-order-8", "a receive key of order 8 (SK4)", encode(items(receive=ORDER_8))),
+        ("receive-str", "the receive key as str", encode(items(receive="k" * 32))),
+        ("exclude-33", "exclude not a multiple of 32 bytes", encode(items(exclude=ids[0] + b"x"))),
+        (
+            "exclude-descending",
+            "exclude ids in descending order",
+            encode(items(exclude=ids[1] + ids[0])),
+        ),
+        ("exclude-twice", "one id excluded twice", encode(items(exclude=ids[0] + ids[0]))),
+        (
+            "to-descending",
+            "to ids in descending order",
+            encode(items(to=ids[1] + ids[0])),
+        ),
+        ("to-and-exclude", "both to and exclude", encode(items(to=ids[0], exclude=ids[1]))),
+        ("eph-31", "a 31-byte eph_pub", encode(items(eph=eph.eph_pub[:31]))),
+        ("slots-47", "slots not a multiple of 48 bytes", encode(items(slots=slot[:47]))),
+        ("pointers-15", "pointers shorter than a tag", encode(items(pointers=ptr[:15]))),
+        ("pointers-47", "pointers not 16 + 32m bytes", encode(items(pointers=ptr[:47]))),
+        ("slots-without-eph", "slots but no eph_pub", encode(items(eph=b""))),
+        (
+            "pointers-without-eph",
+            "pointers but no eph_pub",
+            encode(items(eph=b"", slots=b"", pointers=ptr)),
+        ),
+        (
+            "to-without-eph",
+            "a to list but no eph_pub",
+            encode(items(eph=b"", slots=b"", to=ids[0])),
+        ),
+        (
+            "exclude-without-eph",
+            "an exclude list but no eph_pub",
+            encode(items(eph=b"", slots=b"", exclude=ids[0])),
+        ),
+        ("empty", "every item empty", encode(items(eph=b"", slots=b""))),
+        ("not-an-array", "a bin instead of an array", encode(b"keys")),
+        ("nested", "an array where the receive key belongs", encode(items(receive=[rpub]))),
+        ("not-canonical", "eph_pub written with a bin 16 header", wide),
+        ("truncated", "the last byte missing", good[:-1]),
+        ("trailing", "a byte after the array", good + b"\x00"),
+    ]
+    for name, what, data in fails:
+        out.append(
+            {
+                "type": "key-block",
+                "name": f"key-block-fail-{name}",
+                "description": what,
+                "encoded": data.hex(),
+                "fail": error_of(KeyBlock.decode, data),
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- histories
+
+HISTORY_NAMES = ["alice", "bob", "carol", "dave", "erin"]
+HISTORY_KEYS = {n: named_keypair(n) for n in HISTORY_NAMES}
+BY_ID = {k.public_key: n for n, k in HISTORY_KEYS.items()}
+
+
+class Story:
+    """An encrypted group's history being written by :class:`CryptReplica` devices of the
+    named test keys; entries are labelled ``author-seq`` (a letter for a forked copy)."""
+
+    def __init__(self, *, name: str) -> None:
+        self.history, alice = CryptReplica.found(HISTORY_KEYS["alice"], name=name)
+        self.replicas: dict[str, CryptReplica] = {"alice": alice}
+
+    def __getitem__(self, name: str) -> CryptReplica:
+        if name not in self.replicas:
+            self.replicas[name] = CryptReplica(self.history, HISTORY_KEYS[name])
+        return self.replicas[name]
+
+    def group(self, roles: dict[str, Role]) -> None:
+        """Alice adds the members with their roles; each publishes its receive key (W1)
+        and alice forwards them the first epoch (W4): everyone holds it."""
+        alice = self["alice"]
+        for n, role in roles.items():
+            alice.add(self[n], role)
+        for n in roles:
+            self[n].sync(alice)
+            self[n].publish()
+        alice.sync(*(self[n] for n in roles))
+        alice.forward()
+        for n in roles:
+            self[n].sync(alice)
+
+    def stale_post(self, name: str, text: str) -> Entry:
+        """A post sealed under the key of the writer's cut without the rekey W3 asks for
+        (an old or careless writer): X1 makes it void."""
+        r = self[name]
+        K = r.next_cut()
+        r.enc.learn()
+        ctx = s.AadContext(self.history.group, r.id, r.seq + 1, Kind.POST)
+        body = r.enc.keys.seal(K, ctx, Post(text=text).encode(), r.random(s.NONCE_SIZE))
+        return Replica.append(r, Kind.POST, body)
+
+    def garbled_rekey(self, name: str, victim: str) -> Entry:
+        """A KEYS rekey by ``name`` whose slot for ``victim`` has one bit flipped."""
+        r = self[name]
+        K = r.next_cut()
+        body, secret = r.enc.keys_body(seq=r.seq + 1, K=K, rekey=True)
+        block = KeyBlock.decode(KeysOp.decode(body).keys)
+        view = r.enc.view
+        names = sorted(m for m in view.members(K) if view.receive_key(m, K) is not None)
+        i = names.index(HISTORY_KEYS[victim].public_key)
+        slots = bytearray(block.slots)
+        slots[i * s.SLOT_SIZE + 7] ^= 0x40
+        garbled = KeyBlock(
+            receive=block.receive,
+            exclude=block.exclude,
+            eph_pub=block.eph_pub,
+            slots=bytes(slots),
+            pointers=block.pointers,
+        )
+        entry = Replica.append(r, Kind.KEYS, KeysOp(keys=garbled.encode()).encode())
+        r.enc.note(entry.id, secret)
+        return entry
+
+
+def _labels(entries: list[Entry]) -> dict[bytes, str]:
+    labels: dict[bytes, str] = {}
+    seen: dict[str, int] = {}
+    for e in entries:
+        base = f"{BY_ID[e.header.author]}-{e.header.seq}"
+        seen[base] = seen.get(base, 0) + 1
+        labels[e.id] = base if seen[base] == 1 else f"{base}{chr(ord('a') + seen[base] - 1)}"
+    return labels
+
+
+def _history_vector(name: str, description: str, story: Story) -> dict[str, Any]:
+    entries = list(story.history.entries)
+    labels = _labels(entries)
+    group = story.history.group
+    machine = MembershipMachine()
+    machine.apply_many(entries)
+    state = machine.state
+    core = machine._core
+    view = core.epochs
+    assert view.encrypted
+    receive = {n: dict(r.receive) for n, r in story.replicas.items() if r.receive}
+    derivers = {}
+    for n, keys in receive.items():
+        gk = GroupKeys(view, HISTORY_KEYS[n].public_key, keys, {})
+        gk.learn()
+        derivers[n] = gk
+
+    def who(members: object) -> list[str]:
+        return sorted(BY_ID[m] for m in members)  # type: ignore[attr-defined]
+
+    key_ops: dict[str, Any] = {}
+    for e in entries:
+        if e.header.kind not in MEMBERSHIP_KINDS:
+            continue
+        o = core.by_id[e.id]
+        b = view.block(o)
+        if b is None:
+            continue
+        entry: dict[str, Any] = {
+            "receive": b.receive.hex() or None,
+            "rekey": b.is_rekey,
+            "forward": b.is_forward,
+        }
+        if b.eph_pub:
+            entry["context"] = slot_context(o.author, o.seq, o.kind).hex()
+            entry["recipients"] = [BY_ID[m] for m, _ in view.recipients(o)]
+            entry["slots"] = b.slot_count
+        if b.is_forward:
+            entry["counts"] = view.forward_ok(o)
+        key_ops[labels[e.id]] = entry
+    content: dict[str, Any] = {}
+    for e in entries:
+        h = e.header
+        if h.kind in MEMBERSHIP_KINDS or not encrypted_kind(h.kind):
+            continue
+        K = core.K[e.id]
+        eid, ids = view.epoch(K)
+        can = sorted(n for n, gk in derivers.items() if gk.epoch_key(K) is not None)
+        key = plaintext = None
+        if can:
+            got = derivers[can[0]].epoch_key(K)
+            assert got is not None
+            key = got[1].hex()
+            opened = derivers[can[0]].open(
+                K, s.AadContext(group, h.author, h.seq, h.kind), e.body or b""
+            )
+            plaintext = None if opened.plaintext is None else opened.plaintext.hex()
+        content[labels[e.id]] = {
+            "frontier": [labels[i] for i in ids],
+            "epoch_id": eid.hex(),
+            "holders": who(view.holders(K)),
+            "members": who(view.members(K)),
+            "verdict": state.verdicts[e.id].reason.value,
+            "derive": can,
+            "key": key,
+            "plaintext": plaintext,
+        }
+    return {
+        "type": "history",
+        "name": name,
+        "description": description,
+        "authors": {n: HISTORY_KEYS[n].public_key.hex() for n in HISTORY_NAMES},
+        "group": group.hex(),
+        "receive": {
+            n: [{"public": p.hex(), "private": k.hex()} for p, k in sorted(keys.items())]
+            for n, keys in sorted(receive.items())
+        },
+        "entries": [{"label": labels[e.id], "entry": encode_entry(e).hex()} for e in entries],
+        "expect": {
+            "members": {BY_ID[m]: i.role.name.lower() for m, i in sorted(state.members.items())},
+            "verdicts": {labels[e.id]: state.verdicts[e.id].reason.value for e in entries},
+            "key_ops": key_ops,
+            "content": content,
+        },
+    }
+
+
+def story_concurrent_removals() -> Story:
+    st = Story(name="two removals")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    alice.post("before")
+    alice.remove(carol)
+    bob.remove(st["dave"])
+    alice.sync(bob)
+    bob.sync(alice)
+    alice.post("after both removals")
+    carol.post("carol has not seen her removal")
+    return st
+
+
+def story_same_removal() -> Story:
+    st = Story(name="one removal twice")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    alice.remove(st["dave"])
+    bob.remove(st["dave"])
+    carol.sync(alice, bob)
+    carol.post("carol sees both removals")
+    return st
+
+
+def story_mutual_removal() -> Story:
+    st = Story(name="mutual removal")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    alice.remove(bob)
+    bob.remove(alice)
+    bob.post("bob, after removing alice")
+    carol.sync(alice, bob)
+    carol.post("carol sees both")
+    carol.forward()
+    alice.sync(carol)
+    alice.post("alice, after carol's forward")
+    return st
+
+
+def story_removal_and_add() -> Story:
+    st = Story(name="removal and add")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER})
+    alice, bob, dave = st["alice"], st["bob"], st["dave"]
+    alice.remove(st["carol"])
+    bob.add(dave, Role.MEMBER)
+    dave.sync(bob)
+    dave.publish()
+    bob.sync(dave)
+    bob.forward()
+    dave.sync(bob)
+    dave.post("dave, welcomed by bob")
+    alice.sync(bob, dave)
+    alice.post("alice sees the add")
+    alice.forward()
+    dave.sync(alice)
+    dave.post("dave, after alice's forward")
+    return st
+
+
+def story_removal_and_join() -> Story:
+    st = Story(name="removal and join")
+    st.group({"bob": Role.MODERATOR, "carol": Role.MEMBER})
+    alice, bob, erin = st["alice"], st["bob"], st["erin"]
+    inv, code = bob.invite(invitation_secret(1))
+    alice.sync(bob)
+    erin.sync(bob)
+    alice.remove(st["carol"])
+    erin.join(code, inv)
+    bob.sync(erin)
+    bob.forward()
+    erin.sync(bob)
+    erin.post("erin, welcomed by bob")
+    alice.sync(bob, erin)
+    alice.post("alice sees the join")
+    alice.forward()
+    erin.sync(alice)
+    erin.post("erin, after alice's forward")
+    return st
+
+
+def story_leave() -> Story:
+    st = Story(name="leave")
+    st.group({"bob": Role.MEMBER, "carol": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    carol.leave()
+    alice.sync(carol)
+    st.stale_post("alice", "sealed for a group carol has left")
+    alice.post("after a rekey")
+    bob.sync(alice)
+    bob.post("bob reads the new epoch")
+    return st
+
+
+def story_equivocation() -> Story:
+    st = Story(name="equivocation")
+    st.group({"bob": Role.MEMBER, "carol": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    twin = bob.fork()
+    bob.post("one branch")
+    twin.append(Kind.LEAVE, b"\x91\x01")
+    alice.sync(bob, twin)
+    alice.post("alice knows of the fork")
+    alice.ban(bob, reason="forked")
+    alice.post("after the ban")
+    carol.sync(alice)
+    carol.post("carol after the ban")
+    return st
+
+
+def story_offline_member() -> Story:
+    st = Story(name="offline")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol, dave = st["alice"], st["bob"], st["carol"], st["dave"]
+    alice.post("dave goes offline")
+    alice.remove(carol)
+    alice.post("after the first rekey")
+    bob.sync(alice)
+    bob.rekey()
+    bob.post("after the second rekey")
+    dave.sync(alice, bob)
+    dave.post("dave is back")
+    return st
+
+
+def story_late_member() -> Story:
+    st = Story(name="history for a newcomer")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER})
+    alice, bob, erin = st["alice"], st["bob"], st["erin"]
+    alice.post("in the first epoch")
+    alice.remove(st["carol"])
+    alice.post("in the second epoch")
+    bob.sync(alice)
+    alice.add(erin, Role.MEMBER)
+    erin.sync(alice)
+    erin.publish()
+    bob.sync(erin)
+    bob.forward()
+    erin.sync(bob)
+    erin.post("erin reads back through pointers")
+    return st
+
+
+def story_garbled_slot() -> Story:
+    st = Story(name="garbled slot")
+    st.group({"bob": Role.MEMBER, "carol": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    st.garbled_rekey("alice", "carol")
+    alice.post("carol's slot does not open")
+    carol.sync(alice)
+    carol.post("carol rekeys before she writes")
+    bob.sync(carol)
+    bob.post("bob in carol's epoch")
+    return st
+
+
+def story_removed_member_rekeys() -> Story:
+    st = Story(name="removed member rekeys")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    alice.remove(bob)
+    bob.rekey()
+    bob.post("bob, in his own epoch")
+    carol.sync(alice, bob)
+    carol.post("carol sees both")
+    return st
+
+
+def story_removed_admin_welcomes() -> Story:
+    st = Story(name="removed admin welcomes")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER})
+    alice, bob, carol, erin = st["alice"], st["bob"], st["carol"], st["erin"]
+    alice.remove(bob)
+    bob.add(erin, Role.MEMBER)
+    erin.sync(bob)
+    erin.publish()
+    bob.sync(erin)
+    bob.forward()
+    carol.sync(bob)
+    carol.post("carol has seen the add, not the removal")
+    alice.sync(bob, carol)
+    alice.post("alice after everything")
+    return st
+
+
+STORIES: list[tuple[str, str, Callable[[], Story]]] = [
+    (
+        "history-concurrent-removals",
+        "alice removes carol while bob, concurrently, removes dave: the frontier is both"
+        " rekeys, whose key only alice and bob hold, with no further message; carol, who"
+        " has not seen her removal, writes in the old epoch: not stale at her cut (X1),"
+        " but revoked (04 R2)",
+        story_concurrent_removals,
+    ),
+    (
+        "history-same-removal",
+        "alice and bob both remove dave: two rekeys for the same members, all of whom hold"
+        " both secrets",
+        story_same_removal,
+    ),
+    (
+        "history-mutual-removal",
+        "alice removes bob while bob removes alice; bob's removal is void (04 R6) but its"
+        " rekey counts: carol holds both secrets, alice lacks bob's until carol forwards it",
+        story_mutual_removal,
+    ),
+    (
+        "history-removal-and-add",
+        "alice removes carol while bob adds dave and forwards him the old epoch; alice's"
+        " rekey does not reach dave (not a member at its cut) until alice forwards it (W4)",
+        story_removal_and_add,
+    ),
+    (
+        "history-removal-and-join",
+        "alice removes carol while erin joins with bob's invitation (her JOIN publishes her"
+        " receive key); bob, then alice, forward erin the epoch at their cut",
+        story_removal_and_join,
+    ),
+    (
+        "history-leave",
+        "carol leaves: the epoch's key reaches a non-member, so a post sealed without a"
+        " rekey is stale (X1); the next post is preceded by a KEYS rekey (W3)",
+        story_leave,
+    ),
+    (
+        "history-equivocation",
+        "bob forks; a fork lowers no level at a cut, so alice's next post still reaches"
+        " him; her BAN's rekey leaves him out",
+        story_equivocation,
+    ),
+    (
+        "history-offline-member",
+        "dave is offline across two rekeys (a REMOVE's and a KEYS); every slot he is"
+        " entitled to is in the log, so he reads everything when he is back",
+        story_offline_member,
+    ),
+    (
+        "history-late-member",
+        "erin is added after a rekey; bob's forward hands her the current epoch and its"
+        " pointers lead back to the genesis: she reads the whole history",
+        story_late_member,
+    ),
+    (
+        "history-garbled-slot",
+        "alice's rekey has a garbled slot for carol: carol counts as a holder (holders are"
+        " public and slots cannot be checked without the secret) but cannot derive the key;"
+        " she rekeys before she writes (W3), and alice's post stays unreadable to her",
+        story_garbled_slot,
+    ),
+    (
+        "history-removed-member-rekeys",
+        "alice removes bob while bob writes a rekey: bob's KEYS is void (04 R2) but counts"
+        " in the frontier, and alice's rekey leaves bob out of the joint key",
+        story_removed_member_rekeys,
+    ),
+    (
+        "history-removed-admin-welcomes",
+        "alice removes bob while bob adds erin and forwards her the epoch: bob's ADD is void,"
+        " so his forward does not count (KB7) and erin is not a holder, yet she can derive"
+        " the key of a post by carol, who saw the add and not the removal; alice's rekey"
+        " leaves both out",
+        story_removed_admin_welcomes,
+    ),
+]
+
+
+def histories() -> list[dict[str, Any]]:
+    return [_history_vector(name, what, build()) for name, what, build in STORIES]
+
+
 def generate() -> dict[str, Any]:
     vectors = [constants(), *padding(), *envelopes(), *slots(), *pointers(), *epochs(), *keyrings()]
+    vectors += [*key_blocks(), *histories()]
     return {
         "description": (
-            "the building blocks of content encryption (spec/12-encryption.md): Padmé padding,"
-            " the content envelope, rekey slots and their verification, pointers, epoch ids"
-            " and keys, sealed keyrings"
+            "content encryption (spec/12-encryption.md): Padmé padding, the content envelope,"
+            " rekey slots and their verification, pointers, epoch ids and keys, sealed"
+            " keyrings, key blocks, and encrypted histories with their frontiers, holders,"
+            " verdicts and who can derive each key"
         ),
         "revision": REVISION,
         "vectors": vectors,

@@ -24,7 +24,7 @@ from p2pcomm.core.log import create_entry, create_genesis, encode_entry
 from p2pcomm.core.sync import decode_gossip_entry, encode_gossip_entry
 from p2pcomm.errors import DecodeError, RemoteProtocolError
 
-REVISION = 5
+REVISION = 6
 
 
 def peer(name: str) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 from p2pcomm.core import crypto, encoding
 from p2pcomm.core.identity import ID_TEXT_PREFIX, KeyPair
 
-REVISION = 5
+REVISION = 6
 
 Json = dict[str, Any]
 

@@ -37,7 +37,7 @@ from p2pcomm.core.log import (
     entry_id,
 )
 
-REVISION = 5
+REVISION = 6
 
 Json = dict[str, Any]
 

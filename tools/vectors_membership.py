@@ -33,6 +33,7 @@ from p2pcomm.core.content import (
     Unhide,
     content_view,
 )
+from p2pcomm.core.epochs import KeyBlock
 from p2pcomm.core.invitation import (
     CODE_PREFIX,
     CODE_VERSION,
@@ -73,9 +74,10 @@ from p2pcomm.core.membership import (
     SetRole,
     resolve,
 )
+from p2pcomm.core.membership.ops import KeysOp
 from p2pcomm.testing.history import T0, History, Replica, named_keypair
 
-REVISION = 5
+REVISION = 6
 
 Json = dict[str, Any]
 
@@ -135,6 +137,11 @@ def constants() -> Json:
 
 M = b"\x11" * 32  # a member id in body vectors
 I = b"\x22" * 32  # an entry id  # noqa: E741
+#: A key block (spec/12-encryption.md 12.9): a receive key alone, the bytes of vector
+#: ``key-block-receive`` of encryption.json. Chapter 04 does not read inside it.
+BLOCK = KeyBlock(
+    receive=crypto.x25519_public(crypto.blake2b_256(b"p2pcomm test encryption receive key alice"))
+).encode()
 
 
 def _fields(body: object) -> Json:
@@ -181,6 +188,9 @@ def body_vectors() -> list[Json]:
         ("revoke-invite", RevokeInvite(invite=I)),
         ("join", Join(invite=I, proof=b"\x33" * 64, name="dave")),
         ("claim-admin", ClaimAdmin()),
+        ("keys", KeysOp(keys=BLOCK)),
+        ("remove-keys", RemoveMember(member=M, cut=7, reason="spam", keys=BLOCK)),
+        ("join-keys", Join(invite=I, proof=b"\x33" * 64, name="dave", keys=BLOCK)),
         ("post", Post(text="hello, gardeners")),
         ("reply", Reply(parent=I, text="hi!")),
         ("react", React(target=I, emoji="\U0001f331", on=True)),
@@ -251,6 +261,41 @@ def body_vectors() -> list[Json]:
             Kind.INVITE,
             _pack([1, M, 2, 2**63, 0, ""]),
             "out-of-range",
+        ),
+        (
+            "keys-empty",
+            "a remove whose optional key block is present and empty (B5)",
+            Kind.REMOVE,
+            _pack([1, M, 7, "spam", b""]),
+            "wrong-length",
+        ),
+        (
+            "keys-str",
+            "a ban whose key block is a str",
+            Kind.BAN,
+            _pack([1, M, 7, "", "keys"]),
+            "wrong-type",
+        ),
+        (
+            "keys-missing",
+            "a KEYS body without its key block",
+            Kind.KEYS,
+            _pack([1]),
+            "wrong-length",
+        ),
+        (
+            "keys-op-empty",
+            "a KEYS body whose key block is empty",
+            Kind.KEYS,
+            _pack([1, b""]),
+            "wrong-length",
+        ),
+        (
+            "genesis-six",
+            "a genesis with an item after its key block",
+            Kind.GENESIS,
+            _pack([1, "g", "", "", "", BLOCK, b""]),
+            "wrong-length",
         ),
         (
             "expires-2-64",
@@ -784,7 +829,7 @@ def story_unauthorized() -> Story:
     carol.invite(secret("carol-invites"))  # members cannot invite
     alice.remove(alice)  # self-targeted
     alice.append(Kind.ADD, b"\x92\x01\x02")  # malformed
-    alice.append(11, _pack([1]))  # a reserved kind
+    alice.append(12, _pack([1]))  # a reserved kind
     alice.append(FIRST_APP_KIND, b"application data")
     carol.append(Kind.POST, b"\x92\x01\xc0")  # malformed post: authorized, not shown
     return s

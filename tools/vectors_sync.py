@@ -25,7 +25,7 @@ from p2pcomm.core.sync import (
 )
 from p2pcomm.errors import RemoteProtocolError
 
-REVISION = 5
+REVISION = 6
 #: Stands for the handshake hash h, which is 64 bytes (05 5.4.7, 06 6.1).
 SESSION_HASH = crypto.blake2b_512(b"vector sync session hash")
 T0 = 1_795_392_000_000

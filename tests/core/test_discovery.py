@@ -50,7 +50,7 @@ def test_every_vector_type_is_read() -> None:
         "match",
         "txt-decode",
     }
-    assert DOC["revision"] == 5
+    assert DOC["revision"] == 6
 
 
 # ---------------------------------------------------------------- vectors

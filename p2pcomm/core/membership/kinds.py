@@ -195,7 +195,7 @@ class Reason(enum.Enum):
     #: A reserved kind this implementation does not know.
     UNKNOWN_KIND = "unknown-kind"
     #: Encrypted content whose epoch some non-member of its past can open
-    #: (spec/12-encryption.md, E-rule X1).
+    #: (spec/12-encryption.md 12.10 X1; spec/04-membership.md C5).
     STALE_EPOCH = "stale-epoch"
 
 
