@@ -116,6 +116,10 @@ class GroupReads:
     def item(self, item_id: bytes) -> Item | None:
         return self.view.item(item_id)
 
+    def relays(self) -> list[bytes]:
+        """The node keys granted to carry this group now (spec/12, RELAY)."""
+        return sorted(self.state.relays)
+
     def find_member(self, text: str) -> bytes:
         return find_member(self.state, text)
 
@@ -355,6 +359,14 @@ class Group(GroupReads):
     def revoke_invite(self, invite: bytes) -> Entry:
         return self.act(lambda p: p.revoke_invite(invite))
 
+    def grant_relay(self, relay: bytes) -> Entry:
+        """Let the node with key ``relay`` carry this group for its members: store and
+        serve its entries, read none of them (an admin's act, spec/12)."""
+        return self.act(lambda p: p.relay(relay))
+
+    def revoke_relay(self, relay: bytes) -> Entry:
+        return self.act(lambda p: p.relay(relay, revoke=True))
+
     def join(self, code: InvitationCode, *, name: str = "") -> Entry:
         """Write this identity's JOIN; the group's INVITE entry must be in the store
         (sync with a member first: :meth:`p2pcomm.net.node.Node.join` does it all)."""
@@ -428,9 +440,9 @@ def append_intent_all(
         seq, parents = log.next_position(me)
         return seq, enc.cut(parents)
 
-    def keys_first(*, rekey: bool = False) -> None:
+    def keys_first(*, rekey: bool = False, to: Sequence[bytes] = ()) -> None:
         seq, K = position()
-        kb, secret = enc.keys_body(seq=seq, K=K, rekey=rekey)
+        kb, secret = enc.keys_body(seq=seq, K=K, rekey=rekey, to=to)
         e = log.append(identity, Kind.KEYS, kb, timestamp=ts)
         enc.note(e.id, secret)
         machine.apply(e)
@@ -447,6 +459,10 @@ def append_intent_all(
     elif encrypted_kind(kind):
         if enc.needs_rekey(K):
             keys_first(rekey=True)  # W3
+            seq, K = position()
+        elif due := enc.forward_due(K):
+            # W4 before writing: a member who joined a moment ago reads this too.
+            keys_first(to=due)
             seq, K = position()
         body = enc.content_body(kind, body, seq=seq, K=K)
     entry = log.append(identity, kind, body, timestamp=ts)

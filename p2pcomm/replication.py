@@ -260,7 +260,7 @@ class Replicator:
         self, group: bytes, entries: list[Entry], *, bulk: bool, live: bool
     ) -> None:
         grant = self.grants.get(group, FULL_ACCESS)
-        if grant.access is not Access.MEMBER and self._policy is not None:
+        if not grant.full and self._policy is not None:
             # A peer that is not a member may relay members' entries and bring a JOIN;
             # strangers' entries are not stored, and the peer is refused.
             refused = self._policy.refuse(group, entries)
@@ -390,7 +390,7 @@ class Replicator:
     def _tips_for(self, group: bytes, grant: Grant) -> list[Tip]:
         """The tips offered to the peer: all of them, none, or an invitee's cut."""
         store = self.logs[group].store
-        if grant.access is Access.MEMBER:
+        if grant.full:
             return store.tips(group)
         if grant.access is Access.NONE:
             return []
@@ -513,7 +513,7 @@ class Replicator:
     def _offer(self, g: bytes) -> None:
         grant = self.grants[g]
         tips = self._tips_for(g, grant)
-        if grant.access is not Access.MEMBER and tips != self.logs[g].store.tips(g):
+        if not grant.full and tips != self.logs[g].store.tips(g):
             self.withheld.add(g)
         # Equal summaries mean the peer holds what we offer; TIPS say otherwise.
         self._set_peer_tips(g, tips)
@@ -562,7 +562,7 @@ class Replicator:
             s.send_entries(event.group, window)
             self.stats.entries_sent += len(window)
             self._note_held(event.group, window)
-        if grant.access is Access.MEMBER:
+        if grant.full:
             s.send_fork_proofs(event.group, [encode_fork_proof(p) for p in log.fork_proofs()])
         s.send_done(event.group)
         yield s.data_to_send()

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..core.identity import KeyPair
+from ..core.identity import KeyPair, MemberId
 from ..core.invitation import InvitationCode
 from ..errors import (
     BundleError,
@@ -675,7 +675,12 @@ def _item_line(item: dict[str, Any]) -> str:
     who = item["author_name"] or _short(item["author"])
     when = _local_time(item["timestamp"])
     mark = " (hidden)" if item["hidden"] else ""
-    text = item["text"] if item["text"] is not None else "(text not here yet)"
+    if item["text"] is not None:
+        text = item["text"]
+    elif item.get("sealed"):
+        text = "(sealed: this home holds no key for it yet)"
+    else:
+        text = "(text not here yet)"
     head = f"{item['id'][:8]}  {when}  {who}"
     if item["parent"]:
         head += f"  re {item['parent'][:8]}"
@@ -765,6 +770,50 @@ def cmd_members(args: argparse.Namespace, out: Out) -> int:
         for b in r["banned"]:
             out.line(f"{'banned':<9} {'-':<16} {b}")
     return 0
+
+
+def _member_id_arg(text: str, what: str) -> str:
+    """A member or node id as ``p2pcomm id`` prints it (``pc1...``), checked here so
+    that a typo gets its own message."""
+    try:
+        MemberId.parse(text.strip())
+    except (DecodeError, ValidationError) as exc:
+        raise CliError(
+            f"{what} is a node id as 'p2pcomm id' prints it (pc1...): {exc.message}",
+            Exit.USAGE,
+            "bad-id",
+        ) from None
+    return text.strip()
+
+
+def cmd_relay(args: argparse.Namespace, out: Out) -> int:
+    if args.relay_command == "list":
+        r = _dispatch(args, "relay.list", {"group": args.group})
+        if out.json:
+            out.doc(r)
+        else:
+            for relay in r["relays"]:
+                out.line(relay)
+            if not r["relays"]:
+                out.note("no relay carries this group")
+        return 0
+    relay = _member_id_arg(args.relay, "RELAY")
+    method = "relay.grant" if args.relay_command == "grant" else "relay.revoke"
+    return _write(args, out, method, {"group": args.group, "relay": relay})
+
+
+def _group_id_arg(text: str) -> bytes:
+    """A whole group id (64 hex digits): what a relay carries before it holds anything
+    of the group, so no name or prefix can stand for it."""
+    t = text.strip().lower()
+    if len(t) != 64 or any(c not in "0123456789abcdef" for c in t):
+        raise CliError(
+            f"--relay takes a whole group id (64 hex digits, as 'p2pcomm group list' "
+            f"prints with --json), found {text!r}",
+            Exit.USAGE,
+            "bad-group-id",
+        )
+    return bytes.fromhex(t)
 
 
 def cmd_peers(args: argparse.Namespace, out: Out) -> int:
@@ -990,6 +1039,12 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
     mdns = None if args.no_mdns else _mdns_addresses(host, args.interface, out)
     kp = _load_key(home, args)
     config = _config(home)
+    carry = [_group_id_arg(g) for g in args.relay]
+    if carry:
+        known = [c for c in config.get("relay", []) if isinstance(c, str)]
+        config["relay"] = sorted({*known, *(g.hex() for g in carry)})
+        _save_config(home, config)
+    carry = [bytes.fromhex(g) for g in config.get("relay", []) if _is_group_hex(g)]
     bootstrap = [b for b in config.get("bootstrap", []) if isinstance(b, str)]
     peers = _known_peers(home, [*args.peer, *bootstrap, *args.bootstrap])
     # Where each address came from, for the address book (08 AB1): invitation hints
@@ -1010,6 +1065,13 @@ def cmd_run(args: argparse.Namespace, out: Out) -> int:
         out=out,
         mdns=mdns,
         sources=sources,
+        carry=carry,
+    )
+
+
+def _is_group_hex(value: object) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
     )
 
 
@@ -1215,7 +1277,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|ADDRESS",
         help="speak mDNS here (default: the LAN interfaces; the listen address if not 0.0.0.0)",
     )
+    p.add_argument(
+        "--relay",
+        action="append",
+        default=[],
+        metavar="GROUP_ID",
+        help="carry this group for its members without being one (an admin grants it "
+        "with 'p2pcomm relay grant'); remembered for later runs",
+    )
     add("peers", cmd_peers, "the running node's peers")
+
+    p = sub.add_parser("relay", help="grant, revoke and list the relays that carry a group")
+    rsub = p.add_subparsers(dest="relay_command", metavar="SUBCOMMAND", required=True)
+    for action, text in (
+        ("grant", "let a relay's node carry the group (admins)"),
+        ("revoke", "withdraw a relay's right to carry the group (admins)"),
+    ):
+        r = rsub.add_parser(action, help=text, parents=[common])
+        r.add_argument("group", metavar="GROUP")
+        r.add_argument("relay", metavar="RELAY", help="the relay's id, as 'p2pcomm id' prints it")
+        r.set_defaults(func=cmd_relay)
+    r = rsub.add_parser("list", help="the relays that carry a group", parents=[common])
+    r.add_argument("group", metavar="GROUP")
+    r.set_defaults(func=cmd_relay)
     add("status", cmd_status, "the node and the groups here")
 
     p = sub.add_parser("bundle", help="carry a group's log in a file (sneakernet)")

@@ -68,6 +68,9 @@ METHODS: dict[str, tuple[Literal["call", "stream"], Literal["node", "either"]]] 
     "unhide": ("call", "either"),
     "delete": ("call", "either"),
     "leave": ("call", "either"),
+    "relay.grant": ("call", "either"),
+    "relay.revoke": ("call", "either"),
+    "relay.list": ("call", "either"),
     "peers": ("call", "node"),
     "status": ("call", "either"),
     "follow": ("stream", "node"),
@@ -95,6 +98,7 @@ def item_json(item: Item, names: Mapping[bytes, str]) -> Result:
         "time": rfc3339(item.timestamp),
         "timestamp": item.timestamp,
         "text": item.text,
+        "sealed": item.sealed,
         "parent": None if item.parent is None else item.parent.hex(),
         "hidden": item.hidden,
         "reactions": dict(item.reactions),
@@ -137,6 +141,9 @@ class Handle(Protocol):
     async def ban(self, member: bytes, *, reason: str = "") -> Entry: ...
     async def set_role(self, member: bytes, role: Role) -> Entry: ...
     async def leave(self) -> Entry: ...
+    def relays(self) -> list[bytes]: ...
+    async def grant_relay(self, relay: bytes) -> Entry: ...
+    async def revoke_relay(self, relay: bytes) -> Entry: ...
     async def invite(
         self,
         *,
@@ -217,6 +224,15 @@ class _LocalHandle:
 
     async def leave(self) -> Entry:
         return self.g.leave()
+
+    def relays(self) -> list[bytes]:
+        return self.g.relays()
+
+    async def grant_relay(self, relay: bytes) -> Entry:
+        return self.g.grant_relay(relay)
+
+    async def revoke_relay(self, relay: bytes) -> Entry:
+        return self.g.revoke_relay(relay)
 
     async def invite(
         self,
@@ -533,6 +549,26 @@ async def _leave(b: Backend, p: Params) -> Result:
     return await _write(b, p, lambda h: h.leave())
 
 
+def _relay_id(p: Params) -> bytes:
+    """A relay's node key, as ``p2pcomm id`` prints it on the relay's home."""
+    return MemberId.parse(_str(p, "relay")).raw
+
+
+async def _relay_grant(b: Backend, p: Params) -> Result:
+    relay = _relay_id(p)
+    return await _write(b, p, lambda h: h.grant_relay(relay))
+
+
+async def _relay_revoke(b: Backend, p: Params) -> Result:
+    relay = _relay_id(p)
+    return await _write(b, p, lambda h: h.revoke_relay(relay))
+
+
+async def _relay_list(b: Backend, p: Params) -> Result:
+    h = _group(b, p)
+    return {"group": h.id.hex(), "relays": [MemberId(r).text() for r in h.relays()]}
+
+
 async def _read(b: Backend, p: Params) -> Result:
     h = _group(b, p)
     items = h.items(include_hidden=bool(p.get("hidden", False)))
@@ -596,6 +632,9 @@ _CALLS: dict[str, Callable[[Backend, Params], Awaitable[Result]]] = {
     "unhide": _unhide,
     "delete": _delete,
     "leave": _leave,
+    "relay.grant": _relay_grant,
+    "relay.revoke": _relay_revoke,
+    "relay.list": _relay_list,
     "peers": _peers,
     "status": _status,
 }

@@ -53,6 +53,7 @@ def run_node(
     out: Out,
     mdns: Sequence[str] | None = None,
     sources: Mapping[tuple[str, int], str] | None = None,
+    carry: Sequence[bytes] = (),
 ) -> int:
     """Run until interrupted; returns the exit status. ``mdns``: the IPv4 addresses
     to speak mDNS on (None: off). ``sources``: where each of ``peers`` came from, for
@@ -91,6 +92,7 @@ def run_node(
                         display_name=display_name,
                         out=out,
                         mdns=tuple(mdns) if mdns else None,
+                        carry=tuple(carry),
                     )
                     interrupted = trio.run(_main, serving, host, port, fallback)
                 except BaseExceptionGroup as group:
@@ -124,6 +126,8 @@ class _Serving:
     out: Out
     #: IPv4 addresses to speak mDNS on (None: off).
     mdns: tuple[str, ...] | None
+    #: Groups carried as a relay (``run --relay``), held or not yet.
+    carry: tuple[bytes, ...] = ()
 
 
 async def _main(serving: _Serving, host: str, port: int, fallback: bool) -> bool:
@@ -162,8 +166,15 @@ async def _serve(serving: _Serving, host: str, port: int) -> None:
     peers, display_name, mdns = serving.peers, serving.display_name, serving.mdns
 
     discovery = DiscoveryConfig(interfaces=mdns) if mdns else None
+    groups = sorted({*store.groups(), *serving.carry})
     async with open_node(
-        store, identity, host=host, port=port, peers=list(peers), discovery=discovery
+        store,
+        identity,
+        host=host,
+        port=port,
+        peers=list(peers),
+        discovery=discovery,
+        groups=groups,
     ) as node:
         backend = ops.NodeBackend(node, display_name=display_name)
         methods: dict[str, Method] = {}
@@ -197,7 +208,8 @@ async def _serve(serving: _Serving, host: str, port: int) -> None:
                 if mdns:
                     out.line(f"mdns       on {', '.join(mdns)} (finds members' nodes nearby)")
                 for g in sorted(node.logs):
-                    out.line(f"group      {g.hex()[:16]}")
+                    what = "relay for" if g in serving.carry else "group     "
+                    out.line(f"{what} {g.hex()[:16]}")
             book = AddressBook(store)
             try:
                 async for ev in events:
@@ -319,7 +331,12 @@ def _print_event(ev: object, out: Out) -> None:
     elif isinstance(ev, e.GroupSynced):
         line = f"synced     group {ev.group.hex()[:16]} with {_short(ev.peer_id)}"
     elif isinstance(ev, e.ItemAdded):
-        text = ev.item.text if ev.item.text is not None else "(text not here yet)"
+        if ev.item.text is not None:
+            text = ev.item.text
+        elif ev.item.sealed:
+            text = "(sealed: no key for it here)"
+        else:
+            text = "(text not here yet)"
         line = f"item       {ev.item.id.hex()[:8]} by {_short(ev.item.author)}: {text}"
     elif isinstance(ev, e.ItemsAdded):
         line = f"items      {len(ev.entries)} new in group {ev.group.hex()[:16]}"

@@ -10,6 +10,9 @@ what the peer gets:
 * an **invitee** (a non-member that proved, in this session, that it holds the secret of
   a usable invitation) gets the causal past of that invitation's INVITE entry: what it
   needs to check the group and write a valid JOIN, and nothing written after;
+* a **relay** (a node key an effective RELAY operation grants, spec/12-encryption.md)
+  gets everything a member gets, and what it sends is stored as a member's would be:
+  it carries the group between members who are not online at the same time;
 * **anyone else** gets nothing: empty tips, no entry, no fork proof. It learns that the
   node holds the group (from the group tokens, if it knows the group id) and no more.
 
@@ -68,6 +71,9 @@ class Access(enum.Enum):
     NONE = "none"
     INVITEE = "invitee"
     MEMBER = "member"
+    #: A node an admin granted the right to carry the group (RELAY, spec/12): served
+    #: everything a member is, never a member (it holds no key and writes nothing).
+    RELAY = "relay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +85,14 @@ class Grant:
     #: past of the INVITE entry).
     cut: Mapping[bytes, int] = field(default_factory=dict)
 
+    @property
+    def full(self) -> bool:
+        """Everything of the group goes: a member's or a relay's grant."""
+        return self.access is Access.MEMBER or self.access is Access.RELAY
+
     def allows(self, entry: Entry, peer: bytes) -> bool:
         """Whether ``entry`` may be sent to ``peer`` under this grant."""
-        if self.access is Access.MEMBER:
+        if self.access is Access.MEMBER or self.access is Access.RELAY:
             return True
         if self.access is Access.NONE:
             return False
@@ -91,6 +102,7 @@ class Grant:
 
 NO_ACCESS: Final = Grant(Access.NONE)
 FULL_ACCESS: Final = Grant(Access.MEMBER)
+RELAY_ACCESS: Final = Grant(Access.RELAY)
 
 
 def _signable(session_hash: bytes, group: bytes, member: bytes) -> bytes:
@@ -133,6 +145,8 @@ def grant_for(
         return NO_ACCESS
     if peer in state.members:
         return FULL_ACCESS
+    if peer in state.relays:
+        return RELAY_ACCESS
     if not proofs or peer in state.banned or peer in state.equivocators:
         return NO_ACCESS
     for inv in sorted(state.invitations.values(), key=lambda i: i.id):
@@ -211,6 +225,6 @@ def admit(
                 changed = True
     if known is not None:
         known |= members
-    if peer in members:
+    if peer in members or (state is not None and peer in state.relays):
         return []
     return [e for e in batch if e.header.author not in members and e.header.kind != Kind.JOIN]

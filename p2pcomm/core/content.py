@@ -209,6 +209,9 @@ class Item:
     hidden: bool
     #: ``(emoji, count)`` pairs, sorted by emoji.
     reactions: tuple[tuple[str, int], ...]
+    #: The body is here but encrypted under a key this member does not hold (yet):
+    #: ``text`` is None (spec/12-encryption.md).
+    sealed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,6 +404,7 @@ def build_view(state: GroupState, index: ContentIndex) -> ContentView:
                 parent=parent,
                 hidden=hidden is not None and hidden[2],
                 reactions=tuple(sorted(counts.get(eid, {}).items())),
+                sealed=body is None and r.body is not None,
             )
         )
     out.sort(key=lambda i: (i.timestamp, i.id))
@@ -490,3 +494,14 @@ class ContentMachine:
     def should_forward(self, entry_id: bytes) -> bool:
         """:func:`should_forward` without building a snapshot."""
         return self.membership.authorized(entry_id)
+
+    def keeps_body(self, entry: Entry) -> bool:
+        """Whether ``entry`` goes out with its body even when void (04 F2): an
+        operation of an encrypted group, whose key block every replica needs to compute
+        the same frontiers (spec/12-encryption.md F1)."""
+        if entry.header.kind not in MEMBERSHIP_KINDS:
+            return False
+        enc = self.encryptor
+        if enc is not None:
+            return enc.encrypted
+        return self.membership._core.epochs.encrypted

@@ -58,6 +58,7 @@ from .membership import (
     Leave,
     Permission,
     Reason,
+    RelayGrant,
     RemoveMember,
     RevokeInvite,
     Role,
@@ -222,6 +223,8 @@ class Planner:
         self._not_expelled(member, "add")
         if self._level(member) >= int(Role.READER):
             raise _refuse(Reason.BAD_TARGET, "already a member (change the role instead)")
+        if member in self.state.relays:
+            raise _refuse(Reason.BAD_TARGET, "that key is a relay of this group: never a member")
         body = AddMember(member=member, role=role, cut=self._max_seq(member), name=name)
         return Intent(kind=Kind.ADD, body=body.encode())
 
@@ -319,6 +322,23 @@ class Planner:
             note=note,
         )
         return Intent(kind=Kind.INVITE, body=body.encode(), code=code)
+
+    def relay(self, relay: bytes, *, revoke: bool = False) -> Intent:
+        """Grant (or revoke) a relay's node key the right to carry the group: it stores
+        and serves the group's entries to members, never reads them (spec/12)."""
+        self._other(relay, "make a relay of")
+        if relay in WEAK_MEMBER_IDS:
+            raise _refuse(Reason.BAD_TARGET, "that key can never carry a group (a weak key)")
+        self._permission(Permission.RELAY, "grant or revoke relays")
+        if self._level(relay) >= int(Role.READER):
+            raise _refuse(Reason.BAD_TARGET, "a member cannot be a relay (remove it first)")
+        granted = relay in self.state.relays
+        if granted != revoke:
+            raise NotFoundError(
+                ErrorCode.NOT_FOUND,
+                f"{relay.hex()[:16]} is {'already' if granted else 'not'} a relay of this group",
+            )
+        return Intent(kind=Kind.RELAY, body=RelayGrant(relay=relay, revoke=revoke).encode())
 
     def revoke_invite(self, invite: bytes) -> Intent:
         self._need(int(Role.READER), "revoke invitations")

@@ -177,7 +177,19 @@ def item_from_entry(
         return None
     data = entry.body if opener is None else opener(entry)
     if data is None:
-        return None
+        # Encrypted, and this node holds no key for it (yet), or a relay's: the item
+        # exists; what it says is sealed.
+        return Item(
+            id=entry.id,
+            author=h.author,
+            kind=Kind(h.kind),
+            timestamp=h.timestamp,
+            text=None,
+            parent=None,
+            hidden=False,
+            reactions=(),
+            sealed=True,
+        )
     try:
         body = decode_content(h.kind, data)
     except (DecodeError, ValidationError):

@@ -153,3 +153,10 @@ class LiveGroup(GroupReads):
 
     async def revoke_invite(self, invite: bytes) -> Entry:
         return await self.node.act(self.id, lambda p: p.revoke_invite(invite))
+
+    async def grant_relay(self, relay: bytes) -> Entry:
+        """As :meth:`p2pcomm.community.Group.grant_relay`."""
+        return await self.node.act(self.id, lambda p: p.relay(relay))
+
+    async def revoke_relay(self, relay: bytes) -> Entry:
+        return await self.node.act(self.id, lambda p: p.relay(relay, revoke=True))

@@ -669,7 +669,14 @@ class Node:
         header alone if membership voids it (its content is neither shown nor forwarded,
         but entries that link to it stay acceptable); and the user's policy on top."""
         machine = self.content.get(group)
-        if machine is not None and entry.body is not None and not machine.should_forward(entry.id):
+        # 04 F2: a void operation of an encrypted group keeps its body: its key block
+        # counts in every later frontier (12 F1), void or not.
+        if (
+            machine is not None
+            and entry.body is not None
+            and not machine.should_forward(entry.id)
+            and not machine.keeps_body(entry)
+        ):
             entry = entry.without_body()
         if self._forward is not None:
             return self._forward(group, entry)
@@ -878,11 +885,13 @@ class Node:
             new = self._grant(group, conn.peer_id, rep.peer_proofs, rep.session_hash)
             if new.access is old.access:
                 continue
-            if new.access is Access.MEMBER and group not in rep.withheld:
+            if new.full and group not in rep.withheld:
                 rep.grants[group] = new  # nothing was held back: widen in place
                 continue
-            if new.access is Access.MEMBER:
-                conn.closing_reason = f"access changed: now a member of group {group.hex()[:16]}"
+            if new.full:
+                conn.closing_reason = (
+                    f"access changed: now {new.access.value} of group {group.hex()[:16]}"
+                )
             else:
                 # What was queued for it while the group reconciles (the entry that
                 # ended its access among it) goes now; nothing more of the group goes

@@ -117,8 +117,10 @@ from .ops import ClaimAdmin as ClaimAdmin
 from .ops import GenesisBody as GenesisBody
 from .ops import Invite as Invite
 from .ops import Join as Join
+from .ops import KeysOp as KeysOp
 from .ops import Leave as Leave
 from .ops import MembershipOp as MembershipOp
+from .ops import RelayGrant as RelayGrant
 from .ops import RemoveMember as RemoveMember
 from .ops import RevokeInvite as RevokeInvite
 from .ops import SetMetadata as SetMetadata
@@ -154,6 +156,7 @@ __all__ = [
     "Invitation",
     "Invite",
     "Join",
+    "KeysOp",
     "Kind",
     "Leave",
     "Member",
@@ -161,6 +164,7 @@ __all__ = [
     "MembershipOp",
     "Permission",
     "Reason",
+    "RelayGrant",
     "RemoveMember",
     "RevokeInvite",
     "Role",

@@ -42,6 +42,7 @@ class Kind(enum.IntEnum):
     JOIN = 9
     CLAIM_ADMIN = 10
     KEYS = 11
+    RELAY = 12
     POST = 32
     REPLY = 33
     REACT = 34
@@ -52,7 +53,7 @@ class Kind(enum.IntEnum):
 
 
 #: Kinds that are membership operations.
-MEMBERSHIP_KINDS: Final = frozenset(range(0, 12))
+MEMBERSHIP_KINDS: Final = frozenset(range(0, 13))
 #: Kinds from here on are application content (need the ``post`` permission).
 FIRST_APP_KIND: Final = 256
 
@@ -108,6 +109,8 @@ class Permission(enum.Enum):
     SET_METADATA = "set-metadata"
     #: Revoke anyone's invitation.
     REVOKE_INVITE = "revoke-invite"
+    #: Grant or revoke a relay's right to carry the group (spec/12-encryption.md).
+    RELAY = "relay"
 
 
 #: The lowest role that has each permission.
@@ -125,6 +128,7 @@ PERMISSIONS: Final[Mapping[Permission, Role]] = {
     Permission.SET_ROLE: Role.ADMIN,
     Permission.SET_METADATA: Role.ADMIN,
     Permission.REVOKE_INVITE: Role.ADMIN,
+    Permission.RELAY: Role.ADMIN,
 }
 
 

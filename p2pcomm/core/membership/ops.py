@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Final, TypeAlias
 
 from ...errors import ErrorCode, ValidationError
 from .kinds import Kind, Role
-from .layout import Bin, Body, Id, RoleField, Str, Tail, U63Int, layout
+from .layout import BOOL, Bin, Body, Id, RoleField, Str, Tail, U63Int, layout
 
 __all__ = [
     "MAX_DESCRIPTION",
@@ -31,6 +31,7 @@ __all__ = [
     "Join",
     "Leave",
     "MembershipOp",
+    "RelayGrant",
     "RemoveMember",
     "RevokeInvite",
     "SetMetadata",
@@ -202,6 +203,18 @@ class KeysOp(Body):
     keys: Annotated[bytes, Tail(MAX_KEY_BLOCK, label="key block", optional=False)]
 
 
+@layout("relay")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayGrant(Body):
+    """``[1, relay: bin(32), revoke: bool]``: an admin grants (or, with ``revoke``,
+    withdraws) a relay's node key the right to carry the group: to store and serve its
+    entries to members without ever being a member (spec/12-encryption.md)."""
+
+    KIND: ClassVar[Kind] = Kind.RELAY
+    relay: Id
+    revoke: Annotated[bool, BOOL] = False
+
+
 MembershipOp: TypeAlias = (
     GenesisBody
     | AddMember
@@ -215,6 +228,7 @@ MembershipOp: TypeAlias = (
     | Join
     | ClaimAdmin
     | KeysOp
+    | RelayGrant
 )
 
 _OP_TYPES: Final[Mapping[int, type[MembershipOp]]] = {
@@ -232,6 +246,7 @@ _OP_TYPES: Final[Mapping[int, type[MembershipOp]]] = {
         Join,
         ClaimAdmin,
         KeysOp,
+        RelayGrant,
     )
 }
 

@@ -40,6 +40,7 @@ from .ops import (
     Join,
     Leave,
     MembershipOp,
+    RelayGrant,
     RemoveMember,
     RevokeInvite,
     SetMetadata,
@@ -383,6 +384,10 @@ class _Core:
             )
         elif isinstance(body, RevokeInvite):
             o.invite = body.invite
+        elif isinstance(body, RelayGrant):
+            o.target = body.relay
+            if body.relay == author or body.relay in WEAK_MEMBER_IDS:
+                o.bad = Reason.BAD_TARGET
         elif isinstance(body, Join):
             o.invite = body.invite
             o.target, o.self_assign = author, True
@@ -740,6 +745,7 @@ class _Core:
             banned=frozenset(banned),
             equivocators={r.id: r.fork for r in self.authors.values() if r.fork},
             invitations=invitations,
+            relays=frozenset(r for r in w.relay_ops if w.relay_granted(r, w.valid)),
             verdicts=_Verdicts(
                 verdicts,
                 self.ckind if self.deferred else dict(self.ckind),

@@ -106,6 +106,9 @@ class GroupState:
     #: Authors whose log forked -> first forked sequence (R10).
     equivocators: Mapping[bytes, int]
     invitations: Mapping[bytes, Invitation]
+    #: Node keys granted the right to carry the group without being members
+    #: (spec/12-encryption.md, RELAY).
+    relays: frozenset[bytes]
     #: Entry id -> verdict, for every entry whose dependencies are present.
     verdicts: Mapping[bytes, Verdict]
     #: Entries waiting for a dependency (not judged).

@@ -138,6 +138,7 @@ class _World:
         "o_voiders",
         "out",
         "reasons",
+        "relay_ops",
         "s_revokes",
         "s_voiders",
         "uses",
@@ -166,6 +167,8 @@ class _World:
         self.uses: dict[bytes, int] = {}
         self.meta: _Op | None = None
         self.names: dict[bytes, _Op] = {}
+        #: Relay id -> its effective RELAY operations (grants and revocations).
+        self.relay_ops: dict[bytes, list[_Op]] = {}
 
     def go_live(self) -> None:
         """Make the output the input (at a fixpoint they are equal): fast-path updates
@@ -178,6 +181,16 @@ class _World:
         if not inK:
             return LEVEL_NONE, _MAX_KEY
         return self.core.level_of(who, inK)
+
+    def relay_granted(self, relay: bytes, K: int) -> bool:
+        """Whether ``relay`` holds a grant at cut ``K``: its maximal effective RELAY
+        operations in ``K`` are all grants (a revocation wins over a concurrent grant,
+        as a removal wins over a concurrent add)."""
+        ops = [o for o in self.relay_ops.get(relay, ()) if (K >> o.idx) & 1]
+        if not ops:
+            return False
+        maximal = [a for a in ops if not any(b is not a and (b.K >> a.idx) & 1 for b in ops)]
+        return all(not _revokes(a) for a in maximal)
 
     def invitation(self, o: _Op) -> _Op | None:
         """The INVITE a JOIN or REVOKE_INVITE names, if it is in the op's cut and
@@ -219,7 +232,7 @@ class _World:
                 return Reason.BAD_PROOF
             if lvl == LEVEL_BANNED:
                 return Reason.BANNED
-            if lvl >= _READER:
+            if lvl >= _READER or self.relay_granted(author, K):
                 return Reason.BAD_TARGET
             for r in self.o_revokes.get(inv.id, ()):
                 if (K >> r.idx) & 1:
@@ -256,7 +269,11 @@ class _World:
                 if lvl < need:
                     return Reason.INSUFFICIENT_ROLE
                 assert o.target is not None
-                if self.level(o.target, K)[0] >= _READER or not o.cut_ok:
+                if (
+                    self.level(o.target, K)[0] >= _READER
+                    or not o.cut_ok
+                    or self.relay_granted(o.target, K)
+                ):
                     return Reason.BAD_TARGET
             elif kind == Kind.REMOVE or kind == Kind.BAN:
                 assert o.target is not None
@@ -301,6 +318,14 @@ class _World:
                 )
                 if lvl < need:
                     return Reason.INSUFFICIENT_ROLE
+            elif kind == Kind.RELAY:
+                # 12: a relay is never a member, and only admins grant one.
+                need = _need(Permission.RELAY)
+                if lvl < need:
+                    return Reason.INSUFFICIENT_ROLE
+                assert o.target is not None
+                if self.level(o.target, K)[0] >= _READER:
+                    return Reason.BAD_TARGET
             elif kind == Kind.KEYS:
                 # 12: any member may publish keys, rekey or forward secrets.
                 need = _READER
@@ -345,7 +370,15 @@ class _World:
         elif kind == Kind.JOIN:
             assert o.invite is not None
             self.uses[o.invite] = self.uses.get(o.invite, 0) + 1
+        if kind == Kind.RELAY:
+            assert target is not None
+            self.relay_ops.setdefault(target, []).append(o)
         if (kind == Kind.SET_METADATA or kind == Kind.GENESIS) and (
             self.meta is None or self.meta.key < o.key
         ):
             self.meta = o
+
+
+def _revokes(o: _Op) -> bool:
+    body = o.body
+    return bool(getattr(body, "revoke", False))
