@@ -14,8 +14,11 @@ Writing follows four rules (12.11 W1 to W4):
   none in the group yet (an added member, or the founder of a group made without one);
 * W2 a REMOVE or BAN in an encrypted group carries a rekey that leaves out its target
   (and every member whose log forked);
-* W3 before encrypted content, if the writer's cut is stale (X1) or the writer cannot
-  derive its key, the writer first writes a KEYS rekey;
+* W3 before encrypted content, if the writer's cut is stale (X1), or the writer cannot
+  derive its key, or someone left or was removed at the cut by an operation that no
+  rekey of the frontier has in its past, the writer first writes a KEYS rekey (the
+  last: X1 counts only the forwards in the cut, and a forward written concurrently
+  with a LEAVE may have handed the leaver the current epoch);
 * W4 a member who holds the current key forwards it to members at the cut who do not
   (a welcome after a join or an add, a secret someone missed).
 """
@@ -24,15 +27,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ..errors import ErrorCode, SealError, ValidationError
 from . import crypto
-from .epochs import EpochView, GroupKeys, KeyBlock, build_block, encrypted_kind
+from .epochs import (
+    EpochView,
+    GroupKeys,
+    KeyBlock,
+    build_block,
+    encrypted_kind,
+    slot_context,
+)
 from .membership.kinds import Kind
 from .membership.machine import MembershipMachine
 from .membership.ops import Ban, GenesisBody, Join, KeysOp, RemoveMember, decode_op
-from .seal import NONCE_SIZE, AadContext
+from .membership.world import _bits
+from .seal import NONCE_SIZE, AadContext, verify_slots
+
+if TYPE_CHECKING:
+    from .membership.world import _Op
 
 __all__ = ["Encryptor", "MemberKeys", "genesis_keys", "new_receive_key"]
 
@@ -110,6 +124,10 @@ class Encryptor:
         self._on_receive_key = on_receive_key
         self._keys: GroupKeys | None = None
         self._learnt = -1
+        self._scanned = 0
+        self._departure_bits = 0
+        #: Rekey entry id -> the recipients whose slot does not hold its secret.
+        self._verified: dict[bytes, tuple[tuple[tuple[bytes, bytes], ...], frozenset[bytes]]] = {}
 
     @property
     def view(self) -> EpochView:
@@ -171,7 +189,35 @@ class Encryptor:
         if not self.encrypted:
             return False
         self.learn()
-        return self.view.stale(K) or self.keys.epoch_key(K) is None
+        return self.view.stale(K) or self.keys.epoch_key(K) is None or self._departed(K)
+
+    def _departed(self, K: int) -> bool:
+        """Someone who is not a member at ``K`` left or was removed by an operation in
+        ``K`` that none of the frontier's rekeys has in its past."""
+        view = self.view
+        core = view.core
+        frontier = view.frontier(K)
+        after = K & self._departures()
+        for s in frontier:
+            after &= ~s.K
+        if not after:
+            return False
+        members = view.members(K)
+        for i in _bits(after):
+            o = core.ops[i]
+            who = o.author if o.kind == Kind.LEAVE else o.target
+            if who is not None and who not in members:
+                return True
+        return False
+
+    def _departures(self) -> int:
+        """Bits of the LEAVE, REMOVE and BAN operations among the resolution's."""
+        ops = self.machine._core.ops
+        for o in ops[self._scanned :]:
+            if o.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN):
+                self._departure_bits |= o.bit
+        self._scanned = len(ops)
+        return self._departure_bits
 
     def has_receive_key(self, K: int) -> bool:
         return self.view.receive_key(self.me, K) in self.receive
@@ -286,16 +332,61 @@ class Encryptor:
 
     def forward_due(self, K: int) -> list[bytes]:
         """W4: members at cut ``K`` with a receive key who do not hold its key, if this
-        member does (empty otherwise)."""
-        if not self.encrypted or self.needs_rekey(K):
+        member does (empty otherwise), stale or not: a stale epoch is one the next
+        writer replaces (W3), but the entries already written under it are for the
+        members at their cut. Members whose log forked are left out, as W2 and W3 leave
+        them out of rekeys: forwarding to them would undo that."""
+        if not self.encrypted:
+            return []
+        self.learn()
+        if self.keys.epoch_key(K) is None:
             return []
         view = self.view
-        holders = view.holders(K)
+        skip = set(view.holders(K)) - self._garbled(K)
+        skip.add(self.me)
+        skip.update(self._forked_members(K))
         return sorted(
-            m
-            for m in view.members(K)
-            if m not in holders and m != self.me and view.receive_key(m, K) is not None
+            m for m in view.members(K) if m not in skip and view.receive_key(m, K) is not None
         )
+
+    def _garbled(self, K: int) -> set[bytes]:
+        """Recipients of the frontier's rekeys whose slot does not open to the secret
+        (a holder recomputes every slot, 12.5 SV1) and whom no forward in ``K`` reached:
+        the public holder set counts them, but they cannot derive the key."""
+        view = self.view
+        out: set[bytes] = set()
+        for s in view.frontier(K):
+            bad = self._bad_slots(s)
+            if not bad:
+                continue
+            for f in view.key_ops():
+                if bad and (K >> f.idx) & 1 and (f.K >> s.idx) & 1 and view.forward_ok(f):
+                    block = view.block(f)
+                    assert block is not None
+                    bad = bad - set(block.to)
+            out |= bad
+        return out
+
+    def _bad_slots(self, o: _Op) -> frozenset[bytes]:
+        secret = self.secrets.get(o.id)
+        block = self.view.block(o)
+        group = self.machine.group
+        if secret is None or block is None or group is None:
+            return frozenset()
+        # The recipients follow the resolution (a late removal can change them).
+        rec = self.view.recipients(o)[: block.slot_count]
+        cached = self._verified.get(o.id)
+        if cached is not None and cached[0] == rec:
+            return cached[1]
+        g = bytes(32) if o.kind == Kind.GENESIS else group
+        ctx = slot_context(o.author, o.seq, o.kind)
+        try:
+            bad = verify_slots(secret, [key for _, key in rec], block.rekey, g, ctx)
+        except (SealError, ValueError):
+            bad = list(range(len(rec)))
+        got = frozenset(rec[i][0] for i in bad if i < len(rec))
+        self._verified[o.id] = (rec, got)
+        return got
 
 
 def genesis_body(

@@ -115,10 +115,14 @@ def _ids(data: bytes, what: str) -> tuple[bytes, ...]:
             f"{what}: {len(data)} bytes is not a multiple of {_ID}",
             found=len(data),
         )
-    ids = tuple(data[i : i + _ID] for i in range(0, len(data), _ID))
+    return tuple(data[i : i + _ID] for i in range(0, len(data), _ID))
+
+
+def _check_ids(ids: tuple[bytes, ...], what: str) -> None:
+    if any(len(i) != _ID for i in ids):
+        raise DecodeError(ErrorCode.WRONG_LENGTH, f"{what}: member ids are {_ID} bytes")
     if any(a >= b for a, b in itertools.pairwise(ids)):
         raise DecodeError(ErrorCode.MALFORMED, f"{what}: member ids must be strictly ascending")
-    return ids
 
 
 def _weak(public: bytes) -> bool:
@@ -146,6 +150,10 @@ class KeyBlock:
     pointers: bytes = b""
 
     def __post_init__(self) -> None:
+        # Checked here, not only when decoding: a block built by hand encodes to bytes
+        # that decode to it again.
+        _check_ids(self.exclude, "keys.exclude")
+        _check_ids(self.to, "keys.to")
         if len(self.receive) not in (0, X25519_SIZE) or (self.receive and _weak(self.receive)):
             raise DecodeError(
                 ErrorCode.WRONG_LENGTH, "keys.receive: a 32-byte x25519 key of full order"
@@ -387,6 +395,7 @@ class EpochView:
     def holders(self, K: int) -> frozenset[bytes]:
         """Who can derive the key of cut ``K``'s frontier from entries in ``K`` (12.10
         H1): the members every one of its secrets reached."""
+        self._sync()  # before reading the forwards' bits
         common: set[bytes] | None = None
         ops = self.core.ops
         forwards = [ops[i] for i in _bits(K & self._forwards)]

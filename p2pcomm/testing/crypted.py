@@ -25,6 +25,7 @@ from ..core.epochs import encrypted_kind
 from ..core.identity import KeyPair
 from ..core.log import Entry, create_genesis
 from ..core.membership import MEMBERSHIP_KINDS, Kind, MembershipMachine
+from ..core.seal import NONCE_SIZE, AadContext
 from .history import T0, History, Replica
 
 __all__ = ["CryptReplica", "SeededRandom"]
@@ -112,13 +113,26 @@ class CryptReplica(Replica):
             if kind in MEMBERSHIP_KINDS:
                 body, secret = self.enc.op_body(kind, body, seq=self.seq + 1, K=K)
             elif encrypted_kind(kind):
-                if self.follow_rules and self.enc.needs_rekey(K):
-                    self.rekey()
-                    K = self.next_cut()
-                body = self.enc.content_body(kind, body, seq=self.seq + 1, K=K)
+                if not self.follow_rules:
+                    body = self._stale_body(kind, body, K)
+                else:
+                    if self.enc.needs_rekey(K):
+                        self.rekey()
+                        K = self.next_cut()
+                    body = self.enc.content_body(kind, body, seq=self.seq + 1, K=K)
         entry = super().append(kind, body, timestamp=timestamp)
         self.enc.note(entry.id, secret)
         return entry
+
+    def _stale_body(self, kind: int, plaintext: bytes, K: int) -> bytes:
+        """The envelope under the key of cut ``K`` even if W3 asks for a rekey first
+        (:meth:`Encryptor.content_body` refuses a stale cut): what a writer that breaks
+        the rules puts in the log."""
+        group = self.machine.group
+        assert group is not None
+        self.enc.learn()
+        ctx = AadContext(group, self.id, self.seq + 1, kind)
+        return self.enc.keys.seal(K, ctx, plaintext, self.random(NONCE_SIZE))
 
     def _keys(self, *, rekey: bool = False, to: tuple[bytes, ...] = ()) -> Entry:
         K = self.next_cut()
