@@ -14,14 +14,15 @@ Figures:
   (their writer broke W3 on purpose; they are void).
 * ``member_unreadable``: in the same histories, after one round of forwarding
   (everyone syncs everything, each member writes the forward W4 asks for, everyone
-  syncs), the number of (entry, member) pairs where a current member with a receive
+  syncs; a forward hands over the current epoch, W4, or a named past one or part of
+  one, W5), the number of (entry, member) pairs where a current member with a receive
   key cannot read an effective encrypted entry whose past it was a member in;
   ``member_unreadable_histories`` how many histories have one. They are split into
-  ``_pointer_gap`` (the member would read it if every rekey carried pointers: a rekey
-  by a member that could not derive the epoch before it has none, and the format has
-  no other way to hand over a past epoch), ``_no_forwarder`` (no member holds every
-  secret of the last epoch, so nobody can write a forward) and ``_other`` (anything
-  else: a bug).
+  ``_no_holder_left`` (no current member holds every secret of the entry's epoch: the
+  rekey reached only members who are gone, so no forward can mend it),
+  ``_pointer_gap`` (of the rest, those the member would read if every rekey carried
+  pointers), ``_no_forwarder`` (no member holds every secret of the last epoch) and
+  ``_other`` (anything else: a bug).
 * ``histories``, ``history_steps``: how many histories, of how many steps. Each is
   :func:`p2pcomm.testing.cryptsim.simulate` of ``random_script(Random(seed), steps)``
   for seed 0, 1, ...: six devices; the founder adds an admin, a moderator and a
@@ -177,17 +178,20 @@ def _opening(n: int) -> dict[str, float]:
 def _histories(count: int, steps: int) -> dict[str, object]:
     """The two invariants over ``count`` random histories (see the module's docstring)."""
     started = time.perf_counter()
-    readable = unreadable = gap = no_forwarder = affected = 0
+    readable = unreadable = gap = no_forwarder = affected = gone = 0
     entries = encrypted = forwards = 0
     for seed in range(count):
         world = cryptsim.simulate(cryptsim.random_script(random.Random(seed), steps))
         readable += len(cryptsim.removed_readable(world))
         forwards += len(cryptsim.forward_round(world))
         failures = cryptsim.member_unreadable(world)
-        gaps = cryptsim.behind_pointer_gap(world, failures)
         unreadable += len(failures)
+        lost = cryptsim.no_holder_left(world, failures)
+        gone += len(lost)
+        failures = [f for f in failures if f not in lost]
+        gaps = cryptsim.behind_pointer_gap(world, failures)
         gap += len(gaps)
-        affected += bool(failures)
+        affected += bool(failures) or bool(lost)
         if len(gaps) < len(failures) and cryptsim.nobody_can_forward(world):
             no_forwarder += len(failures) - len(gaps)
         entries += len(world.entries)
@@ -195,9 +199,10 @@ def _histories(count: int, steps: int) -> dict[str, object]:
     return {
         "removed_member_readable": readable,
         "member_unreadable": unreadable,
+        "member_unreadable_no_holder_left": gone,
         "member_unreadable_pointer_gap": gap,
         "member_unreadable_no_forwarder": no_forwarder,
-        "member_unreadable_other": unreadable - gap - no_forwarder,
+        "member_unreadable_other": unreadable - gone - gap - no_forwarder,
         "member_unreadable_histories": affected,
         "histories": count,
         "history_steps": steps,

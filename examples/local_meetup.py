@@ -26,24 +26,32 @@ import trio
 from p2pcomm import Group, Role, SqliteStore, generate_keypair, open_node
 from p2pcomm.bundle import export_bundle, import_bundle
 from p2pcomm.net.discovery import DiscoveryConfig
-from p2pcomm.net.events import ItemAdded, PeerDiscovered
+from p2pcomm.net.events import ItemAdded, ItemUpdated, PeerDiscovered
 from p2pcomm.net.node import Node
 
 ON_LOOPBACK = DiscoveryConfig(interfaces=("127.0.0.1",))
 
 
+def readable(node: Node, group: bytes) -> int:
+    g = node.group(group)
+    return sum(i.text is not None for i in g.items()) if g.ready else 0
+
+
 async def hear(node: Node, name: str, group: bytes, want: int) -> None:
-    """Wait until ``node`` holds ``want`` items of ``group``, saying what arrives."""
+    """Wait until ``node`` reads ``want`` items of ``group``, saying what arrives. The
+    club is encrypted: a post arrives sealed until a member's node hands this one the
+    key it was written under, then it reads."""
     events = node.subscribe()
     found = False
-    while not node.group(group).ready or len(node.group(group).items()) < want:
+    while readable(node, group) < want:
         event = await events.receive()
         if isinstance(event, PeerDiscovered) and not found:
             found = True
             host, port = event.address
             print(f"{name}'s node found a member's node at {host}:{port} by mDNS")
-        elif isinstance(event, ItemAdded) and event.origin is not None:
-            print(f"{name}'s node received: {event.item.text!r}")
+        elif isinstance(event, ItemAdded | ItemUpdated) and event.item.text is not None:
+            if event.item.author != node.peer_id:
+                print(f"{name}'s node reads: {event.item.text!r}")
 
 
 async def run(folder: Path) -> bool:

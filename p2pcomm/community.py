@@ -492,22 +492,27 @@ def write_keys(
     K = enc.cut(parents)
     if me not in enc.view.members(K):
         return []
-    body: bytes | None = None
-    secret = None
+    written: list[Entry] = []
+
+    def write(body: bytes, secret: bytes | None) -> None:
+        entry = log.append(identity, Kind.KEYS, body, timestamp=now)
+        enc.note(entry.id, secret)
+        machine.apply(entry)
+        written.append(entry)
+
     if publish and not enc.has_receive_key(K):
-        body, secret = enc.keys_body(seq=seq, K=K)
+        write(*enc.keys_body(seq=seq, K=K))
     elif forward:
         due = enc.forward_due(K)
         if due:
-            body, secret = enc.keys_body(seq=seq, K=K, to=due)
-    if body is None:
-        return []
-    entry = log.append(identity, Kind.KEYS, body, timestamp=now)
-    enc.note(entry.id, secret)
-    machine.apply(entry)
-    assert machine.keys is not None
-    machine.keys.save()
-    return [entry]
+            write(*enc.keys_body(seq=seq, K=K, to=due))
+        for epoch, members in enc.repairs_due(K):  # W5
+            seq, parents = log.next_position(me)
+            write(*enc.keys_body(seq=seq, K=enc.cut(parents), to=members, epoch=epoch))
+    if written:
+        assert machine.keys is not None
+        machine.keys.save()
+    return written
 
 
 # --------------------------------------------------------------------------- names

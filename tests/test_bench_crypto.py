@@ -18,9 +18,10 @@ def test_crypto_benchmark_figures_follow_the_formats() -> None:
         # 12.5/12.6: eph_pub, 48 bytes per remaining member, one pointer (secret + tag).
         material = 32 + 48 * (n - 1) + 32 + 16
         assert figures[f"rekey_body_bytes_n{n}"] == material
-        # The key block: array, version, four empty or short bins' headers (receive,
-        # exclude, to: 2 each; eph_pub: 2), the slots' bin16 header, the pointers' bin8.
-        assert figures[f"rekey_block_bytes_n{n}"] == material + 1 + 1 + 2 * 4 + 3 + 2
+        # The key block: array, version, five empty or short bins' headers (receive,
+        # exclude, to, epoch: 2 each; eph_pub: 2), the slots' bin16 header, the
+        # pointers' bin8.
+        assert figures[f"rekey_block_bytes_n{n}"] == material + 1 + 1 + 2 * 5 + 3 + 2
         # The REMOVE body: array, version, member (bin8 of 32), cut (a fixint), an empty
         # reason, and the key block in a bin16.
         block, body = figures[f"rekey_block_bytes_n{n}"], figures[f"rekey_bytes_n{n}"]
@@ -49,7 +50,11 @@ def test_crypto_benchmark_invariants_hold_on_a_few_histories() -> None:
     # What a forward cannot deliver (a pointer gap, nobody holding the last epoch) is
     # counted apart; nothing else may be unreadable.
     assert figures["member_unreadable_other"] == 0
-    parts = (figures["member_unreadable_pointer_gap"], figures["member_unreadable_no_forwarder"])
+    parts = (
+        figures["member_unreadable_no_holder_left"],
+        figures["member_unreadable_pointer_gap"],
+        figures["member_unreadable_no_forwarder"],
+    )
     assert figures["member_unreadable"] == sum(p for p in parts if isinstance(p, int))
     mean = figures["history_encrypted_mean"]
     assert isinstance(mean, float) and mean > 0

@@ -267,6 +267,7 @@ class Encryptor:
         rekey: bool = False,
         to: Iterable[bytes] = (),
         rotate: bool = False,
+        epoch: Iterable[bytes] = (),
     ) -> tuple[bytes, bytes | None]:
         """A KEYS body: a rekey (W3), a forward to ``to`` (W4), and the publication of
         a fresh receive key when this member has none at ``K`` or ``rotate`` (W1).
@@ -281,6 +282,7 @@ class Encryptor:
             rekey=rekey,
             to=sorted(to),
             exclude=self._forked_members(K) if rekey else [],
+            epoch=sorted(epoch),
         )
         return KeysOp(keys=block.encode()).encode(), secret
 
@@ -295,6 +297,7 @@ class Encryptor:
         target: bytes | None = None,
         exclude: Iterable[bytes] = (),
         to: Iterable[bytes] = (),
+        epoch: Iterable[bytes] = (),
     ) -> tuple[KeyBlock, bytes | None]:
         self.learn()
         return build_block(
@@ -310,6 +313,7 @@ class Encryptor:
             exclude=list(exclude),
             target=target,
             to=list(to),
+            epoch=list(epoch),
         )
 
     def note(self, entry_id: bytes, secret: bytes | None) -> None:
@@ -349,18 +353,69 @@ class Encryptor:
             m for m in view.members(K) if m not in skip and view.receive_key(m, K) is not None
         )
 
-    def _garbled(self, K: int) -> set[bytes]:
-        """Recipients of the frontier's rekeys whose slot does not open to the secret
-        (a holder recomputes every slot, 12.5 SV1) and whom no forward in ``K`` reached:
-        the public holder set counts them, but they cannot derive the key."""
+    def repairs_due(self, K: int) -> list[tuple[tuple[bytes, ...], list[bytes]]]:
+        """W5: epochs, or parts of one, that members at cut ``K`` cannot reach, as
+        ``(the rekeys' entry ids, members)``: the part of the current epoch this member
+        holds when it does not hold all of it (so W4 cannot act), and the epoch before
+        each rekey written without pointers (by someone who lacked it: W3 never waits,
+        and nobody can walk back past such a rekey). For each, the members at ``K`` with
+        a receive key who do not hold it (``holders_of``, less the slots that do not
+        open). Forked members are left out, as in W4."""
+        if not self.encrypted:
+            return []
+        self.learn()
+        view = self.view
+        members = view.members(K)
+        skip = set(self._forked_members(K))
+        skip.add(self.me)
+        out: list[tuple[tuple[bytes, ...], list[bytes]]] = []
+        seen: set[tuple[bytes, ...]] = set()
+
+        def due_for(epoch: tuple[_Op, ...]) -> None:
+            ids = tuple(p.id for p in epoch)
+            if not ids or ids in seen or not all(i in self.secrets for i in ids):
+                return
+            seen.add(ids)
+            have = view.holders_of(epoch, K) - self._garbled(K, epoch)
+            due = sorted(
+                m
+                for m in members
+                if m not in have and m not in skip and view.receive_key(m, K) is not None
+            )
+            if due:
+                out.append((ids, due))
+
+        frontier = view.frontier(K)
+        if frontier and self.keys.epoch_key(K) is None:
+            # This member holds part of the current epoch only (W4 needs all of it):
+            # it hands over the part it holds; another holder the rest.
+            due_for(tuple(s for s in frontier if s.id in self.secrets))
+        for u in view.key_ops():
+            block = view.block(u)
+            if (
+                not (K >> u.idx) & 1
+                or block is None
+                or not block.is_rekey
+                or block.pointers
+                or u.kind == Kind.GENESIS
+            ):
+                continue
+            due_for(view.frontier(u.K & ~u.bit))
+        return out
+
+    def _garbled(self, K: int, epoch: Iterable[_Op] | None = None) -> set[bytes]:
+        """Recipients of ``epoch``'s rekeys (the frontier of ``K`` by default) whose
+        slot does not open to the secret (a holder recomputes every slot, 12.5 SV1) and
+        whom no forward in ``K`` reached: the public holder set counts them, but they
+        cannot derive the key."""
         view = self.view
         out: set[bytes] = set()
-        for s in view.frontier(K):
+        for s in view.frontier(K) if epoch is None else epoch:
             bad = self._bad_slots(s)
             if not bad:
                 continue
             for f in view.key_ops():
-                if bad and (K >> f.idx) & 1 and (f.K >> s.idx) & 1 and view.forward_ok(f):
+                if bad and (K >> f.idx) & 1 and s in view.covered(f):
                     block = view.block(f)
                     assert block is not None
                     bad = bad - set(block.to)

@@ -85,7 +85,7 @@ __all__ = [
 
 KEY_BLOCK_VERSION: Final = 1
 _ID: Final = 32
-_LIMITS: Final = Limits(max_size=49152, max_bytes=49152, max_array=7, max_depth=1)
+_LIMITS: Final = Limits(max_size=49152, max_bytes=49152, max_array=8, max_depth=1)
 #: Content kinds whose bodies are envelopes in an encrypted group (and every kind from
 #: 256 on). DELETE stays readable, so that relays can drop the bodies it names.
 ENCRYPTED_KINDS: Final = frozenset(
@@ -135,7 +135,7 @@ def _weak(public: bytes) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class KeyBlock:
-    """``[1, receive, exclude, to, eph_pub, slots, pointers]`` (12.9 KB1 to KB4)."""
+    """``[1, receive, exclude, to, epoch, eph_pub, slots, pointers]`` (12.9 KB1 to KB4)."""
 
     #: The author's new X25519 receive public key, or empty.
     receive: bytes = b""
@@ -143,6 +143,9 @@ class KeyBlock:
     exclude: tuple[bytes, ...] = ()
     #: A forward's recipients (ascending ids); empty for a rekey.
     to: tuple[bytes, ...] = ()
+    #: A forward of a past epoch: the entry ids of its rekeys (ascending); empty: the
+    #: epoch at the forward's cut.
+    epoch: tuple[bytes, ...] = ()
     #: The slots' ephemeral public key; empty when the block carries no secret.
     eph_pub: bytes = b""
     slots: bytes = b""
@@ -154,6 +157,9 @@ class KeyBlock:
         # that decode to it again.
         _check_ids(self.exclude, "keys.exclude")
         _check_ids(self.to, "keys.to")
+        _check_ids(self.epoch, "keys.epoch")
+        if self.epoch and not self.to:
+            raise DecodeError(ErrorCode.MALFORMED, "keys: an epoch is forwarded to someone")
         if len(self.receive) not in (0, X25519_SIZE) or (self.receive and _weak(self.receive)):
             raise DecodeError(
                 ErrorCode.WRONG_LENGTH, "keys.receive: a 32-byte x25519 key of full order"
@@ -199,6 +205,7 @@ class KeyBlock:
                 self.receive,
                 b"".join(self.exclude),
                 b"".join(self.to),
+                b"".join(self.epoch),
                 self.eph_pub,
                 self.slots,
                 self.pointers,
@@ -214,20 +221,21 @@ class KeyBlock:
             raise DecodeError(
                 ErrorCode.UNKNOWN_VERSION, f"key block version {items[0]} is not supported"
             )
-        expect_array(items, "keys", length=7)
+        expect_array(items, "keys", length=8)
         expect_uint(items[0], "keys.version", minimum=1, maximum=1)
         f = [expect_bytes(v, f"keys.{n}") for v, n in zip(items[1:], _FIELDS, strict=True)]
         return cls(
             receive=f[0],
             exclude=_ids(f[1], "keys.exclude"),
             to=_ids(f[2], "keys.to"),
-            eph_pub=f[3],
-            slots=f[4],
-            pointers=f[5],
+            epoch=_ids(f[3], "keys.epoch"),
+            eph_pub=f[4],
+            slots=f[5],
+            pointers=f[6],
         )
 
 
-_FIELDS: Final = ("receive", "exclude", "to", "eph_pub", "slots", "pointers")
+_FIELDS: Final = ("receive", "exclude", "to", "epoch", "eph_pub", "slots", "pointers")
 
 
 def block_of(o: _Op) -> KeyBlock | None:
@@ -269,6 +277,7 @@ class EpochView:
         self._members: dict[int, frozenset[bytes]] = {}
         self._recipients: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
         self._stale: dict[int, bool] = {}
+        self._covered: dict[int, tuple[_Op, ...]] = {}
 
     # -- bookkeeping
 
@@ -283,6 +292,7 @@ class EpochView:
             self._recipients.clear()
             self._stale.clear()
             self._frontier.clear()
+            self._covered.clear()
         ops = core.ops
         if self._scanned < len(ops):
             for o in ops[self._scanned :]:
@@ -374,6 +384,31 @@ class EpochView:
         rec = self.recipients(o)
         return len(rec) == len(b.to) == b.slot_count and all(m in before for m in b.to)
 
+    def covered(self, o: _Op) -> tuple[_Op, ...]:
+        """The rekeys whose secrets a key block's pointers carry, in entry-id order
+        (12.9 KB8): a rekey's, the frontier of its cut without itself; a forward's, its
+        ``epoch`` if it names one (every id a rekey in its cut; else nothing), else the
+        same frontier."""
+        self._sync()
+        got = self._covered.get(o.idx)
+        if got is not None:
+            return got
+        b = self._blocks.get(o.idx)
+        K = o.K & ~o.bit
+        if b is None:
+            got = ()
+        elif b.epoch:
+            by_id = self.core.by_id
+            named = [by_id.get(i) for i in b.epoch]
+            ok = all(
+                p is not None and (K >> p.idx) & 1 and (self._rekeys >> p.idx) & 1 for p in named
+            )
+            got = tuple(p for p in named if p is not None) if ok else ()
+        else:
+            got = self.frontier(K)
+        self._covered[o.idx] = got
+        return got
+
     # -- frontier and holders
 
     def frontier(self, K: int) -> tuple[_Op, ...]:
@@ -395,19 +430,27 @@ class EpochView:
     def holders(self, K: int) -> frozenset[bytes]:
         """Who can derive the key of cut ``K``'s frontier from entries in ``K`` (12.10
         H1): the members every one of its secrets reached."""
+        return self.holders_of(self.frontier(K), K)
+
+    def holders_of(self, epoch: Iterable[_Op], K: int) -> frozenset[bytes]:
+        """Who can derive every secret of ``epoch`` (rekeys in ``K``) from entries in
+        ``K``: for each, its author, its first ``n`` recipients (``n`` slots) and the
+        author and recipients of every forward in ``K`` whose pointers carry it."""
         self._sync()  # before reading the forwards' bits
         common: set[bytes] | None = None
         ops = self.core.ops
         forwards = [ops[i] for i in _bits(K & self._forwards)]
-        for s in self.frontier(K):
+        for s in epoch:
             b = self._blocks[s.idx]
             assert b is not None
             h = {s.author}
             h.update(m for m, _ in self.recipients(s)[: b.slot_count])
             for f in forwards:
-                if (f.K >> s.idx) & 1 and self.forward_ok(f):
+                if s in self.covered(f):
+                    fb = self._blocks[f.idx]
+                    assert fb is not None
                     h.add(f.author)
-                    h.update(self._blocks[f.idx].to)  # type: ignore[union-attr]
+                    h.update(m for m, _ in self.recipients(f)[: fb.slot_count])
             common = h if common is None else common & h
         return frozenset(common or ())
 
@@ -490,7 +533,7 @@ class GroupKeys:
                     new.append(o.id)
                     progress = True
                 if b.pointers:
-                    before = view.frontier(o.K & ~o.bit)
+                    before = view.covered(o)
                     if all(p.id in self.secrets for p in before):
                         continue
                     try:
@@ -582,6 +625,7 @@ def build_block(
     exclude: Sequence[bytes] = (),
     target: bytes | None = None,
     to: Sequence[bytes] = (),
+    epoch: Sequence[bytes] = (),
 ) -> tuple[KeyBlock, bytes | None]:
     """A key block for an operation about to be written at ``(author, seq, kind)`` whose
     past is cut ``K`` (without itself): publishing ``receive``, and with a new secret when
@@ -623,13 +667,16 @@ def build_block(
     sealed = seal_slots(secret, keys, g, ctx)
     pointers = b""
     if K and view is not None:
-        before = view.frontier(K)
-        if before and all(p.id in secrets for p in before):
-            pointers = seal_pointers(secret, [secrets[p.id] for p in before])
+        carried = sorted(epoch) if epoch else [p.id for p in view.frontier(K)]
+        if carried and all(i in secrets for i in carried):
+            pointers = seal_pointers(secret, [secrets[i] for i in carried])
+        elif epoch:
+            raise ValidationError(ErrorCode.BAD_OPERATION, "this member lacks that epoch")
     block = KeyBlock(
         receive=receive,
         exclude=tuple(sorted(exclude)) if not to else (),
         to=tuple(sorted(to)),
+        epoch=tuple(sorted(epoch)) if to else (),
         eph_pub=sealed.eph_pub,
         slots=sealed.slots,
         pointers=pointers,

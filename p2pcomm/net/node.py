@@ -464,7 +464,8 @@ class Node:
 
     async def _run_key_duties(self) -> None:
         """Publish this member's receive key where it has none (W1), and hand the
-        current key to members who lack it (W4): the holder first in id order at once,
+        current key (W4), and past keys (W5), to members who lack them: the holder first
+        in id order at once,
         the others after :data:`KEY_STAGGER` seconds per rank, each checking again
         first, so that usually one forward is written."""
         pending: set[bytes] = set()
@@ -497,10 +498,10 @@ class Node:
             return None
         if not enc.has_receive_key(K):
             return 0
-        if not enc.forward_due(K):
+        if not enc.forward_due(K) and not enc.repairs_due(K):
             return None
         holders = sorted(view.holders(K) & view.members(K))
-        return holders.index(self.peer_id) if self.peer_id in holders else None
+        return holders.index(self.peer_id) if self.peer_id in holders else len(holders)
 
     async def _key_duty(self, group: bytes, rank: int, pending: set[bytes]) -> None:
         try:

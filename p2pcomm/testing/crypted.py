@@ -134,9 +134,11 @@ class CryptReplica(Replica):
         ctx = AadContext(group, self.id, self.seq + 1, kind)
         return self.enc.keys.seal(K, ctx, plaintext, self.random(NONCE_SIZE))
 
-    def _keys(self, *, rekey: bool = False, to: tuple[bytes, ...] = ()) -> Entry:
+    def _keys(
+        self, *, rekey: bool = False, to: tuple[bytes, ...] = (), epoch: tuple[bytes, ...] = ()
+    ) -> Entry:
         K = self.next_cut()
-        body, secret = self.enc.keys_body(seq=self.seq + 1, K=K, rekey=rekey, to=to)
+        body, secret = self.enc.keys_body(seq=self.seq + 1, K=K, rekey=rekey, to=to, epoch=epoch)
         entry = Replica.append(self, Kind.KEYS, body)
         self.enc.note(entry.id, secret)
         return entry
@@ -152,11 +154,15 @@ class CryptReplica(Replica):
         return self._keys(rekey=True)
 
     def forward(self) -> Entry | None:
-        """W4: forward the current epoch to the members who lack it; None if none do
-        (or this replica cannot)."""
+        """W4, then W5: forward the current epoch to the members who lack it, then each
+        past epoch someone cannot reach; the last entry written, None if none was (or
+        this replica cannot)."""
         K = self.next_cut()
         due = tuple(self.enc.forward_due(K))
-        return self._keys(to=due) if due else None
+        last = self._keys(to=due) if due else None
+        for epoch, members in self.enc.repairs_due(self.next_cut()):
+            last = self._keys(to=tuple(members), epoch=epoch)
+        return last
 
     # -- reading
 

@@ -387,6 +387,28 @@ def behind_pointer_gap(
     return out
 
 
+def no_holder_left(
+    world: CryptWorld, failures: Sequence[tuple[Entry, bytes]]
+) -> list[tuple[Entry, bytes]]:
+    """The failures no forward can mend: no current member holds every secret of the
+    entry's epoch (after :func:`forward_round`). It happens when everyone a rekey
+    reached is gone, for instance a member's void removal whose rekey left out the
+    member it could not remove, and whose recipients all left since."""
+    if not failures:
+        return []
+    machine = full_machine(world.entries)
+    core = machine._core
+    view = core.epochs
+    current = machine.roles()
+    holders = [r for r in world.replicas if r.id in current]
+    out = []
+    for entry, member in failures:
+        needed = [s.id for s in view.frontier(core.K[entry.id])]
+        if not any(all(i in r.secrets for i in needed) for r in holders):
+            out.append((entry, member))
+    return out
+
+
 def nobody_can_forward(world: CryptWorld) -> bool:
     """Whether no current member can derive the key of everything there is (after
     :func:`forward_round`): then W4 has nobody to act, since a forward carries the
