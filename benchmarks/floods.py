@@ -133,8 +133,14 @@ def build_catch_up(built: Path, path: Path, group: bytes, posts: int) -> bytes:
 
 
 def count_by(path: Path, group: bytes, author: bytes) -> int:
+    """The posts by ``author`` in the store (its node may add key entries of its own,
+    spec/12-encryption.md W1, which are not what it had to give)."""
     with SqliteStore(path) as store:
-        return sum(1 for _, e in store.iter_entries(group) if e.header.author == author)
+        return sum(
+            1
+            for _, e in store.iter_entries(group)
+            if e.header.author == author and e.header.kind == Kind.POST
+        )
 
 
 def build(path: Path) -> tuple[bytes, list[bytes]]:

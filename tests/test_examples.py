@@ -21,7 +21,7 @@ EXPECTED = {
         "both nodes hold the whole conversation",
     ],
     "sneakernet.py": [
-        "offline device: 201 entries verified and stored; 200 posts in 'Garden club'",
+        "bob's offline device: 201 new entries verified and stored; reads 200 of 200 posts",
         "nothing unverified kept",
     ],
     "local_meetup.py": [

@@ -330,14 +330,15 @@ def _print_event(ev: object, out: Out) -> None:
         line = f"gone       {ev.address[0]}:{ev.address[1]} (its mDNS advert ended)"
     elif isinstance(ev, e.GroupSynced):
         line = f"synced     group {ev.group.hex()[:16]} with {_short(ev.peer_id)}"
-    elif isinstance(ev, e.ItemAdded):
+    elif isinstance(ev, e.ItemAdded | e.ItemUpdated):
         if ev.item.text is not None:
             text = ev.item.text
         elif ev.item.sealed:
             text = "(sealed: no key for it here)"
         else:
             text = "(text not here yet)"
-        line = f"item       {ev.item.id.hex()[:8]} by {_short(ev.item.author)}: {text}"
+        what = "item      " if isinstance(ev, e.ItemAdded) else "updated   "
+        line = f"{what} {ev.item.id.hex()[:8]} by {_short(ev.item.author)}: {text}"
     elif isinstance(ev, e.ItemsAdded):
         line = f"items      {len(ev.entries)} new in group {ev.group.hex()[:16]}"
     elif isinstance(ev, e.ItemDeleted):
@@ -385,6 +386,12 @@ def _event_doc(ev: object) -> dict[str, Any] | None:
         return {"event": "synced", "group": ev.group.hex(), "peer": MemberId(ev.peer_id).text()}
     if isinstance(ev, e.ItemAdded):
         return {"event": "item-added", "group": ev.group.hex(), "item": ops.item_json(ev.item, {})}
+    if isinstance(ev, e.ItemUpdated):
+        return {
+            "event": "item-updated",
+            "group": ev.group.hex(),
+            "item": ops.item_json(ev.item, {}),
+        }
     if isinstance(ev, e.ItemsAdded):
         return {
             "event": "items-added",

@@ -1840,9 +1840,12 @@ def _apply(
         # delete targets.
         items = before_items  # updated in place: copying it per batch is what costs
         added: list[Entry] = []
+        opener = _opener(machine)
         for e in entries:
             if e.id not in items and _is_item(machine, e):
-                items[e.id] = None  # decoded only if a subscriber reads the event
+                # Decoded only if a subscriber reads the event; in an encrypted group
+                # opened now, so that a key arriving later shows as an update.
+                items[e.id] = None if opener is None else item_from_entry(e, opener)
                 added.append(e)
         return _Applied(roles, drop, items, names, banned, expelled, leavers, tuple(added))
     view = machine.view()

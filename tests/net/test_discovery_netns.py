@@ -153,7 +153,9 @@ class Node:
 
 
 def item_text(text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda d: d.get("event") == "item-added" and d["item"]["text"] == text
+    """The node reads ``text``: it arrived readable, or sealed and then its key came
+    (the club is encrypted, and each wrote before the other's node handed a key)."""
+    return lambda d: d.get("event") in ("item-added", "item-updated") and d["item"]["text"] == text
 
 
 def test_nodes_with_no_addresses_find_each_other_across_a_link_and_converge(
