@@ -67,6 +67,9 @@ Figures:
   20,000 each); ``sign_us`` the same machine's Ed25519 signature of an entry header's
   size, for scale (the append cost an envelope would add to).
 
+* ``append_encrypted_vs_plain``, ``sync_encrypted_vs_plain``: see
+  :mod:`benchmarks.crypto_ratios`.
+
 ``--quick`` runs 6 histories and fewer repetitions.
 """
 
@@ -99,6 +102,8 @@ from p2pcomm.testing import cryptsim
 from p2pcomm.testing.crypted import CryptReplica
 from p2pcomm.testing.history import Replica, keypair
 
+from . import crypto_ratios
+
 TARGETS = {
     "removed_member_readable": "0",
     "member_unreadable": "0",
@@ -110,6 +115,8 @@ TARGETS = {
     "open_slot_ms": "<= 1",
     "envelope_overhead_bytes": "<= 48",
     "padding_overhead_max_pct": "<= 12",
+    "append_encrypted_vs_plain": ">= 0.9",
+    "sync_encrypted_vs_plain": ">= 0.95",
 }
 
 HISTORIES = 1000
@@ -326,4 +333,6 @@ def run(quick: bool) -> dict[str, object]:
     figures["sign_us"] = round(
         _median_ms(lambda: crypto.ed25519_sign(seed, header), repeat // 4) * 1000, 1
     )
+    figures.update(crypto_ratios.append_ratio(4 if quick else 8, 50 if quick else 400))
+    figures.update(crypto_ratios.sync_ratio(2 if quick else 6, 2 if quick else 20))
     return figures

@@ -448,6 +448,7 @@ class ContentMachine:
                 on_receive_key=keys.save,
             )
         self.index = ContentIndex(opener=self._open if keys is not None else None)
+        self._can_open: tuple[tuple[int, int, int], bool] | None = None
         self._view: ContentView | None = None
 
     def _open(self, eid: bytes, author: bytes, seq: int, kind: int, body: bytes) -> bytes | None:
@@ -494,6 +495,25 @@ class ContentMachine:
     def should_forward(self, entry_id: bytes) -> bool:
         """:func:`should_forward` without building a snapshot."""
         return self.membership.authorized(entry_id)
+
+    def can_open(self, entry_id: bytes) -> bool:
+        """Whether this member holds the key of an encrypted entry's epoch (a lookup,
+        not a decryption); True in a plaintext group."""
+        enc = self.encryptor
+        if enc is None or not enc.encrypted:
+            return True
+        core = self.membership._core
+        K = core.K.get(entry_id)
+        if K is None:
+            return False
+        # A catch-up's posts share a few cuts: remember the last answer.
+        stamp = (K, len(core.ops), len(enc.secrets))
+        if self._can_open is not None and self._can_open[0] == stamp:
+            return self._can_open[1]
+        enc.learn()
+        answer = enc.keys.epoch_key(K) is not None
+        self._can_open = (stamp, answer)
+        return answer
 
     def keeps_body(self, entry: Entry) -> bool:
         """Whether ``entry`` goes out with its body even when void (04 F2): an

@@ -58,7 +58,7 @@ from .seal import (
     decode_envelope,
     epoch_id,
     epoch_key,
-    open_body,
+    open_envelope,
     open_pointers,
     open_slot,
     seal_body,
@@ -278,6 +278,8 @@ class EpochView:
         self._recipients: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
         self._stale: dict[int, bool] = {}
         self._covered: dict[int, tuple[_Op, ...]] = {}
+        self._epoch: dict[int, tuple[bytes, tuple[bytes, ...]]] = {}
+        self._encrypted: tuple[object, bool] | None = None
 
     # -- bookkeeping
 
@@ -293,6 +295,7 @@ class EpochView:
             self._stale.clear()
             self._frontier.clear()
             self._covered.clear()
+            self._epoch.clear()
         ops = core.ops
         if self._scanned < len(ops):
             for o in ops[self._scanned :]:
@@ -316,8 +319,12 @@ class EpochView:
         g = self.core.genesis
         if g is None:
             return False
+        if self._encrypted is not None and self._encrypted[0] is g.body:
+            return self._encrypted[1]  # asked per entry: the answer changes with the body
         b = self.block(g)
-        return b is not None and b.is_rekey
+        answer = b is not None and b.is_rekey
+        self._encrypted = (g.body, answer)
+        return answer
 
     # -- membership at a cut
 
@@ -465,11 +472,15 @@ class EpochView:
 
     def epoch(self, K: int) -> tuple[bytes, tuple[bytes, ...]]:
         """``(epoch id, frontier entry ids)`` of cut ``K``."""
+        got = self._epoch.get(K)
+        if got is not None and self._world is self.core.world:
+            return got
         ids = tuple(o.id for o in self.frontier(K))
         if not ids:
             raise ValidationError(ErrorCode.BAD_OPERATION, "the group has no epoch")
         assert self.core.group is not None
-        return epoch_id(self.core.group, ids), ids
+        got = self._epoch[K] = (epoch_id(self.core.group, ids), ids)
+        return got
 
     def key_ops(self) -> list[_Op]:
         """The operations with a key block that carries a secret, in arrival order."""
@@ -509,6 +520,8 @@ class GroupKeys:
         self.receive = receive
         self.secrets = secrets
         self._tried: set[tuple[int, int]] = set()
+        #: Frontier entry ids -> (epoch id, key): one HKDF per epoch, not per entry.
+        self._keys: dict[tuple[bytes, ...], tuple[bytes, bytes]] = {}
 
     def learn(self) -> list[bytes]:
         """Open every slot addressed to this member and every pointer list whose key it
@@ -572,12 +585,16 @@ class GroupKeys:
         """``(epoch id, key)`` for cut ``K``, None if a secret is missing."""
         view = self.view
         eid, ids = view.epoch(K)
+        got = self._keys.get(ids)
+        if got is not None:
+            return got
         try:
             pairs = [(i, self.secrets[i]) for i in ids]
         except KeyError:
             return None
         assert view.core.group is not None
-        return eid, epoch_key(view.core.group, pairs)
+        got = self._keys[ids] = (eid, epoch_key(view.core.group, pairs))
+        return got
 
     def seal(self, K: int, ctx: AadContext, plaintext: bytes, nonce: bytes) -> bytes:
         """The envelope of ``plaintext`` for an entry with cut ``K``; raises
@@ -590,22 +607,20 @@ class GroupKeys:
 
     def open(self, K: int, ctx: AadContext, body: bytes) -> Opened:
         """The plaintext of an encrypted body written at cut ``K``."""
+        got = self.epoch_key(K)
+        if got is None:
+            return Opened(None, "no-key")  # before decoding: a relay's every entry
         try:
             env = decode_envelope(body)
         except DecodeError:
             return Opened(None, "malformed")
-        got = self.epoch_key(K)
-        if got is None:
-            return Opened(None, "no-key")
         eid, key = got
         if env.epoch_id != eid:
             return Opened(None, "wrong-epoch")
         try:
-            return Opened(open_body(key, body, ctx))
+            return Opened(open_envelope(key, env, ctx))
         except SealError as exc:
             return Opened(None, exc.code.value)
-        except DecodeError:
-            return Opened(None, "malformed")
 
 
 # --------------------------------------------------------------------------- writing

@@ -298,6 +298,9 @@ class Node:
         self._roles: dict[bytes, dict[bytes, Role]] = {}
         #: Per group: the items last announced (application events diff against it).
         self._items: dict[bytes, dict[bytes, Item | None]] = {}
+        #: Per group: items announced sealed (no key for them then), so that the key's
+        #: arrival is announced as an update (spec/12-encryption.md).
+        self._sealed: dict[bytes, set[bytes]] = {}
         #: Per group: peers with which reconciliation finished (live now).
         self._synced: dict[bytes, set[bytes]] = {}
         #: Set (and replaced) whenever state a waiter may look at changes.
@@ -703,6 +706,7 @@ class Node:
             self._dropped.setdefault(group, set()),
             self._roles.get(group, {}),
             self._items.setdefault(group, {}),
+            self._sealed.setdefault(group, set()),
         )
         roles, drop = applied.roles, applied.drop
         if drop:
@@ -740,7 +744,7 @@ class Node:
                         self._items[group][e.id] = item
                         self._emit(ItemAdded(group=group, item=item, origin=origin))
         elif announce and applied.items is not old_items:
-            self._item_events(group, old_items, applied.items, origin)
+            self._item_events(group, old_items, applied.items, origin, self._sealed.get(group))
         self._note_change()
 
     def _wait_written(self) -> None:
@@ -939,6 +943,7 @@ class Node:
         before: Mapping[bytes, Item | None],
         after: Mapping[bytes, Item | None],
         origin: bytes | None,
+        sealed: set[bytes] | None = None,
     ) -> None:
         for iid, item in after.items():
             if item is None:
@@ -950,6 +955,10 @@ class Node:
             if old is None:  # announced in a catch-up's batch, not read since
                 if item.hidden:
                     self._emit(ItemHidden(group=group, item=item, hidden=True))
+                elif sealed and iid in sealed and item.text is not None:
+                    # Announced sealed; its key came since.
+                    sealed.discard(iid)
+                    self._emit(ItemUpdated(group=group, item=item))
             elif old.hidden != item.hidden:
                 self._emit(ItemHidden(group=group, item=item, hidden=item.hidden))
             elif old != item:
@@ -1807,6 +1816,7 @@ def _apply(
     dropped: set[bytes],
     before_roles: Mapping[bytes, Role],
     before_items: dict[bytes, Item | None],
+    sealed: set[bytes] | None = None,
 ) -> _Applied:
     """Apply stored entries to a group's state: its roles and items now, and the bodies
     that an effective delete targets and that are not dropped yet."""
@@ -1840,13 +1850,14 @@ def _apply(
         # delete targets.
         items = before_items  # updated in place: copying it per batch is what costs
         added: list[Entry] = []
-        opener = _opener(machine)
+        enc = machine.encryptor if machine.encryptor is not None else None
+        encrypted = enc is not None and enc.encrypted
         for e in entries:
             if e.id not in items and _is_item(machine, e):
-                # Decoded only if a subscriber reads the event; in an encrypted group
-                # opened now, so that a key arriving later shows as an update.
-                items[e.id] = None if opener is None else item_from_entry(e, opener)
+                items[e.id] = None  # decoded only if a subscriber reads the event
                 added.append(e)
+                if encrypted and sealed is not None and not machine.can_open(e.id):
+                    sealed.add(e.id)  # its key's arrival will be an update
         return _Applied(roles, drop, items, names, banned, expelled, leavers, tuple(added))
     view = machine.view()
     # A delete removes a target only once the target is held (04 V2), so a body to

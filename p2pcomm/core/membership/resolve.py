@@ -93,6 +93,8 @@ class _Core:
         self.ckind: dict[bytes, int] = {}
         self.cauthor: dict[bytes, bytes] = {}
         self.cseq: dict[bytes, int] = {}
+        #: Content entry ids in arrival order (the stale set is extended, not redone).
+        self.content_ids: list[bytes] = []
         #: Content entry id -> author's level at its cut.
         self.level: dict[bytes, int] = {}
         #: Content entry id -> lower effective level (R2), when lowered.
@@ -113,6 +115,8 @@ class _Core:
         #: Ids applied or re-judged since the caller last collected them.
         self.changed: dict[bytes, None] = {}
         self._epochs: EpochView | None = None
+        #: (world, operations, content ids judged, stale ids) of the last stale_set.
+        self._stale_memo: tuple[object, int, int, frozenset[bytes]] | None = None
 
     # -- intake
 
@@ -161,6 +165,7 @@ class _Core:
             Kd[eid] = K
             rec.content.append(eid)
             self.ckind[eid] = kind
+            self.content_ids.append(eid)
             self.cauthor[eid] = author
             self.cseq[eid] = seq
             if not self.deferred:
@@ -288,6 +293,7 @@ class _Core:
             Kd[eid] = K
             rec.content.append(eid)
             self.ckind[eid] = kind
+            self.content_ids.append(eid)
             self.cauthor[eid] = author
             self.cseq[eid] = seq
             if not self.deferred:
@@ -657,10 +663,20 @@ class _Core:
         if not view.encrypted:
             return frozenset()
         Kd = self.K
+        ckind = self.ckind
         stale = view.stale
-        return frozenset(
-            eid for eid, kind in self.ckind.items() if encrypted_kind(kind) and stale(Kd[eid])
-        )
+        ids = self.content_ids
+        memo = self._stale_memo
+        if memo is not None and memo[0] is self.world and memo[1] == len(self.ops):
+            # Only content arrived since: judge the new entries alone.
+            start, found = memo[2], memo[3]
+        else:
+            start, found = 0, frozenset()
+        new = [eid for eid in ids[start:] if encrypted_kind(ckind[eid]) and stale(Kd[eid])]
+        if new:
+            found = found | frozenset(new)
+        self._stale_memo = (self.world, len(self.ops), len(ids), found)
+        return found
 
     def content_verdict(self, eid: bytes) -> Verdict:
         return _content_verdict(
