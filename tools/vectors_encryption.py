@@ -957,6 +957,21 @@ def story_leave() -> Story:
     return st
 
 
+def story_leave_after_a_forward() -> Story:
+    st = Story(name="leave after a forward")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol, dave = st["alice"], st["bob"], st["carol"], st["dave"]
+    dave.remove(carol)  # void (a member cannot remove), but its rekey leaves carol out
+    alice.sync(dave)
+    alice.forward()  # W4: carol is a member and no holder of the new epoch
+    carol.leave()
+    bob.sync(dave, carol)  # the removal and the leave, not alice's forward
+    st.stale_post("bob", "sealed without a rekey: not stale at its cut, yet carol reads it")
+    bob.post("after the rekey W3 asks for on carol's leave")
+    alice.sync(bob)
+    return st
+
+
 def story_equivocation() -> Story:
     st = Story(name="equivocation")
     st.group({"bob": Role.MEMBER, "carol": Role.MEMBER})
@@ -1112,6 +1127,15 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         "carol leaves: the epoch's key reaches a non-member, so a post sealed without a"
         " rekey is stale (X1); the next post is preceded by a KEYS rekey (W3)",
         story_leave,
+    ),
+    (
+        "history-leave-after-a-forward",
+        "dave, a plain member, writes a REMOVE of carol: void, but its rekey counts and"
+        " leaves her out, so alice forwards her the new epoch (W4); carol then leaves. Bob"
+        " sees the removal and the leave but not the forward: at his cut carol is no"
+        " holder, so a post sealed there is not stale (X1), yet carol can derive its key;"
+        " W3 has bob rekey because carol left after the frontier's rekey",
+        story_leave_after_a_forward,
     ),
     (
         "history-equivocation",

@@ -218,6 +218,7 @@ def test_the_histories_cover_the_concurrency_cases_of_the_chapter() -> None:
         "history-garbled-slot",
         "history-mutual-removal-senior-first",
         "history-removed-admin-welcomes",
+        "history-leave-after-a-forward",
     }
     verdicts = {c["verdict"] for v in of("history") for c in v["expect"]["content"].values()}
     assert {"ok", "stale-epoch", "revoked"} <= verdicts
@@ -248,3 +249,15 @@ def test_a_void_welcome_makes_the_epoch_stale() -> None:
     assert stale
     for c in stale:
         assert "erin" in c["holders"] and "erin" not in c["members"] and "erin" in c["derive"]
+
+
+def test_a_departure_the_frontier_does_not_follow_calls_for_a_rekey() -> None:
+    """W3's third case: a forward outside the cut reached the leaver, so X1 cannot see
+    it; the writer rekeys because of the leave itself."""
+    (v,) = [v for v in of("history") if v["name"] == "history-leave-after-a-forward"]
+    careless, honest = v["expect"]["content"].values()
+    assert careless["verdict"] == "ok" and "carol" not in careless["holders"]
+    assert "carol" in careless["derive"] and "carol" not in careless["members"]
+    (rekey,) = honest["frontier"]
+    assert v["expect"]["key_ops"][rekey]["rekey"] and rekey.startswith("bob-")
+    assert honest["verdict"] == "ok" and "carol" not in honest["derive"]
