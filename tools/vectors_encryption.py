@@ -21,15 +21,16 @@ Types:
 * ``keyring``: a member seed, its keyring key, a nonce, the ring (receive private keys
   and their public keys, epoch secrets by entry id) and the blob (12.8);
 * ``keyring-open``: a key and a blob that must be refused, with the error (12.8 KR4);
-* ``key-block``: the fields of a key block and its bytes, with the secret, group, slot
-  context, recipients and previous secrets its slots and pointers seal (12.9 KB1 to KB5,
-  KB8); with ``fail``, bytes that must be refused (KB1 to KB4);
+* ``key-block``: the fields of a key block (eight items, ``epoch`` included) and its
+  bytes, with the secret, group, slot context, recipients and previous secrets its slots
+  and pointers seal (12.9 KB1 to KB5, KB8); with ``fail``, bytes that must be refused
+  (KB1 to KB3);
 * ``history``: an encrypted group's entries, in a causal order, with every member's
   receive private keys, and what every replica must compute from them: the recipients
-  of each key block (KB6, KB7), and for each encrypted content entry its frontier,
-  epoch id, holders, members at its cut, verdict (X1), which members can derive its key,
-  the key and the plaintext (12.10). Built with
-  :class:`p2pcomm.testing.crypted.CryptReplica`, which writes by W1 to W4 (12.11).
+  of each key block and what its pointers carry (KB6 to KB8), and for each encrypted
+  content entry its frontier, epoch id, holders, members at its cut, verdict (X1), which
+  members can derive its key, the key and the plaintext (12.10). Built with
+  :class:`p2pcomm.testing.crypted.CryptReplica`, which writes by W1 to W5 (12.11).
 """
 
 from __future__ import annotations
@@ -482,6 +483,7 @@ def _block_json(b: KeyBlock) -> dict[str, Any]:
         "receive": b.receive.hex(),
         "exclude": [m.hex() for m in b.exclude],
         "to": [m.hex() for m in b.to],
+        "epoch": [i.hex() for i in b.epoch],
         "eph_pub": b.eph_pub.hex(),
         "slots": b.slots.hex(),
         "pointers": b.pointers.hex(),
@@ -490,6 +492,8 @@ def _block_json(b: KeyBlock) -> dict[str, Any]:
 
 #: A point of order 8 on Curve25519 (RFC 7748's list of small-order u-coordinates).
 ORDER_8 = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+#: The entry ids of two rekeys a forward names (``epoch``), ascending.
+EPOCH_IDS = sorted([fixed("rekey entry 0"), fixed("rekey entry 1")])
 
 
 def key_blocks() -> list[dict[str, Any]]:
@@ -536,6 +540,19 @@ def key_blocks() -> list[dict[str, Any]]:
                 "previous": previous[:1],
             },
         ),
+        (
+            "key-block-forward-epoch",
+            "a KEYS forward by carol (seq 4) to dave of a named past epoch of two rekeys"
+            " (ascending entry ids): its pointers carry their two secrets in that order (W5)",
+            {
+                "to": [dave],
+                "epoch": EPOCH_IDS,
+                "group": GROUP,
+                "context": (carol, 4, Kind.KEYS),
+                "recipients": ["dave"],
+                "previous": previous,
+            },
+        ),
     ]
     out: list[dict[str, Any]] = []
     for name, what, c in cases:
@@ -561,6 +578,7 @@ def key_blocks() -> list[dict[str, Any]]:
             receive=receive,
             exclude=tuple(c.get("exclude", ())),
             to=tuple(c.get("to", ())),
+            epoch=tuple(c.get("epoch", ())),
             eph_pub=eph_pub,
             slots=slots_,
             pointers=pointers_,
@@ -584,9 +602,11 @@ def key_blocks() -> list[dict[str, Any]]:
     ptr = s.seal_pointers(SECRET, previous[:1])
     rpub = RECEIVE_PUB["alice"]
     ids = sorted([alice, bob])
+    ep = EPOCH_IDS
 
     def items(**f: Any) -> list[Any]:
-        base = {"receive": b"", "exclude": b"", "to": b"", "eph": eph.eph_pub, "slots": slot}
+        base = {"receive": b"", "exclude": b"", "to": b"", "epoch": b"", "eph": eph.eph_pub}
+        base["slots"] = slot
         base["pointers"] = b""
         base.update(f)
         return [
@@ -594,6 +614,7 @@ def key_blocks() -> list[dict[str, Any]]:
             base["receive"],
             base["exclude"],
             base["to"],
+            base["epoch"],
             base["eph"],
             base["slots"],
             base["pointers"],
@@ -605,8 +626,8 @@ def key_blocks() -> list[dict[str, Any]]:
     wide = good[:at] + b"\xc5\x00\x20" + good[at + 2 :]
     fails: list[tuple[str, str, bytes]] = [
         ("version-2", "version 2", encode([2, *items(receive=rpub)[1:]])),
-        ("six-items", "no pointers item", encode(items(receive=rpub)[:6])),
-        ("eight-items", "an eighth item, past the limit of 7", encode([*items(), b""])),
+        ("seven-items", "no pointers item", encode(items(receive=rpub)[:7])),
+        ("nine-items", "a ninth item, past the limit of 8", encode([*items(), b""])),
         ("receive-31", "a 31-byte receive key", encode(items(receive=rpub[:31]))),
         ("receive-zero", "the receive key 0 (small order, SK4)", encode(items(receive=bytes(32)))),
         ("receive-order-8", "a receive key of order 8 (SK4)", encode(items(receive=ORDER_8))),
@@ -624,6 +645,18 @@ def key_blocks() -> list[dict[str, Any]]:
             encode(items(to=ids[1] + ids[0])),
         ),
         ("to-and-exclude", "both to and exclude", encode(items(to=ids[0], exclude=ids[1]))),
+        (
+            "epoch-33",
+            "epoch not a multiple of 32 bytes",
+            encode(items(to=ids[0], epoch=ep[0] + b"x")),
+        ),
+        (
+            "epoch-descending",
+            "epoch ids in descending order",
+            encode(items(to=ids[0], epoch=ep[1] + ep[0])),
+        ),
+        ("epoch-twice", "one rekey named twice", encode(items(to=ids[0], epoch=ep[0] + ep[0]))),
+        ("epoch-without-to", "an epoch in a rekey (no to list)", encode(items(epoch=ep[0]))),
         ("eph-31", "a 31-byte eph_pub", encode(items(eph=eph.eph_pub[:31]))),
         ("slots-47", "slots not a multiple of 48 bytes", encode(items(slots=slot[:47]))),
         ("pointers-15", "pointers shorter than a tag", encode(items(pointers=ptr[:15]))),
@@ -778,8 +811,10 @@ def _history_vector(name: str, description: str, story: Story) -> dict[str, Any]
             entry["context"] = slot_context(o.author, o.seq, o.kind).hex()
             entry["recipients"] = [BY_ID[m] for m, _ in view.recipients(o)]
             entry["slots"] = b.slot_count
+            entry["pointers"] = bool(b.pointers)
+            entry["carries"] = [labels[p.id] for p in view.covered(o)]
         if b.is_forward:
-            entry["counts"] = view.forward_ok(o)
+            entry["epoch"] = [labels.get(i, i.hex()) for i in b.epoch]
         key_ops[labels[e.id]] = entry
     content: dict[str, Any] = {}
     for e in entries:
@@ -922,6 +957,21 @@ def story_leave() -> Story:
     return st
 
 
+def story_leave_after_a_forward() -> Story:
+    st = Story(name="leave after a forward")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol, dave = st["alice"], st["bob"], st["carol"], st["dave"]
+    dave.remove(carol)  # void (a member cannot remove), but its rekey leaves carol out
+    alice.sync(dave)
+    alice.forward()  # W4: carol is a member and no holder of the new epoch
+    carol.leave()
+    bob.sync(dave, carol)  # the removal and the leave, not alice's forward
+    st.stale_post("bob", "sealed without a rekey: not stale at its cut, yet carol reads it")
+    bob.post("after the rekey W3 asks for on carol's leave")
+    alice.sync(bob)
+    return st
+
+
 def story_equivocation() -> Story:
     st = Story(name="equivocation")
     st.group({"bob": Role.MEMBER, "carol": Role.MEMBER})
@@ -981,6 +1031,24 @@ def story_garbled_slot() -> Story:
     carol.post("carol rekeys before she writes")
     bob.sync(carol)
     bob.post("bob in carol's epoch")
+    bob.forward()  # W5: carol's rekey has no pointers; bob names alice's epoch to her
+    carol.sync(bob)
+    return st
+
+
+def story_mutual_removal_senior_first() -> Story:
+    st = Story(name="mutual removal, the senior writes first")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    alice.remove(bob)
+    bob.remove(alice)
+    carol.sync(alice, bob)
+    carol.post("carol sees both")
+    alice.sync(carol)
+    alice.post("alice, before any forward")  # W3: a rekey without pointers first
+    carol.sync(alice)
+    carol.forward()  # W5: the epoch before alice's rekey, named, to alice
+    alice.sync(carol)
     return st
 
 
@@ -1035,6 +1103,14 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         story_mutual_removal,
     ),
     (
+        "history-mutual-removal-senior-first",
+        "as history-mutual-removal, but alice writes before anyone forwards: she cannot"
+        " derive the epoch {alice's rekey, bob's rekey}, so her W3 rekey carries no"
+        " pointers and nobody could walk back past it; carol, who holds that epoch,"
+        " forwards it to her by name (W5), and alice reads carol's post",
+        story_mutual_removal_senior_first,
+    ),
+    (
         "history-removal-and-add",
         "alice removes carol while bob adds dave and forwards him the old epoch; alice's"
         " rekey does not reach dave (not a member at its cut) until alice forwards it (W4)",
@@ -1051,6 +1127,15 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         "carol leaves: the epoch's key reaches a non-member, so a post sealed without a"
         " rekey is stale (X1); the next post is preceded by a KEYS rekey (W3)",
         story_leave,
+    ),
+    (
+        "history-leave-after-a-forward",
+        "dave, a plain member, writes a REMOVE of carol: void, but its rekey counts and"
+        " leaves her out, so alice forwards her the new epoch (W4); carol then leaves. Bob"
+        " sees the removal and the leave but not the forward: at his cut carol is no"
+        " holder, so a post sealed there is not stale (X1), yet carol can derive its key;"
+        " W3 has bob rekey because carol left after the frontier's rekey",
+        story_leave_after_a_forward,
     ),
     (
         "history-equivocation",
@@ -1074,7 +1159,9 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         "history-garbled-slot",
         "alice's rekey has a garbled slot for carol: carol counts as a holder (holders are"
         " public and slots cannot be checked without the secret) but cannot derive the key;"
-        " she rekeys before she writes (W3), and alice's post stays unreadable to her",
+        " she rekeys before she writes (W3), without pointers since she lacks the epoch"
+        " before; bob, who holds it and finds carol's slot bad (SV1), forwards it to her by"
+        " name (W5), and she reads alice's post",
         story_garbled_slot,
     ),
     (
@@ -1086,9 +1173,9 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
     (
         "history-removed-admin-welcomes",
         "alice removes bob while bob adds erin and forwards her the epoch: bob's ADD is void,"
-        " so his forward does not count (KB7) and erin is not a holder, yet she can derive"
-        " the key of a post by carol, who saw the add and not the removal; alice's rekey"
-        " leaves both out",
+        " but every recipient a forward names counts (H1), so erin, no member, is a holder;"
+        " a post by carol, who saw the add and not the removal, is stale (X1), though erin"
+        " can derive its key; alice's rekey leaves bob and erin out",
         story_removed_admin_welcomes,
     ),
 ]

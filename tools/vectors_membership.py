@@ -74,7 +74,7 @@ from p2pcomm.core.membership import (
     SetRole,
     resolve,
 )
-from p2pcomm.core.membership.ops import KeysOp
+from p2pcomm.core.membership.ops import KeysOp, RelayGrant
 from p2pcomm.testing.history import T0, History, Replica, named_keypair
 
 REVISION = 6
@@ -191,6 +191,8 @@ def body_vectors() -> list[Json]:
         ("keys", KeysOp(keys=BLOCK)),
         ("remove-keys", RemoveMember(member=M, cut=7, reason="spam", keys=BLOCK)),
         ("join-keys", Join(invite=I, proof=b"\x33" * 64, name="dave", keys=BLOCK)),
+        ("relay", RelayGrant(relay=M)),
+        ("relay-revoke", RelayGrant(relay=M, revoke=True)),
         ("post", Post(text="hello, gardeners")),
         ("reply", Reply(parent=I, text="hi!")),
         ("react", React(target=I, emoji="\U0001f331", on=True)),
@@ -296,6 +298,20 @@ def body_vectors() -> list[Json]:
             Kind.GENESIS,
             _pack([1, "g", "", "", "", BLOCK, b""]),
             "wrong-length",
+        ),
+        (
+            "relay-short",
+            "a relay body without its revoke flag",
+            Kind.RELAY,
+            _pack([1, M]),
+            "wrong-length",
+        ),
+        (
+            "relay-revoke-int",
+            "a relay body whose revoke flag is the integer 1",
+            Kind.RELAY,
+            _pack([1, M, 1]),
+            "wrong-type",
         ),
         (
             "expires-2-64",
@@ -651,6 +667,7 @@ def _history_vector(name: str, description: str, story: Story) -> Json:
                 who(m): info.role.name.lower() for m, info in sorted(state.members.items())
             },
             "banned": sorted(who(m) for m in state.banned),
+            "relays": sorted(who(m) for m in state.relays),
             "equivocators": {who(m): s for m, s in sorted(state.equivocators.items())},
             "verdicts": {labels[e.id]: state.verdicts[e.id].reason.value for e in entries},
             "items": [
@@ -829,9 +846,37 @@ def story_unauthorized() -> Story:
     carol.invite(secret("carol-invites"))  # members cannot invite
     alice.remove(alice)  # self-targeted
     alice.append(Kind.ADD, b"\x92\x01\x02")  # malformed
-    alice.append(12, _pack([1]))  # a reserved kind
+    alice.append(13, _pack([1]))  # a reserved kind
     alice.append(FIRST_APP_KIND, b"application data")
     carol.append(Kind.POST, b"\x92\x01\xc0")  # malformed post: authorized, not shown
+    return s
+
+
+def _relay(r: Replica, relay: Replica, *, revoke: bool = False) -> Entry:
+    """A RELAY operation by ``r`` that grants (or revokes) ``relay``'s key."""
+    return r.append(Kind.RELAY, RelayGrant(relay=relay.id, revoke=revoke).encode())
+
+
+def story_relay() -> Story:
+    s = Story(name="relays")
+    alice, bob, carol, dave, erin = s["alice"], s["bob"], s["carol"], s["dave"], s["erin"]
+    alice.add(bob, Role.ADMIN)
+    alice.add(carol, Role.MODERATOR)
+    _relay(alice, erin)  # alice grants erin's node the right to carry the group
+    bob.sync(alice)
+    carol.sync(alice)
+    bob.add(erin, Role.MEMBER)  # a granted relay is never a member: bad-target
+    inv, code = carol.invite(secret("relay-joins"))
+    erin.sync(carol)
+    erin.join(code, inv)  # nor can it join: bad-target
+    _relay(carol, dave)  # a moderator cannot grant
+    _relay(alice, alice)  # nor can anyone grant itself
+    _relay(alice, bob)  # a member cannot be a relay
+    _relay(alice, erin, revoke=True)
+    _relay(bob, erin)  # concurrent with the revocation, which wins
+    alice.sync(bob)
+    _relay(alice, dave)  # dave's node carries the group
+    alice.add(erin, Role.READER)  # erin is no relay at this cut: she becomes a member
     return s
 
 
@@ -991,7 +1036,7 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
     (
         "history-unauthorized",
         "refused operations, each with its reason: insufficient role, self target, "
-        "malformed body, reserved kind; an application kind is accepted",
+        "malformed body, reserved kind (13); an application kind is accepted",
         story_unauthorized,
     ),
     (
@@ -1039,6 +1084,15 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         "is inviter-revoked (a fork anywhere in the set counts); Alice then bans Bob, and "
         "Bob is listed as an equivocator, not as banned",
         story_equivocator_everywhere,
+    ),
+    (
+        "history-relay",
+        "RELAY (kind 12): Alice grants Erin's key; Bob's add of Erin and Erin's join are "
+        "bad-target (a granted relay is never a member); a moderator's grant, a grant to "
+        "oneself and one to a member are refused; Alice revokes Erin while Bob, "
+        "concurrently, grants her again: the revocation wins; Alice grants Dave, and adds "
+        "Erin, no relay at that cut",
+        story_relay,
     ),
 ]
 

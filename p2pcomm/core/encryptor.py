@@ -8,7 +8,7 @@ public key, and secrets by the id of the entry that carries them, both the calle
 dicts (loaded from and saved to the sealed keyring, 12.8). It never reads a clock and
 takes its randomness from the caller, so tests replay it exactly.
 
-Writing follows four rules (12.11 W1 to W4):
+Writing follows five rules (12.11 W1 to W5):
 
 * W1 a JOIN publishes a fresh receive key; so does a KEYS written by a member who has
   none in the group yet (an added member, or the founder of a group made without one);
@@ -20,7 +20,11 @@ Writing follows four rules (12.11 W1 to W4):
   last: X1 counts only the forwards in the cut, and a forward written concurrently
   with a LEAVE may have handed the leaver the current epoch);
 * W4 a member who holds the current key forwards it to members at the cut who do not
-  (a welcome after a join or an add, a secret someone missed).
+  (a welcome after a join or an add, a secret someone missed, a slot that does not
+  open);
+* W5 a member forwards, by name, the part of the current epoch it holds when it does
+  not hold all of it, and the epoch before each rekey written without pointers, to the
+  members who lack it (:meth:`Encryptor.repairs_due`).
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ and may carry one new secret sealed in slots (12.5):
   ids in ``exclude``, each with its latest receive key, in member-id order. Its pointers
   (12.6) carry the secrets of the epoch before it.
 * a **forward** (a ``to`` list) seals a fresh wrapper secret to the members it names; its
-  pointers carry the secrets of the epoch at its cut. It hands a member the current epoch
-  (a welcome after a join, a secret someone missed) without starting a new epoch.
+  pointers carry the secrets of the epoch at its cut, or of the past epoch its ``epoch``
+  names (12.9 KB8: what a block *carries*, :meth:`EpochView.covered`). It hands a member
+  the current epoch (a welcome after a join, a secret someone missed) or one that
+  pointers cannot reach, without starting a new epoch.
 
 The **frontier** of a cut ``K`` (the operations in an entry's causal past) is the set of
 rekeys in ``K`` that no other rekey in ``K`` follows; the entry's key is the epoch key
@@ -25,8 +27,9 @@ and the key blocks alone, never of which operations turn out void: a void rekey 
 counts, which can only shrink who holds the key.
 
 The **holders** of a frontier are public: for each of its rekeys, the author, the first
-``n`` implicit recipients (``n`` slots), and the members named by a forward in ``K``
-that follows it; the holders are those in all of these sets. **X1**: encrypted content
+``n`` implicit recipients (``n`` slots), and the author and every recipient of a forward
+in ``K`` that carries it, member or not (a void welcome makes the epoch stale); the
+holders are those in all of these sets. **X1**: encrypted content
 whose holders include someone who is not a member at its cut is void, ``stale-epoch``
 (relays check it without any key); the writer rekeys first.
 
@@ -382,8 +385,9 @@ class EpochView:
         return got
 
     def forward_ok(self, o: _Op) -> bool:
-        """A forward counts only if everyone it names is a member at its cut with a
-        receive key, and it has a slot for each (12.9 KB7)."""
+        """Whether everyone a forward names is a member at its cut with a receive key,
+        and it has a slot for each. Holders no longer depend on it (12.10 H1 counts
+        every recipient a forward names); kept for callers that ask."""
         b = self.block(o)
         if b is None or not b.is_forward:
             return False

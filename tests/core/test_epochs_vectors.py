@@ -52,6 +52,7 @@ def test_key_block(v: dict[str, Any]) -> None:
         receive=x(f["receive"]),
         exclude=tuple(x(m) for m in f["exclude"]),
         to=tuple(x(m) for m in f["to"]),
+        epoch=tuple(x(i) for i in f["epoch"]),
         eph_pub=x(f["eph_pub"]),
         slots=x(f["slots"]),
         pointers=x(f["pointers"]),
@@ -79,6 +80,22 @@ def test_key_block_refusals_cover_every_rule() -> None:
     fails = {v["fail"] for v in of("key-block") if "fail" in v}
     assert fails >= {"unknown-version", "wrong-length", "malformed", "wrong-type"}
     assert {"not-canonical", "truncated", "trailing-data", "too-large"} <= fails
+    # KB1 counts eight items: every vector that breaks a rule of one item is an array of
+    # eight, so it is refused for that item and not for its number of items
+    shape = {"seven-items", "nine-items", "not-an-array", "truncated", "trailing"}
+    for v in of("key-block"):
+        if v["name"].removeprefix("key-block-fail-") not in shape:
+            assert x(v["encoded"])[0] == 0x98, v["name"]
+    names = {v["name"]: v.get("fail") for v in of("key-block")}
+    assert names["key-block-fail-epoch-without-to"] == "malformed"
+    assert names["key-block-fail-epoch-descending"] == "malformed"
+
+
+def test_a_key_block_vector_forwards_a_named_epoch() -> None:
+    (v,) = [v for v in of("key-block") if "fail" not in v and v["fields"]["epoch"]]
+    block = KeyBlock.decode(x(v["encoded"]))
+    assert block.is_forward and list(block.epoch) == sorted(block.epoch)
+    assert len(v["previous"]) == len(block.epoch)
 
 
 # --------------------------------------------------------------------------- histories
@@ -136,8 +153,12 @@ def test_history(v: dict[str, Any]) -> None:
                 got["context"] = slot_context(o.author, o.seq, o.kind).hex()
                 got["recipients"] = [name[m] for m, _ in view.recipients(o)]
                 got["slots"] = b.slot_count
+                # KB8: what its pointers carry (a forward's named epoch, or the frontier
+                # of its cut without it)
+                got["pointers"] = bool(b.pointers)
+                got["carries"] = [label[p.id] for p in view.covered(o)]
             if b.is_forward:
-                got["counts"] = view.forward_ok(o)
+                got["epoch"] = [label.get(i, i.hex()) for i in b.epoch]
             ops[label[e.id]] = got
         assert ops == expect["key_ops"]
         # 12.10: each encrypted content entry's epoch, holders, verdict and readers
@@ -195,6 +216,48 @@ def test_the_histories_cover_the_concurrency_cases_of_the_chapter() -> None:
         "history-equivocation",
         "history-offline-member",
         "history-garbled-slot",
+        "history-mutual-removal-senior-first",
+        "history-removed-admin-welcomes",
+        "history-leave-after-a-forward",
     }
     verdicts = {c["verdict"] for v in of("history") for c in v["expect"]["content"].values()}
     assert {"ok", "stale-epoch", "revoked"} <= verdicts
+
+
+def test_the_histories_show_a_repair_of_a_rekey_without_pointers() -> None:
+    """W5: a rekey written without pointers, then a forward that names the epoch before
+    it, after which its recipient derives content of that epoch."""
+    (v,) = [v for v in of("history") if v["name"] == "history-mutual-removal-senior-first"]
+    ops = v["expect"]["key_ops"]
+    bare = [label for label, op in ops.items() if op["rekey"] and not op["pointers"]]
+    named = [op for op in ops.values() if op["forward"] and op["epoch"]]
+    assert bare and named
+    (forward,) = named
+    assert forward["recipients"] == ["alice"] and forward["carries"] == forward["epoch"]
+    assert len(forward["epoch"]) == 2
+    for label in bare:
+        if ops[label]["recipients"] != ["alice"]:  # not the genesis
+            assert ops[label]["carries"] == forward["epoch"]
+    before = [c for c in v["expect"]["content"].values() if c["frontier"] == forward["epoch"]]
+    assert before and all("alice" in c["derive"] for c in before)
+
+
+def test_a_void_welcome_makes_the_epoch_stale() -> None:
+    """H1 counts every recipient a forward names, member or not."""
+    (v,) = [v for v in of("history") if v["name"] == "history-removed-admin-welcomes"]
+    stale = [c for c in v["expect"]["content"].values() if c["verdict"] == "stale-epoch"]
+    assert stale
+    for c in stale:
+        assert "erin" in c["holders"] and "erin" not in c["members"] and "erin" in c["derive"]
+
+
+def test_a_departure_the_frontier_does_not_follow_calls_for_a_rekey() -> None:
+    """W3's third case: a forward outside the cut reached the leaver, so X1 cannot see
+    it; the writer rekeys because of the leave itself."""
+    (v,) = [v for v in of("history") if v["name"] == "history-leave-after-a-forward"]
+    careless, honest = v["expect"]["content"].values()
+    assert careless["verdict"] == "ok" and "carol" not in careless["holders"]
+    assert "carol" in careless["derive"] and "carol" not in careless["members"]
+    (rekey,) = honest["frontier"]
+    assert v["expect"]["key_ops"][rekey]["rekey"] and rekey.startswith("bob-")
+    assert honest["verdict"] == "ok" and "carol" not in honest["derive"]

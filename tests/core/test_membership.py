@@ -152,7 +152,7 @@ def test_permission_table_is_monotone_and_complete() -> None:
     assert required_level(Kind.REACT) == Role.READER
     assert required_level(Kind.DELETE) == Role.MODERATOR
     assert required_level(FIRST_APP_KIND + 7) == Role.MEMBER
-    assert required_level(13) is None  # reserved
+    assert required_level(11) is None  # reserved
     assert all(required_level(k) is None for k in MEMBERSHIP_KINDS)
 
 
@@ -210,7 +210,7 @@ def test_metadata_last_in_order_wins_and_needs_an_admin() -> None:
 
 def test_reserved_and_application_kinds() -> None:
     history, alice = History.found(keypair(0))
-    reserved = alice.append(13, b"\x91\x01")
+    reserved = alice.append(13, b"\x91\x01")  # 12 is RELAY; 13 to 31 are reserved
     app = alice.append(FIRST_APP_KIND, b"anything")
     state = resolve(history.entries)
     assert state.verdicts[reserved.id].reason is Reason.UNKNOWN_KIND

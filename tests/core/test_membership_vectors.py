@@ -167,6 +167,7 @@ def test_history(v: dict[str, Any]) -> None:
         assert state.group.hex() == v["group"]
         assert {name[m]: i.role.name.lower() for m, i in state.members.items()} == expect["members"]
         assert sorted(name[m] for m in state.banned) == expect["banned"]
+        assert sorted(name[m] for m in state.relays) == expect["relays"]
         assert {name[m]: s for m, s in state.equivocators.items()} == expect["equivocators"]
         assert {label[e.id]: state.verdicts[e.id].reason.value for e in entries} == expect[
             "verdicts"
@@ -187,6 +188,22 @@ def test_history(v: dict[str, Any]) -> None:
         ]
         assert items == expect["items"]
         assert sorted(label.get(x, x.hex()) for x in view.drop_bodies) == expect["drop_bodies"]
+
+
+def test_the_relay_history_shows_every_relay_rule() -> None:
+    """RELAY (kind 12, spec/12-encryption.md 12.14): who may grant, that a granted key
+    is never a member, and that a revocation wins over a concurrent grant."""
+    (v,) = [v for v in of_type("history") if v["name"] == "history-relay"]
+    entries = [decode_entry(bytes.fromhex(x["entry"])) for x in v["entries"]]
+    kind = {x["label"]: e.header.kind for e, x in zip(entries, v["entries"], strict=True)}
+    got: dict[tuple[int, str], int] = {}
+    for label, reason in v["expect"]["verdicts"].items():
+        got[kind[label], reason] = got.get((kind[label], reason), 0) + 1
+    assert got[Kind.ADD, "bad-target"] == got[Kind.JOIN, "bad-target"] == 1
+    assert got[Kind.RELAY, "insufficient-role"] == 1
+    assert got[Kind.RELAY, "bad-target"] == 2  # oneself, a member
+    assert v["expect"]["relays"] == ["dave"]
+    assert v["expect"]["members"]["erin"] == "reader"
 
 
 def test_the_example_code_in_the_spec_is_the_vector() -> None:
