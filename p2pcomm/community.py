@@ -530,11 +530,15 @@ def _by_prefix(ids: Iterable[bytes], text: str, what: str) -> bytes | None:
     return found[0] if found else None
 
 
-def group_names(store: Store, groups: Iterable[bytes] | None = None) -> dict[bytes, str]:
-    """Each group's current name (read from its log)."""
+def group_names(
+    store: Store, groups: Iterable[bytes] | None = None, identity: KeyPair | None = None
+) -> dict[bytes, str]:
+    """Each group's current name (read from its log). An encrypted group's name is
+    sealed: it is read with ``identity``'s keys, and is "" for whoever cannot open it."""
     out: dict[bytes, str] = {}
+    keys = None if identity is None else Keychain(store, identity)
     for g in store.groups() if groups is None else groups:
-        machine = ContentMachine()
+        machine = ContentMachine(keys)
         machine.apply_many(e for _, e in store.iter_entries(g, with_bodies=True))
         try:
             out[g] = machine.state.metadata.name
@@ -543,14 +547,20 @@ def group_names(store: Store, groups: Iterable[bytes] | None = None) -> dict[byt
     return out
 
 
-def find_group(store: Store, text: str, *, names: dict[bytes, str] | None = None) -> bytes:
+def find_group(
+    store: Store,
+    text: str,
+    *,
+    names: dict[bytes, str] | None = None,
+    identity: KeyPair | None = None,
+) -> bytes:
     """The group ``text`` names: a full id, a unique prefix of 8+ hex digits, or a
     unique name. Raises :class:`NotFoundError` (code ``NOT_FOUND`` or ``AMBIGUOUS``)."""
     groups = store.groups()
     hit = _by_prefix(groups, text, "group")
     if hit is not None:
         return hit
-    names = group_names(store, groups) if names is None else names
+    names = group_names(store, groups, identity) if names is None else names
     same = sorted(g for g, n in names.items() if n == text)
     if len(same) == 1:
         return same[0]

@@ -15,6 +15,7 @@ ValidationError) leaves the store's entry count unchanged; and names resolve:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -248,21 +249,29 @@ def test_refused_actions_write_nothing(
 def test_find_group(a_store: SqliteStore, clock: Clock) -> None:
     club = Group.create(a_store, ALICE, "Garden club", clock=clock)
     one = Group.create(a_store, ALICE, "Chess", clock=clock)
-    two = Group.create(a_store, BOB, "Chess", clock=clock)
-    assert find_group(a_store, club.id.hex()) == club.id
-    assert find_group(a_store, club.id.hex()[:8]) == club.id
-    assert find_group(a_store, club.id.hex()[:8].upper()) == club.id
-    assert find_group(a_store, "Garden club") == club.id
-    assert find_group(a_store, one.id.hex()[:10]) == one.id
+    two = Group.create(a_store, BOB, "Chess", clock=clock, encrypted=False)
+    secret = Group.create(a_store, BOB, "Poker", clock=clock)
+    find = functools.partial(find_group, identity=ALICE)
+    assert find(a_store, club.id.hex()) == club.id
+    assert find(a_store, club.id.hex()[:8]) == club.id
+    assert find(a_store, club.id.hex()[:8].upper()) == club.id
+    assert find(a_store, "Garden club") == club.id
+    assert find(a_store, one.id.hex()[:10]) == one.id
+    # An encrypted group's name is sealed: only who holds its keys finds it by name.
+    assert find_group(a_store, "Poker", identity=BOB) == secret.id
+    with pytest.raises(NotFoundError):
+        find(a_store, "Poker")
+    with pytest.raises(NotFoundError):
+        find_group(a_store, "Garden club")  # no identity: no key
     with pytest.raises(NotFoundError) as info:
-        find_group(a_store, "Chess")
+        find(a_store, "Chess")
     assert info.value.code is ErrorCode.AMBIGUOUS
     assert one.id.hex()[:12] in info.value.message and two.id.hex()[:12] in info.value.message
     with pytest.raises(NotFoundError) as info:
-        find_group(a_store, "Bridge")
+        find(a_store, "Bridge")
     assert info.value.code is ErrorCode.NOT_FOUND
     with pytest.raises(NotFoundError) as info:
-        find_group(a_store, club.id.hex()[:7])  # too short for a prefix, and no name
+        find(a_store, club.id.hex()[:7])  # too short for a prefix, and no name
     assert info.value.code is ErrorCode.NOT_FOUND
 
 

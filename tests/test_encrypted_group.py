@@ -113,15 +113,28 @@ def test_a_stolen_store_holds_no_text_and_no_key(tmp_path: Path, clock: Clock) -
     path = tmp_path / "alice.db"
     words = [f"private words number {i}" for i in range(20)]
     with SqliteStore(path) as store:
-        club = Group.create(store, ALICE, "Garden club", clock=clock)
+        club = Group.create(
+            store, ALICE, "Garden club", description="seeds and soil", rules="be kind", clock=clock
+        )
         for w in words:
             club.post(w)
         club.add(BOB.public_key)
+        club.set_metadata(name="Allotment society")
         secrets = dict(club.keys.secrets)
         receive = dict(club.keys.receive)
         assert texts(club) == words
+        meta = club.metadata
+        assert (meta.name, meta.description, meta.rules) == (
+            "Allotment society",
+            "seeds and soil",
+            "be kind",
+        )
+        # A reader without the keys sees that the group exists, not what it is called.
+        assert Group(store, BOB, club.id, clock=clock).name == ""
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert raw and not any(w.encode() in raw for w in words)
+    for private in (b"Garden club", b"Allotment society", b"seeds and soil", b"be kind"):
+        assert private not in raw
     assert not any(s in raw for s in secrets.values())
     assert not any(k in raw for k in receive.values())
 

@@ -412,7 +412,7 @@ def _int(params: Params, key: str, default: int) -> int:
 
 def _group(b: Backend, params: Params) -> Handle:
     text = _str(params, "group")
-    gid = find_group(b.store, text, names=group_names(b.store, b.group_ids()))
+    gid = find_group(b.store, text, names=group_names(b.store, b.group_ids(), b.identity))
     return b.handle(gid)
 
 
@@ -608,7 +608,7 @@ async def _status(b: Backend, p: Params) -> Result:
     status["id"] = b.identity.id.text()
     status["groups"] = [
         {"id": g.hex(), "name": n, "entries": b.store.count(g)}
-        for g, n in sorted(group_names(b.store, b.group_ids()).items())
+        for g, n in sorted(group_names(b.store, b.group_ids(), b.identity).items())
     ]
     return status
 

@@ -38,7 +38,7 @@ there: a delete is an authorized entry like any other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, ClassVar, Final, NamedTuple, TypeAlias
 
 from ..errors import DecodeError, ErrorCode, ValidationError
@@ -49,6 +49,7 @@ from .membership import (
     FIRST_APP_KIND,
     MAX_REASON,
     MEMBERSHIP_KINDS,
+    GroupMetadata,
     GroupState,
     Kind,
     MembershipMachine,
@@ -449,6 +450,8 @@ class ContentMachine:
             )
         self.index = ContentIndex(opener=self._open if keys is not None else None)
         self._can_open: tuple[tuple[int, int, int], bool] | None = None
+        #: (the membership snapshot, secrets held, that snapshot with opened metadata)
+        self._opened_state: tuple[GroupState, int, GroupState] | None = None
         self._view: ContentView | None = None
 
     def _open(self, eid: bytes, author: bytes, seq: int, kind: int, body: bytes) -> bytes | None:
@@ -484,7 +487,24 @@ class ContentMachine:
 
     @property
     def state(self) -> GroupState:
-        return self.membership.state
+        """The membership state; in an encrypted group, with the group's name,
+        description and rules opened with this member's keys (sealed in the log, 12.12)."""
+        state = self.membership.state
+        enc = self.encryptor
+        if enc is None or not enc.encrypted:
+            return state
+        memo = self._opened_state
+        if memo is not None and memo[0] is state and memo[1] == len(enc.secrets):
+            return memo[2]
+        fields = enc.metadata()
+        if fields is not None:
+            name, description, rules = fields
+            state = replace(
+                state,
+                metadata=GroupMetadata(name=name, description=description, rules=rules),
+            )
+        self._opened_state = (self.membership.state, len(enc.secrets), state)
+        return state
 
     def view(self) -> ContentView:
         """The current view (cached until the next apply)."""

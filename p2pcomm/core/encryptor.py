@@ -40,12 +40,24 @@ from .epochs import (
     GroupKeys,
     KeyBlock,
     build_block,
+    decode_fields,
+    encode_fields,
     encrypted_kind,
+    open_genesis_fields,
+    seal_genesis_fields,
     slot_context,
 )
 from .membership.kinds import Kind
 from .membership.machine import MembershipMachine
-from .membership.ops import Ban, GenesisBody, Join, KeysOp, RemoveMember, decode_op
+from .membership.ops import (
+    Ban,
+    GenesisBody,
+    Join,
+    KeysOp,
+    RemoveMember,
+    SetMetadata,
+    decode_op,
+)
 from .membership.world import _bits
 from .seal import NONCE_SIZE, AadContext, verify_slots
 
@@ -242,9 +254,19 @@ class Encryptor:
         """The body of an operation about to be written at ``seq`` with cut ``K``, with
         the key block W1 and W2 ask for. Returns ``(body, new secret or None)``; the
         caller records the secret under the entry's id with :meth:`note`."""
-        if not self.encrypted or kind not in (Kind.JOIN, Kind.REMOVE, Kind.BAN):
+        if not self.encrypted or kind not in (Kind.JOIN, Kind.REMOVE, Kind.BAN, Kind.SET_METADATA):
             return body, None
         op = decode_op(kind, body)
+        if isinstance(op, SetMetadata):
+            # 12.12 SM2: the fields go sealed, as content is, under the epoch of the cut.
+            if op.sealed:
+                return body, None
+            group = self.machine.group
+            assert group is not None
+            fields = encode_fields(op.name, op.description, op.rules)
+            ctx = AadContext(group, self.me, seq, kind)
+            sealed = self.keys.seal(K, ctx, fields, self._random(NONCE_SIZE))
+            return SetMetadata(name="", sealed=sealed).encode(), None
         if isinstance(op, Join):
             if op.keys:
                 return body, None
@@ -319,6 +341,38 @@ class Encryptor:
             to=list(to),
             epoch=list(epoch),
         )
+
+    def metadata(self) -> tuple[str, str, str] | None:
+        """The group's name, description and rules now, opened (12.12 SM1, SM2): from
+        the operation that sets them last (04's metadata rule); None if it is sealed and
+        this member cannot open it, or if nothing is sealed (a plaintext group)."""
+        core = self.machine._core
+        o = core.world.meta
+        if o is None:
+            return None
+        body = o.body
+        if isinstance(body, GenesisBody) and body.sealed:
+            secret = self.secrets.get(o.id)
+            if secret is None:
+                self.learn()
+                secret = self.secrets.get(o.id)
+            if secret is None:
+                return None
+            data = open_genesis_fields(secret, o.author, body.sealed)
+        elif isinstance(body, SetMetadata) and body.sealed and core.group is not None:
+            self.learn()
+            ctx = AadContext(core.group, o.author, o.seq, o.kind)
+            data = self.keys.open(o.K & ~o.bit, ctx, body.sealed).plaintext
+        else:
+            return None
+        fields = None if data is None else decode_fields(data)
+        if fields is None:
+            return None
+        try:  # the limits of the fields in the clear (04): beyond them, unreadable
+            SetMetadata(name=fields[0], description=fields[1], rules=fields[2]).encode()
+        except ValidationError:
+            return None
+        return fields
 
     def note(self, entry_id: bytes, secret: bytes | None) -> None:
         """Keep the secret of an entry this member just wrote."""
@@ -458,13 +512,20 @@ def genesis_body(
     rules: str = "",
     founder_name: str = "",
 ) -> tuple[bytes, bytes]:
-    """The body of an encrypted group's genesis and its first secret."""
+    """The body of an encrypted group's genesis and its first secret. The name,
+    description and rules are sealed (12.12 SM1): a relay or a stolen store sees the
+    group's existence, not what it is called."""
+    # The fields' limits, checked as a plaintext genesis is (ValidationError).
+    GenesisBody(
+        name=name, description=description, rules=rules, founder_name=founder_name
+    ).encode()
     private, public = new_receive_key(random_bytes)
     receive[public] = private
     keys, secret = genesis_keys(founder, public, random_bytes)
-    body = GenesisBody(
-        name=name, description=description, rules=rules, founder_name=founder_name, keys=keys
-    ).encode()
+    sealed = seal_genesis_fields(
+        secret, founder, encode_fields(name, description, rules), random_bytes(NONCE_SIZE)
+    )
+    body = GenesisBody(name="", founder_name=founder_name, keys=keys, sealed=sealed).encode()
     return body, secret
 
 

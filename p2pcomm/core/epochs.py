@@ -64,9 +64,11 @@ from .seal import (
     open_envelope,
     open_pointers,
     open_slot,
+    pad,
     seal_body,
     seal_pointers,
     seal_slots,
+    unpad,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +84,11 @@ __all__ = [
     "Opened",
     "block_of",
     "build_block",
+    "decode_fields",
+    "encode_fields",
     "encrypted_kind",
+    "open_genesis_fields",
+    "seal_genesis_fields",
     "slot_context",
 ]
 
@@ -701,3 +707,50 @@ def build_block(
         pointers=pointers,
     )
     return block, secret
+
+
+# --------------------------------------------------------------------------- sealed fields
+
+#: HKDF info label of the key that seals a genesis's private fields (12.12 SM1).
+LABEL_GENESIS_FIELDS: Final = "p2pcomm/1/genesis-fields"
+_FIELD_LIMITS: Final = Limits(max_size=49152, max_bytes=49152, max_array=3, max_depth=1)
+
+
+def encode_fields(name: str, description: str, rules: str) -> bytes:
+    """The plaintext of sealed metadata: ``encode([name, description, rules])``."""
+    return encode([name, description, rules])
+
+
+def decode_fields(data: bytes) -> tuple[str, str, str] | None:
+    """Inverse of :func:`encode_fields`; None for anything else."""
+    try:
+        items = decode_canonical(data, _FIELD_LIMITS)
+        expect_array(items, "fields", length=3)
+    except DecodeError:
+        return None
+    if not all(isinstance(v, str) for v in items):
+        return None
+    return str(items[0]), str(items[1]), str(items[2])
+
+
+def _genesis_fields_key(secret: bytes) -> bytes:
+    return crypto.hkdf_sha256(b"", secret, LABEL_GENESIS_FIELDS.encode("ascii"))
+
+
+def seal_genesis_fields(secret: bytes, founder: bytes, fields: bytes, nonce: bytes) -> bytes:
+    """SM1: ``nonce || AEAD(HKDF("", S, "p2pcomm/1/genesis-fields"), nonce, founder,
+    pad(fields))``, with ``S`` the genesis's epoch secret: the genesis cannot use an
+    envelope, whose associated data names the group its own id is the hash of."""
+    key = _genesis_fields_key(secret)
+    return nonce + crypto.aead_seal(key, nonce, founder, pad(fields))
+
+
+def open_genesis_fields(secret: bytes, founder: bytes, sealed: bytes) -> bytes | None:
+    """Inverse of :func:`seal_genesis_fields`; None if it does not open."""
+    if len(sealed) < 12 + TAG_SIZE + 1:
+        return None
+    try:
+        padded = crypto.aead_open(_genesis_fields_key(secret), sealed[:12], founder, sealed[12:])
+        return unpad(padded)
+    except (crypto.AeadError, SealError):
+        return None

@@ -459,9 +459,32 @@ class Node:
             ):
                 entry = await self.act(group, lambda p: p.join(code, name=name))
                 await self.wait_held(group, entry.id)
+                # An encrypted group: a member's node hands the newcomer the key at once
+                # (12.11 W4); wait a moment for it, so that the newcomer reads at once.
+                with trio.move_on_after(WELCOME_WAIT):
+                    await self._wait_readable(group)
                 break
             await self._wait_change()
         return LiveGroup(self, group)
+
+    async def _wait_readable(self, group: bytes) -> None:
+        """Until this member holds the key of its group's current epoch (at once for a
+        plaintext group)."""
+        while True:
+            machine = self.content.get(group)
+            enc = machine.encryptor if machine is not None else None
+            log = self.logs.get(group)
+            if enc is None or log is None or not enc.encrypted:
+                return
+            try:
+                K = enc.cut(log.next_position(self.peer_id)[1])
+            except ValidationError:
+                K = None
+            if K is not None:
+                enc.learn()
+                if enc.keys.epoch_key(K) is not None:
+                    return
+            await self._wait_change()
 
     # -- key duties (spec/12-encryption.md 12.11 W1, W4)
 
@@ -1877,6 +1900,9 @@ def _apply(
 #: Seconds a holder of a group's key waits per rank before it forwards the key to a
 #: member who lacks it (12.11 W4): the first holder by id goes at once.
 KEY_STAGGER: Final = 2.0
+#: Seconds ``join`` waits, once a member holds the JOIN, for a member's node to hand the
+#: newcomer the group's key (usually milliseconds; the key also comes later).
+WELCOME_WAIT: Final = 2 * KEY_STAGGER + 1
 #: Batches of up to this many new posts are announced one ItemAdded each; larger ones
 #: (a catch-up) as one ItemsAdded.
 ONE_BY_ONE = 16

@@ -60,14 +60,17 @@ _Reason: TypeAlias = Annotated[str, Str(MAX_REASON)]
 #: A key block (spec/12-encryption.md section 12.9): absent in groups without
 #: encryption; its inside is read by :mod:`p2pcomm.core.epochs`, not here.
 _Keys: TypeAlias = Annotated[bytes, Tail(MAX_KEY_BLOCK, label="key block")]
+#: Sealed private fields of an encrypted group's operation (spec/12-encryption.md).
+_Sealed: TypeAlias = Annotated[bytes, Tail(MAX_KEY_BLOCK, label="sealed fields")]
 
 
 @layout("genesis")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenesisBody(Body):
-    """Body of the genesis entry: ``[1, name, description, rules, founder_name, keys?]``.
-    The genesis author is the founder and first admin; ``keys`` (spec/12-encryption.md)
-    makes the group's content encrypted."""
+    """Body of the genesis entry: ``[1, name, description, rules, founder_name, keys?,
+    sealed?]``. The genesis author is the founder and first admin; ``keys``
+    (spec/12-encryption.md) makes the group's content encrypted, and ``sealed`` holds
+    its name, description and rules, then empty in the clear."""
 
     KIND: ClassVar[Kind] = Kind.GENESIS
     name: _GroupName
@@ -75,6 +78,9 @@ class GenesisBody(Body):
     rules: _Rules = ""
     founder_name: Annotated[str, Str(MAX_NAME, label="founder name")] = ""
     keys: _Keys = b""
+    #: The group's name, description and rules, sealed (spec/12-encryption.md, 12.12
+    #: SM1): then the three fields above are empty.
+    sealed: _Sealed = b""
 
 
 @layout("add")
@@ -140,12 +146,14 @@ class Ban(Body):
 @layout("set_metadata")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetMetadata(Body):
-    """``[1, name, description, rules]``: an admin renames the group (last in ``T`` wins)."""
+    """``[1, name, description, rules, sealed?]``: an admin renames the group (last in
+    ``T`` wins); in an encrypted group the three fields are in ``sealed``."""
 
     KIND: ClassVar[Kind] = Kind.SET_METADATA
     name: _GroupName
     description: _Description = ""
     rules: _Rules = ""
+    sealed: _Sealed = b""
 
 
 @layout("invite")
