@@ -517,8 +517,9 @@ def cmd_group_list(args: argparse.Namespace, out: Out) -> int:
         out.doc(r)
     else:
         for g in r["groups"]:
+            name = repr(g["name"]) if g["name"] else "(name sealed: no key for it here)"
             out.line(
-                f"{g['id'][:16]}  {g['name']!r}  {_plural(g['members'], 'member')}  "
+                f"{g['id'][:16]}  {name}  {_plural(g['members'], 'member')}  "
                 f"{_plural(g['entries'], 'entry').replace('entrys', 'entries')}  "
                 f"you: {g['role'] or 'not a member'}"
             )
@@ -532,7 +533,7 @@ def cmd_group_info(args: argparse.Namespace, out: Out) -> int:
     if out.json:
         out.doc(r)
     else:
-        out.line(f"{r['name']}  ({r['id']})")
+        out.line(f"{r['name'] or '(name sealed: no key for it here)'}  ({r['id']})")
         if r["description"]:
             out.line(r["description"])
         if r["rules"]:
@@ -777,7 +778,7 @@ def _member_id_arg(text: str, what: str) -> str:
     that a typo gets its own message."""
     try:
         MemberId.parse(text.strip())
-    except (DecodeError, ValidationError) as exc:
+    except P2PCommError as exc:
         raise CliError(
             f"{what} is a node id as 'p2pcomm id' prints it (pc1...): {exc.message}",
             Exit.USAGE,

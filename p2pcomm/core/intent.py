@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from ..errors import ErrorCode, NotFoundError, RefusedError, ValidationError
 from .content import ContentView, Delete, Hide, Post, React, Reply, Retract, Unhide
+from .identity import MemberId
 from .invitation import InvitationCode
 from .log import Header
 from .membership import (
@@ -336,7 +337,8 @@ class Planner:
         if granted != revoke:
             raise NotFoundError(
                 ErrorCode.NOT_FOUND,
-                f"{relay.hex()[:16]} is {'already' if granted else 'not'} a relay of this group",
+                f"{MemberId(relay).short()} is {'already' if granted else 'not'} a relay of "
+                "this group",
             )
         return Intent(kind=Kind.RELAY, body=RelayGrant(relay=relay, revoke=revoke).encode())
 
