@@ -25,6 +25,11 @@ Types:
   bytes, with the secret, group, slot context, recipients and previous secrets its slots
   and pointers seal (12.9 KB1 to KB5, KB8); with ``fail``, bytes that must be refused
   (KB1 to KB3);
+* ``sealed-fields``: the sealed name, description and rules of an encrypted group's
+  GENESIS (the secret, founder, derived key, nonce, fields, plaintext, sealed bytes, body
+  and signed entry, 12.11a SM1) and of a SET_METADATA after it (the epoch key, entry
+  context, plaintext, envelope, body and entry, SM2); with ``unknown``, sealed bytes
+  whose fields a reader takes as unknown, and the step that refuses them (SM3);
 * ``history``: an encrypted group's entries, in a causal order, with every member's
   receive private keys, and what every replica must compute from them: the recipients
   of each key block and what its pointers carry (KB6 to KB8), and for each encrypted
@@ -42,11 +47,28 @@ from p2pcomm.core import crypto
 from p2pcomm.core import keyring as kr
 from p2pcomm.core import seal as s
 from p2pcomm.core.content import Post
-from p2pcomm.core.encoding import decode, encode
-from p2pcomm.core.epochs import GroupKeys, KeyBlock, encrypted_kind, slot_context
-from p2pcomm.core.log import MAX_BODY_SIZE, Entry, encode_entry
+from p2pcomm.core.encoding import Limits, decode, decode_canonical, encode, expect_array
+from p2pcomm.core.epochs import (
+    LABEL_GENESIS_FIELDS,
+    GroupKeys,
+    KeyBlock,
+    decode_fields,
+    encode_fields,
+    encrypted_kind,
+    open_genesis_fields,
+    seal_genesis_fields,
+    slot_context,
+)
+from p2pcomm.core.log import MAX_BODY_SIZE, Entry, create_entry, create_genesis, encode_entry
 from p2pcomm.core.membership import MEMBERSHIP_KINDS, Kind, MembershipMachine, Role
-from p2pcomm.core.membership.ops import KeysOp
+from p2pcomm.core.membership.ops import (
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_RULES,
+    GenesisBody,
+    KeysOp,
+    SetMetadata,
+)
 from p2pcomm.errors import DecodeError, SealError
 from p2pcomm.testing.crypted import CryptReplica
 from p2pcomm.testing.history import Replica, invitation_secret, named_keypair
@@ -114,6 +136,7 @@ def constants() -> dict[str, Any]:
             "slot": s.LABEL_SLOT,
             "pointers": s.LABEL_POINTERS,
             "keyring_key": kr.LABEL_KEYRING_KEY,
+            "genesis_fields": LABEL_GENESIS_FIELDS,
         },
         "epoch_id_namespace": crypto.namespace(s.LABEL_EPOCH_ID).hex(),
         "keyring_magic": kr.KEYRING_MAGIC,
@@ -697,6 +720,283 @@ def key_blocks() -> list[dict[str, Any]]:
     return out
 
 
+# --------------------------------------------------------------------------- sealed fields
+
+#: The founder of the sealed-fields vectors (README 5.1's test key ``alice``), its
+#: receive key pair (the one key-block-genesis seals to) and the genesis's timestamp.
+FOUNDER = named_keypair("alice")
+SEALED_TIMESTAMP = 1_795_478_400_000
+#: 12 SM3: how the plaintext of sealed fields is decoded.
+FIELD_LIMITS = Limits(max_size=MAX_BODY_SIZE, max_bytes=MAX_BODY_SIZE, max_array=3, max_depth=1)
+FIELDS = ("garden club", "we grow things", "be kind")
+NEW_FIELDS = ("allotment society", "", "no spam")
+
+
+def fields_problem(plaintext: bytes) -> str | None:
+    """SM3 on an opened plaintext: the error of the first rule it breaks, or None when it
+    gives the three fields (the items 04 4.5 accepts in a SET_METADATA body)."""
+    try:
+        items = decode_canonical(plaintext, FIELD_LIMITS)
+        expect_array(items, "fields", length=3)
+        SetMetadata.decode(encode([1, *items]))
+    except DecodeError as exc:
+        return exc.code.value
+    return None
+
+
+def genesis_problem(secret: bytes, founder: bytes, sealed: bytes) -> str | None:
+    """SM1 and SM3, step by step: the first rule ``sealed`` breaks, None if it opens."""
+    if len(sealed) < s.NONCE_SIZE + 17:
+        return "wrong-length"
+    key = crypto.hkdf_sha256(b"", secret, LABEL_GENESIS_FIELDS.encode("ascii"))
+    try:
+        plaintext = s.unpad(crypto.aead_open(key, sealed[:12], founder, sealed[12:]))
+    except crypto.AeadError:
+        return "decrypt-failed"
+    except SealError as exc:
+        return exc.code.value
+    return fields_problem(plaintext)
+
+
+def set_metadata_problem(key: bytes, eid: bytes, ctx: s.AadContext, sealed: bytes) -> str | None:
+    """SM2 and SM3, step by step (EN, RD2, EO2, EO3): the first rule ``sealed`` breaks."""
+    try:
+        env = s.decode_envelope(sealed)
+        if env.epoch_id != eid:
+            return "wrong-epoch"
+        plaintext = s.open_envelope(key, env, ctx)
+    except (DecodeError, SealError) as exc:
+        return exc.code.value
+    return fields_problem(plaintext)
+
+
+def _fields_json(fields: tuple[str, str, str]) -> dict[str, str]:
+    return dict(zip(("name", "description", "rules"), fields, strict=True))
+
+
+def sealed_fields() -> list[dict[str, Any]]:
+    alice, bob = FOUNDER.public_key, test_key("bob")
+    assert alice == test_key("alice")
+    receive = {"public": RECEIVE_PUB["alice"].hex(), "private": RECEIVE["alice"].hex()}
+    # The genesis: the block of vector key-block-genesis (SECRET sealed to alice's
+    # receive key under the zero group) and the fields sealed under a key from SECRET.
+    rekey = s.seal_slots(
+        SECRET, [RECEIVE_PUB["alice"]], bytes(32), slot_context(alice, 1, Kind.GENESIS)
+    )
+    block = KeyBlock(receive=RECEIVE_PUB["alice"], eph_pub=rekey.eph_pub, slots=rekey.slots)
+    keys = block.encode()
+    gkey = crypto.hkdf_sha256(b"", SECRET, LABEL_GENESIS_FIELDS.encode("ascii"))
+    gnonce = fixed("genesis fields nonce", 12)
+
+    def genesis_sealed(fields: tuple[str, str, str], **kw: Any) -> bytes:
+        secret = kw.get("secret", SECRET)
+        ad = kw.get("founder", alice)
+        return seal_genesis_fields(secret, ad, encode_fields(*fields), gnonce)
+
+    plaintext = encode_fields(*FIELDS)
+    sealed = genesis_sealed(FIELDS)
+    body = GenesisBody(name="", founder_name="alice", keys=keys, sealed=sealed).encode()
+    genesis = create_genesis(FOUNDER, timestamp=SEALED_TIMESTAMP, body=body)
+    group = genesis.id
+    assert genesis_problem(SECRET, alice, sealed) is None
+    assert open_genesis_fields(SECRET, alice, sealed) == plaintext
+    out: list[dict[str, Any]] = [
+        {
+            "type": "sealed-fields",
+            "name": "sealed-fields-genesis",
+            "description": "an encrypted group's genesis by alice: its first secret, in the"
+            " block of key-block-genesis, seals the name, description and rules (SM1); the"
+            " clear fields are empty",
+            "operation": "genesis",
+            "secret": SECRET.hex(),
+            "receive": receive,
+            "founder": alice.hex(),
+            "key": gkey.hex(),
+            "nonce": gnonce.hex(),
+            "fields": _fields_json(FIELDS),
+            "plaintext": plaintext.hex(),
+            "padded": s.pad(plaintext).hex(),
+            "sealed": sealed.hex(),
+            "founder_name": "alice",
+            "keys": keys.hex(),
+            "body": body.hex(),
+            "timestamp": SEALED_TIMESTAMP,
+            "entry": encode_entry(genesis).hex(),
+            "group": group.hex(),
+        }
+    ]
+    # A SET_METADATA by alice right after it (seq 2): an envelope under the epoch of its
+    # cut, whose frontier is the genesis alone.
+    eid = s.epoch_id(group, [group])
+    ekey = s.epoch_key(group, [(group, SECRET)])
+    ctx = s.AadContext(group, alice, 2, Kind.SET_METADATA)
+    nonce = fixed("set_metadata nonce", 12)
+
+    def envelope(fields: tuple[str, str, str], **kw: Any) -> bytes:
+        return s.seal_body(
+            kw.get("key", ekey),
+            kw.get("epoch", eid),
+            nonce,
+            kw.get("ctx", ctx),
+            kw.get("plaintext", encode_fields(*fields)),
+        )
+
+    def set_metadata_vector(name: str, what: str, fields: tuple[str, str, str]) -> None:
+        plaintext = encode_fields(*fields)
+        sealed = envelope(fields)
+        body = SetMetadata(name="", sealed=sealed).encode()
+        entry = create_entry(
+            FOUNDER,
+            group=group,
+            seq=2,
+            prev=group,
+            links=(),
+            timestamp=SEALED_TIMESTAMP + 1,
+            kind=Kind.SET_METADATA,
+            body=body,
+        )
+        assert set_metadata_problem(ekey, eid, ctx, sealed) is None
+        out.append(
+            {
+                "type": "sealed-fields",
+                "name": name,
+                "description": what,
+                "operation": "set_metadata",
+                "group": group.hex(),
+                "frontier": [group.hex()],
+                "epoch_id": eid.hex(),
+                "key": ekey.hex(),
+                "nonce": nonce.hex(),
+                "context": ctx_json(ctx),
+                "fields": _fields_json(fields),
+                "plaintext": plaintext.hex(),
+                "sealed": sealed.hex(),
+                "body": body.hex(),
+                "timestamp": SEALED_TIMESTAMP + 1,
+                "entry": encode_entry(entry).hex(),
+            }
+        )
+
+    set_metadata_vector(
+        "sealed-fields-set-metadata",
+        "alice renames the group at seq 2: an envelope under the key of the genesis's epoch"
+        " with the entry's context (SM2); the clear fields are empty",
+        NEW_FIELDS,
+    )
+    limits = ("n" * MAX_NAME, "d" * MAX_DESCRIPTION, "r" * MAX_RULES)
+    set_metadata_vector(
+        "sealed-fields-set-metadata-limits",
+        "every field at 04's limit (64, 1024 and 8192 bytes): they open (SM3)",
+        limits,
+    )
+    # Refusals: the fields are unknown (SM3); ``unknown`` names the step that refuses them.
+    over = ("n" * (MAX_NAME + 1), "", "")
+    gsealed = bytearray(sealed)
+    gsealed[20] ^= 0x01
+    gfails: list[tuple[str, str, bytes]] = [
+        (
+            "genesis-wrong-key",
+            "sealed under a key from another secret",
+            genesis_sealed(FIELDS, secret=fixed("another secret")),
+        ),
+        (
+            "genesis-other-founder",
+            "sealed with bob as associated data, read in alice's genesis",
+            genesis_sealed(FIELDS, founder=bob),
+        ),
+        ("genesis-flipped", "one ciphertext bit flipped", bytes(gsealed)),
+        ("genesis-truncated", "the last byte missing", sealed[:-1]),
+        (
+            "genesis-short",
+            "28 bytes: a nonce and a tag, not even the padding terminator",
+            sealed[:12] + sealed[-16:],
+        ),
+        ("genesis-name-65", "a 65-byte name, above 04's limit of 64", genesis_sealed(over)),
+        (
+            "genesis-two-fields",
+            "a plaintext of two strings",
+            seal_genesis_fields(SECRET, alice, encode(["garden club", ""]), gnonce),
+        ),
+    ]
+    for name, what, data in gfails:
+        fail = genesis_problem(SECRET, alice, data)
+        assert fail is not None, name
+        opened = open_genesis_fields(SECRET, alice, data)
+        assert opened is None or decode_fields(opened) is None or fields_problem(opened)
+        out.append(
+            {
+                "type": "sealed-fields",
+                "name": f"sealed-fields-unknown-{name}",
+                "description": what,
+                "operation": "genesis",
+                "secret": SECRET.hex(),
+                "founder": alice.hex(),
+                "sealed": data.hex(),
+                "unknown": fail,
+            }
+        )
+    good = envelope(NEW_FIELDS)
+    flipped = bytearray(good)
+    flipped[-20] ^= 0x01
+    sfails: list[tuple[str, str, bytes]] = [
+        (
+            "set-metadata-wrong-key",
+            "sealed under another key, naming the right epoch",
+            envelope(NEW_FIELDS, key=fixed("another key")),
+        ),
+        (
+            "set-metadata-wrong-epoch",
+            "an envelope naming another epoch (12 RD2)",
+            envelope(NEW_FIELDS, epoch=EPOCH),
+        ),
+        (
+            "set-metadata-other-seq",
+            "sealed for the entry at seq 3, read at seq 2",
+            envelope(NEW_FIELDS, ctx=s.AadContext(group, alice, 3, Kind.SET_METADATA)),
+        ),
+        (
+            "set-metadata-post",
+            "sealed as a POST (kind 20) of the same position",
+            envelope(NEW_FIELDS, ctx=s.AadContext(group, alice, 2, Kind.POST)),
+        ),
+        ("set-metadata-flipped", "one ciphertext bit flipped", bytes(flipped)),
+        ("set-metadata-truncated", "the last byte missing", good[:-1]),
+        (
+            "set-metadata-rules-8193",
+            "rules of 8193 bytes, above 04's limit of 8192",
+            envelope(("", "", "r" * (MAX_RULES + 1))),
+        ),
+        (
+            "set-metadata-name-65",
+            "a 65-byte name, above 04's limit of 64",
+            envelope(over),
+        ),
+        (
+            "set-metadata-bin-name",
+            "the name as a bin",
+            envelope(NEW_FIELDS, plaintext=encode([b"garden", "", ""])),
+        ),
+    ]
+    for name, what, data in sfails:
+        fail = set_metadata_problem(ekey, eid, ctx, data)
+        assert fail is not None, name
+        out.append(
+            {
+                "type": "sealed-fields",
+                "name": f"sealed-fields-unknown-{name}",
+                "description": what,
+                "operation": "set_metadata",
+                "group": group.hex(),
+                "epoch_id": eid.hex(),
+                "key": ekey.hex(),
+                "context": ctx_json(ctx),
+                "sealed": data.hex(),
+                "unknown": fail,
+            }
+        )
+    return out
+
+
 # --------------------------------------------------------------------------- histories
 
 HISTORY_NAMES = ["alice", "bob", "carol", "dave", "erin"]
@@ -1187,13 +1487,13 @@ def histories() -> list[dict[str, Any]]:
 
 def generate() -> dict[str, Any]:
     vectors = [constants(), *padding(), *envelopes(), *slots(), *pointers(), *epochs(), *keyrings()]
-    vectors += [*key_blocks(), *histories()]
+    vectors += [*key_blocks(), *sealed_fields(), *histories()]
     return {
         "description": (
             "content encryption (spec/12-encryption.md): Padmé padding, the content envelope,"
             " rekey slots and their verification, pointers, epoch ids and keys, sealed"
-            " keyrings, key blocks, and encrypted histories with their frontiers, holders,"
-            " verdicts and who can derive each key"
+            " keyrings, key blocks, sealed group fields, and encrypted histories with their"
+            " frontiers, holders, verdicts and who can derive each key"
         ),
         "revision": REVISION,
         "vectors": vectors,

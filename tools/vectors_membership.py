@@ -142,6 +142,9 @@ I = b"\x22" * 32  # an entry id  # noqa: E741
 BLOCK = KeyBlock(
     receive=crypto.x25519_public(crypto.blake2b_256(b"p2pcomm test encryption receive key alice"))
 ).encode()
+#: Sealed fields (spec/12-encryption.md 12.11a): opaque bytes here; chapter 04 does not
+#: read inside them.
+SEALED = b"\x44" * 40
 
 
 def _fields(body: object) -> Json:
@@ -191,6 +194,11 @@ def body_vectors() -> list[Json]:
         ("keys", KeysOp(keys=BLOCK)),
         ("remove-keys", RemoveMember(member=M, cut=7, reason="spam", keys=BLOCK)),
         ("join-keys", Join(invite=I, proof=b"\x33" * 64, name="dave", keys=BLOCK)),
+        (
+            "genesis-sealed",
+            GenesisBody(name="", founder_name="alice", keys=BLOCK, sealed=SEALED),
+        ),
+        ("set-metadata-sealed", SetMetadata(name="", sealed=SEALED)),
         ("relay", RelayGrant(relay=M)),
         ("relay-revoke", RelayGrant(relay=M, revoke=True)),
         ("post", Post(text="hello, gardeners")),
@@ -294,10 +302,38 @@ def body_vectors() -> list[Json]:
         ),
         (
             "genesis-six",
-            "a genesis with an item after its key block",
+            "a genesis whose sealed fields are present and empty (B5)",
             Kind.GENESIS,
             _pack([1, "g", "", "", "", BLOCK, b""]),
             "wrong-length",
+        ),
+        (
+            "genesis-sealed-without-keys",
+            "a genesis with sealed fields and an empty key block before them (B5)",
+            Kind.GENESIS,
+            _pack([1, "", "", "", "", b"", SEALED]),
+            "wrong-length",
+        ),
+        (
+            "genesis-eight",
+            "a genesis with an item after its sealed fields",
+            Kind.GENESIS,
+            _pack([1, "", "", "", "", BLOCK, SEALED, SEALED]),
+            "wrong-length",
+        ),
+        (
+            "set-metadata-sealed-empty",
+            "a set_metadata whose sealed fields are present and empty (B5)",
+            Kind.SET_METADATA,
+            _pack([1, "", "", "", b""]),
+            "wrong-length",
+        ),
+        (
+            "set-metadata-sealed-str",
+            "a set_metadata whose sealed fields are a str",
+            Kind.SET_METADATA,
+            _pack([1, "", "", "", "sealed"]),
+            "wrong-type",
         ),
         (
             "relay-short",

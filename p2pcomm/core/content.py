@@ -488,7 +488,7 @@ class ContentMachine:
     @property
     def state(self) -> GroupState:
         """The membership state; in an encrypted group, with the group's name,
-        description and rules opened with this member's keys (sealed in the log, 12.12)."""
+        description and rules opened with this member's keys (sealed in the log, 12.11a)."""
         state = self.membership.state
         enc = self.encryptor
         if enc is None or not enc.encrypted:

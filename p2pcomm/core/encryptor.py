@@ -258,7 +258,7 @@ class Encryptor:
             return body, None
         op = decode_op(kind, body)
         if isinstance(op, SetMetadata):
-            # 12.12 SM2: the fields go sealed, as content is, under the epoch of the cut.
+            # 12.11a SM2: the fields go sealed, as content is, under the epoch of the cut.
             if op.sealed:
                 return body, None
             group = self.machine.group
@@ -343,7 +343,7 @@ class Encryptor:
         )
 
     def metadata(self) -> tuple[str, str, str] | None:
-        """The group's name, description and rules now, opened (12.12 SM1, SM2): from
+        """The group's name, description and rules now, opened (12.11a SM1 to SM3): from
         the operation that sets them last (04's metadata rule); None if it is sealed and
         this member cannot open it, or if nothing is sealed (a plaintext group)."""
         core = self.machine._core
@@ -513,12 +513,10 @@ def genesis_body(
     founder_name: str = "",
 ) -> tuple[bytes, bytes]:
     """The body of an encrypted group's genesis and its first secret. The name,
-    description and rules are sealed (12.12 SM1): a relay or a stolen store sees the
+    description and rules are sealed (12.11a SM1): a relay or a stolen store sees the
     group's existence, not what it is called."""
     # The fields' limits, checked as a plaintext genesis is (ValidationError).
-    GenesisBody(
-        name=name, description=description, rules=rules, founder_name=founder_name
-    ).encode()
+    GenesisBody(name=name, description=description, rules=rules, founder_name=founder_name).encode()
     private, public = new_receive_key(random_bytes)
     receive[public] = private
     keys, secret = genesis_keys(founder, public, random_bytes)

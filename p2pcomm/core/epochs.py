@@ -711,7 +711,7 @@ def build_block(
 
 # --------------------------------------------------------------------------- sealed fields
 
-#: HKDF info label of the key that seals a genesis's private fields (12.12 SM1).
+#: HKDF info label of the key that seals a genesis's private fields (12.11a SM1).
 LABEL_GENESIS_FIELDS: Final = "p2pcomm/1/genesis-fields"
 _FIELD_LIMITS: Final = Limits(max_size=49152, max_bytes=49152, max_array=3, max_depth=1)
 

@@ -304,6 +304,7 @@ LABELLED_MODULES = [
     "discovery",
     "seal",
     "keyring",
+    "epochs",
 ]
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from p2pcomm.core import crypto
+from p2pcomm.core import crypto, epochs
 from p2pcomm.core import keyring as kr
 from p2pcomm.core import seal as s
 from p2pcomm.core.encoding import decode, encode
+from p2pcomm.core.epochs import LABEL_GENESIS_FIELDS
 from p2pcomm.core.log import MAX_BODY_SIZE
 from p2pcomm.errors import DecodeError, SealError
 
@@ -36,6 +37,8 @@ HANDLED = {
     # key blocks and encrypted histories: test_epochs_vectors.py
     "key-block",
     "history",
+    # sealed group fields: test_sealed_fields_vectors.py
+    "sealed-fields",
 }
 
 
@@ -78,6 +81,7 @@ def test_constants() -> None:
         "slot": s.LABEL_SLOT,
         "pointers": s.LABEL_POINTERS,
         "keyring_key": kr.LABEL_KEYRING_KEY,
+        "genesis_fields": LABEL_GENESIS_FIELDS,
     }
     assert len(set(c["labels"].values())) == len(c["labels"])
     assert x(c["epoch_id_namespace"]) == crypto.blake2b_256(c["labels"]["epoch_id"].encode())
@@ -249,7 +253,7 @@ def test_the_label_table_lists_every_label_of_the_code() -> None:
     listed = set(re.findall(r"^\| `(p2pcomm/1/[a-z-]+)`", section, re.MULTILINE))
     used = {
         value
-        for module in (s, kr)
+        for module in (s, kr, epochs)
         for name, value in vars(module).items()
         if name.startswith("LABEL_")
     }

@@ -78,7 +78,7 @@ class GenesisBody(Body):
     rules: _Rules = ""
     founder_name: Annotated[str, Str(MAX_NAME, label="founder name")] = ""
     keys: _Keys = b""
-    #: The group's name, description and rules, sealed (spec/12-encryption.md, 12.12
+    #: The group's name, description and rules, sealed (spec/12-encryption.md, 12.11a
     #: SM1): then the three fields above are empty.
     sealed: _Sealed = b""
 
