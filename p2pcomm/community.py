@@ -450,6 +450,9 @@ def append_intent_all(
 
     seq, K = position()
     secret = None
+    if kind == Kind.SET_METADATA and enc.needs_rekey(K):
+        keys_first(rekey=True)  # 12.11a: sealed as content is, so W3 as for content
+        seq, K = position()
     if kind in MEMBERSHIP_KINDS:
         member = me in enc.view.members(K)
         if member and kind != Kind.KEYS and not enc.has_receive_key(K):

@@ -497,6 +497,9 @@ class ContentMachine:
         if memo is not None and memo[0] is state and memo[1] == len(enc.secrets):
             return memo[2]
         fields = enc.metadata()
+        meta = self.membership._core.world.meta
+        if fields is None and meta is not None and bool(getattr(meta.body, "sealed", None)):
+            fields = ("", "", "")  # SM3: sealed and unknown here, never the clear fields
         if fields is not None:
             name, description, rules = fields
             state = replace(

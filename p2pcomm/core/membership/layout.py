@@ -298,6 +298,13 @@ class Body:
             if not getattr(item.type, "optional", False) or out[-1] != b"":
                 break
             out.pop()
+        for item, value in zip(self._ITEMS, out[1:], strict=False):
+            if getattr(item.type, "optional", False) and value == b"":
+                # An empty optional item before a present one: a reader refuses it.
+                raise _bad(
+                    f"{item.label} is empty but a later optional item is present",
+                    found=item.name,
+                )
         return encode(out)
 
     @classmethod
