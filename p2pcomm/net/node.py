@@ -1843,7 +1843,9 @@ def _apply(
 ) -> _Applied:
     """Apply stored entries to a group's state: its roles and items now, and the bodies
     that an effective delete targets and that are not dropped yet."""
+    held = len(machine.keys.secrets) if machine.keys is not None else 0
     machine.apply_many(entries)
+    learned = machine.keys is not None and len(machine.keys.secrets) > held
     membership = machine.membership
     roles = membership.roles()
     drop: set[bytes] = set()
@@ -1863,7 +1865,13 @@ def _apply(
         state = machine.state
         names = {m: member.name for m, member in state.members.items()}
         banned, expelled = state.banned, frozenset(state.equivocators)
-    only_posts = all(e.header.kind in _ITEM_KINDS for e in entries)
+    # KEYS entries change no verdict of what is held (an entry's epoch is judged by its
+    # own past) and no role: a batch of posts and key entries that taught this member no
+    # new key takes the posts' path too (a catch-up meets others' key publications).
+    only_posts = all(
+        e.header.kind in _ITEM_KINDS or (e.header.kind == Kind.KEYS and not learned)
+        for e in entries
+    )
     if only_posts:
         # Posts and replies only (a catch-up, or live posts): rebuilding the whole view
         # for each batch would cost time in proportion to the group per batch (it was
