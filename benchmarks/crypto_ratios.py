@@ -108,7 +108,12 @@ def _build_encrypted(path: Path, authors: int, rounds: int, run: int) -> tuple[b
     return group, secret
 
 
-def _synced_per_s(server_db: Path, client_db: Path, group: bytes) -> float:
+def _synced_per_s(built: Path, client_db: Path, group: bytes) -> float:
+    """One full sync from a fresh copy of ``built``: the receiver's node writes a key
+    entry of its own (its receive key, W1) that reaches the sender, and the same member
+    with a fresh store would write another at the same position next time (a fork)."""
+    server_db = client_db.with_name(client_db.stem + "-server.db")
+    shutil.copyfile(built, server_db)
     with SqliteStore(server_db) as store:
         total = store.count(group)
     got = bench_sync.run_sync(server_db, client_db, group, membership=True)
@@ -142,7 +147,8 @@ def sync_ratio(pairs: int, rounds: int) -> dict[str, float | int]:
                         readable = sum(it.text is not None for it in items) == len(items) > 0
                 else:
                     got[False] = _synced_per_s(plain_db, client_db, plain_group)
-                client_db.unlink()
+                for f in client_db.parent.glob(client_db.stem + "*"):
+                    f.unlink()
             enc_rates.append(got[True])
             plain_rates.append(got[False])
             ratios.append(got[True] / got[False])

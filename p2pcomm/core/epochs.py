@@ -390,17 +390,6 @@ class EpochView:
         self._recipients[o.idx] = got
         return got
 
-    def forward_ok(self, o: _Op) -> bool:
-        """Whether everyone a forward names is a member at its cut with a receive key,
-        and it has a slot for each. Holders no longer depend on it (12.10 H1 counts
-        every recipient a forward names); kept for callers that ask."""
-        b = self.block(o)
-        if b is None or not b.is_forward:
-            return False
-        before = self.members(o.K & ~o.bit)
-        rec = self.recipients(o)
-        return len(rec) == len(b.to) == b.slot_count and all(m in before for m in b.to)
-
     def covered(self, o: _Op) -> tuple[_Op, ...]:
         """The rekeys whose secrets a key block's pointers carry, in entry-id order
         (12.9 KB8): a rekey's, the frontier of its cut without itself; a forward's, its

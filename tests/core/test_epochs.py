@@ -716,3 +716,11 @@ def test_a_member_whose_add_is_voided_later_keeps_a_slot_holders_do_not_count() 
     assert reason(history, post) is Reason.OK
     assert reason(history, add) is not Reason.OK
     assert cannot_derive(history, zoe, post)
+
+
+def test_the_resolver_and_the_epochs_agree_on_which_kinds_are_envelopes() -> None:
+    # resolve.py keeps its own copy (it cannot import epochs.py at load time).
+    from p2pcomm.core.epochs import encrypted_kind
+    from p2pcomm.core.membership.resolve import encrypted_kind as resolver_kind
+
+    assert all(encrypted_kind(k) == resolver_kind(k) for k in range(0, 1 << 16))
