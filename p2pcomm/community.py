@@ -263,6 +263,20 @@ class Group(GroupReads):
         self.refresh()
         return entries[-1] if entries else None
 
+    def rotate_keys(self) -> Entry:
+        """Replace this member's receive key and start a new epoch in one KEYS entry
+        (12.11 W1 and a rekey): what a device that may have been copied does to heal,
+        since secrets sealed to the old key stop coming. Raises ``NotFoundError`` in a
+        plaintext group or for a non-member."""
+        self.refresh()
+        entries = write_keys(self.log, self.identity, self._machine, self._clock(), rotate=True)
+        self.refresh()
+        if not entries:
+            raise NotFoundError(
+                ErrorCode.NOT_FOUND, "no keys to rotate: not an encrypted group's member here"
+            )
+        return entries[-1]
+
     def publish_keys(self) -> Entry | None:
         """Publish this member's receive key if the group has none for it yet (W1), so
         that others can hand it the group's key; None if not needed."""
@@ -485,8 +499,10 @@ def write_keys(
     *,
     forward: bool = False,
     publish: bool = False,
+    rotate: bool = False,
 ) -> list[Entry]:
-    """The KEYS entries W1 (``publish``) and W4 (``forward``) ask for now, if any."""
+    """The KEYS entries W1 (``publish``), W4 and W5 (``forward``) ask for now, if any;
+    with ``rotate``, one KEYS entry with a fresh receive key and a rekey."""
     enc = machine.encryptor
     if enc is None or not enc.encrypted:
         return []
@@ -503,7 +519,9 @@ def write_keys(
         machine.apply(entry)
         written.append(entry)
 
-    if publish and not enc.has_receive_key(K):
+    if rotate:
+        write(*enc.keys_body(seq=seq, K=K, rekey=True, rotate=True))
+    elif publish and not enc.has_receive_key(K):
         write(*enc.keys_body(seq=seq, K=K))
     elif forward:
         due = enc.forward_due(K)

@@ -20,6 +20,7 @@ import pytest
 from p2pcomm.community import Group
 from p2pcomm.core.membership import Kind, Reason, Role
 from p2pcomm.core.seal import decode_envelope
+from p2pcomm.errors import NotFoundError
 from p2pcomm.group import GroupLog
 from p2pcomm.store import SqliteStore
 from p2pcomm.testing.history import T0, named_keypair
@@ -171,3 +172,29 @@ def test_plaintext_groups_stay_plaintext(tmp_path: Path, clock: Clock) -> None:
         assert body is not None and b"everyone may read this" in body
         assert club.state.verdicts[e.id].reason is Reason.OK
         assert [m.role for m in club.members()] == [Role.ADMIN]
+
+
+def test_a_member_rotates_its_receive_key_and_the_epoch(tmp_path: Path, clock: Clock) -> None:
+    (a_store, b_store) = stores(tmp_path, "alice", "bob")
+    club = Group.create(a_store, ALICE, "Garden club", clock=clock)
+    club.add(BOB.public_key)
+    copy(club, b_store)
+    bob = Group(b_store, BOB, club.id, clock=clock)
+    bob.publish_keys()
+    copy(bob, a_store)
+    club.welcome()
+    copy(club, b_store)
+    old_keys = set(bob.keys.receive)
+    rotation = bob.rotate_keys()  # one entry: a new receive key and a new epoch
+    assert rotation.header.kind == Kind.KEYS
+    assert set(bob.keys.receive) - old_keys
+    copy(bob, a_store)
+    club.post("after bob's rotation")
+    copy(club, b_store)
+    assert texts(bob)[-1] == "after bob's rotation"
+    with SqliteStore(tmp_path / "plain.db") as store:
+        plain = Group.create(store, ALICE, "Open", clock=clock, encrypted=False)
+        with pytest.raises(NotFoundError):
+            plain.rotate_keys()
+    a_store.close()
+    b_store.close()

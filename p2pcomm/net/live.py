@@ -154,6 +154,10 @@ class LiveGroup(GroupReads):
     async def revoke_invite(self, invite: bytes) -> Entry:
         return await self.node.act(self.id, lambda p: p.revoke_invite(invite))
 
+    async def rotate_keys(self) -> Entry:
+        """As :meth:`p2pcomm.community.Group.rotate_keys`."""
+        return await self.node.rotate_keys(self.id)
+
     async def grant_relay(self, relay: bytes) -> Entry:
         """As :meth:`p2pcomm.community.Group.grant_relay`."""
         return await self.node.act(self.id, lambda p: p.relay(relay))

@@ -467,6 +467,26 @@ class Node:
             await self._wait_change()
         return LiveGroup(self, group)
 
+    async def rotate_keys(self, group: bytes) -> Entry:
+        """A fresh receive key and a new epoch for ``group`` in one KEYS entry, pushed to
+        peers (:meth:`p2pcomm.community.Group.rotate_keys`)."""
+        log = self._log(group)
+        machine = self.content[group]
+        async with self._lock:
+
+            def write() -> list[Entry]:
+                _catch_up(machine, log)
+                return write_keys(log, self.identity, machine, now_ms(), rotate=True)
+
+            entries = await trio.to_thread.run_sync(write)
+            if not entries:
+                raise NotFoundError(
+                    ErrorCode.NOT_FOUND, "no keys to rotate: not an encrypted group's member here"
+                )
+            await self._track(group, entries, origin=None)
+        self._stored(group, entries, origin=None)
+        return entries[-1]
+
     async def _wait_readable(self, group: bytes) -> None:
         """Until this member holds the key of its group's current epoch (at once for a
         plaintext group)."""
