@@ -49,9 +49,12 @@ async def hear(node: Node, name: str, group: bytes, want: int) -> None:
             found = True
             host, port = event.address
             print(f"{name}'s node found a member's node at {host}:{port} by mDNS")
-        elif isinstance(event, ItemAdded | ItemUpdated) and event.item.text is not None:
-            if event.item.author != node.peer_id:
-                print(f"{name}'s node reads: {event.item.text!r}")
+        elif (
+            isinstance(event, ItemAdded | ItemUpdated)
+            and event.item.text is not None
+            and event.item.author != node.peer_id
+        ):
+            print(f"{name}'s node reads: {event.item.text!r}")
 
 
 async def run(folder: Path) -> bool:
