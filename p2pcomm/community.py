@@ -26,10 +26,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from .core.content import ContentMachine, ContentView, Item
 from .core.encryptor import genesis_body
-from .core.epochs import encrypted_kind
+from .core.epochs import HISTORY_FULL, HISTORY_SINCE_JOIN, encrypted_kind
 from .core.identity import ID_TEXT_PREFIX, KeyPair, MemberId
 from .core.intent import Intent, Planner
 from .core.invitation import INVITATION_SECRET_SIZE, InvitationCode
@@ -42,8 +43,9 @@ from .core.membership import (
     Kind,
     Member,
     Role,
+    SetMetadata,
 )
-from .errors import ErrorCode, IdentityError, NotFoundError
+from .errors import ErrorCode, IdentityError, NotFoundError, ValidationError
 from .group import GroupLog, now_ms
 from .keychain import Keychain
 from .store.base import Store
@@ -171,13 +173,21 @@ class Group(GroupReads):
         clock: Callable[[], int] = now_ms,
         encrypted: bool = True,
         keys: Keychain | None = None,
+        history: str = "full",
     ) -> Group:
         """Start a new group (its genesis entry names it) with ``founder`` as admin.
 
         ``encrypted`` (the default): posts, replies, reactions and moderation notes are
         readable by members only (spec/12-encryption.md); the founder's keys are kept
         in the store's sealed keyring. Without it, bodies are plaintext for anyone who
-        holds the log."""
+        holds the log. ``history`` (encrypted groups): ``"full"``, a newcomer reads
+        everything written before it joined; ``"since-join"``, only what is written
+        from then on (12.11b)."""
+        if history not in _HISTORY:
+            raise ValidationError(
+                ErrorCode.BAD_OPERATION,
+                f"history is 'full' or 'since-join', found {history!r}",
+            )
         if not encrypted:
             body = GenesisBody(
                 name=name, description=description, rules=rules, founder_name=founder_name
@@ -193,6 +203,7 @@ class Group(GroupReads):
             description=description,
             rules=rules,
             founder_name=founder_name,
+            history=_HISTORY[history],
         )
         chain.save()  # the receive key before the entry that publishes it
         log = GroupLog.create(store, founder, body=body, timestamp=clock())
@@ -387,6 +398,10 @@ class Group(GroupReads):
         return self.act(lambda p: p.join(code, name=name))
 
 
+#: History modes by name (spec/12-encryption.md 12.11b).
+_HISTORY: Final = {"full": HISTORY_FULL, "since-join": HISTORY_SINCE_JOIN}
+
+
 # --------------------------------------------------------------------------- shared steps
 
 
@@ -519,8 +534,8 @@ def write_keys(
         machine.apply(entry)
         written.append(entry)
 
-    if rotate:
-        write(*enc.keys_body(seq=seq, K=K, rekey=True, rotate=True))
+    if rotate or (forward and enc.welcome_rekey_due(K)):
+        write(*enc.keys_body(seq=seq, K=K, rekey=True, rotate=rotate))
     elif publish and not enc.has_receive_key(K):
         write(*enc.keys_body(seq=seq, K=K))
     elif forward:
@@ -530,6 +545,15 @@ def write_keys(
         for epoch, members in enc.repairs_due(K):  # W5
             seq, parents = log.next_position(me)
             write(*enc.keys_body(seq=seq, K=enc.cut(parents), to=members, epoch=epoch))
+        seq, parents = log.next_position(me)
+        K = enc.cut(parents)
+        if enc.reseal_due(K):  # HM4: the group's name for who joined a since-join group
+            name, description, rules = enc.metadata() or ("", "", "")
+            plain = SetMetadata(name=name, description=description, rules=rules).encode()
+            body, _ = enc.op_body(Kind.SET_METADATA, plain, seq=seq, K=K)
+            entry = log.append(identity, Kind.SET_METADATA, body, timestamp=now)
+            machine.apply(entry)
+            written.append(entry)
     if written:
         assert machine.keys is not None
         machine.keys.save()

@@ -20,7 +20,7 @@ import pytest
 from p2pcomm.community import Group
 from p2pcomm.core.membership import Kind, Reason, Role
 from p2pcomm.core.seal import decode_envelope
-from p2pcomm.errors import NotFoundError
+from p2pcomm.errors import NotFoundError, ValidationError
 from p2pcomm.group import GroupLog
 from p2pcomm.store import SqliteStore
 from p2pcomm.testing.history import T0, named_keypair
@@ -198,3 +198,45 @@ def test_a_member_rotates_its_receive_key_and_the_epoch(tmp_path: Path, clock: C
             plain.rotate_keys()
     a_store.close()
     b_store.close()
+
+
+def test_a_since_join_group_shows_a_newcomer_only_what_follows(
+    tmp_path: Path, clock: Clock
+) -> None:
+    a_store, b_store, c_store = stores(tmp_path, "alice", "bob", "carol")
+    club = Group.create(a_store, ALICE, "Garden club", clock=clock, history="since-join")
+    club.add(BOB.public_key)
+    copy(club, b_store)
+    bob = Group(b_store, BOB, club.id, clock=clock)
+    bob.publish_keys()
+    copy(bob, a_store)
+    # A newcomer is welcomed by a rekey, not by a forward of what came before (HM2).
+    welcome = club.welcome()
+    assert welcome is not None and welcome.header.kind == Kind.KEYS
+    club.post("for bob and alice")
+    copy(club, b_store)
+    assert texts(bob) == ["for bob and alice"]
+
+    code = club.invite().code
+    copy(club, c_store)
+    carol = Group(c_store, CAROL, club.id, clock=clock)
+    carol.join(code, name="carol")
+    copy(carol, a_store)
+    club.post("welcome, carol")  # the writer rekeys first: carol is a newcomer
+    copy(club, c_store)
+    copy(club, b_store)
+    assert texts(carol) == [None, "welcome, carol"]  # not what came before she joined
+    assert texts(bob) == ["for bob and alice", "welcome, carol"]
+    # The group's name was sealed before she joined: an admin seals it again (HM4),
+    # and the forwarding round hands her no past epoch (HM3).
+    assert carol.name == ""
+    reseal = club.welcome()
+    assert reseal is not None and reseal.header.kind == Kind.SET_METADATA
+    assert club.welcome() is None
+    copy(club, c_store)
+    assert texts(carol) == [None, "welcome, carol"]
+    assert club.name == carol.name == "Garden club"
+    with pytest.raises(ValidationError):
+        Group.create(a_store, ALICE, "x", history="forever")
+    for s in (a_store, b_store, c_store):
+        s.close()

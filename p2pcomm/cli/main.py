@@ -502,7 +502,8 @@ def cmd_group_create(args: argparse.Namespace, out: Out) -> int:
     name = _arg_text(args.name, "the name").strip()
     if not name:
         raise CliError("a group needs a name: p2pcomm group create NAME", Exit.USAGE, "empty-name")
-    r = _dispatch(args, "group.create", {"name": name})
+    history = "since-join" if args.since_join else "full"
+    r = _dispatch(args, "group.create", {"name": name, "history": history})
     if out.json:
         out.doc(r)
     else:
@@ -1174,6 +1175,11 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = p.add_subparsers(dest="group_command", metavar="SUBCOMMAND", required=True)
     g = gsub.add_parser("create", help="start a new group; prints its id", parents=[common])
     g.add_argument("name")
+    g.add_argument(
+        "--since-join",
+        action="store_true",
+        help="newcomers read only what is written after they join (default: everything)",
+    )
     g.set_defaults(func=cmd_group_create)
     g = gsub.add_parser("list", help="the groups this identity holds", parents=[common])
     g.set_defaults(func=cmd_group_list)

@@ -163,7 +163,7 @@ class Backend(Protocol):
 
     def group_ids(self) -> list[bytes]: ...
     def handle(self, group: bytes) -> Handle: ...
-    async def create_group(self, name: str) -> Handle: ...
+    async def create_group(self, name: str, history: str = "full") -> Handle: ...
     async def join(self, code: InvitationCode) -> Handle: ...
     def node_status(self) -> Result | None: ...
 
@@ -285,9 +285,11 @@ class LocalBackend:
     def handle(self, group: bytes) -> Handle:
         return _LocalHandle(Group(self.store, self.identity, group))
 
-    async def create_group(self, name: str) -> Handle:
+    async def create_group(self, name: str, history: str = "full") -> Handle:
         return _LocalHandle(
-            Group.create(self.store, self.identity, name, founder_name=self.display_name)
+            Group.create(
+                self.store, self.identity, name, founder_name=self.display_name, history=history
+            )
         )
 
     async def join(self, code: InvitationCode) -> Handle:
@@ -362,8 +364,10 @@ class NodeBackend:
             raise NotFoundError(ErrorCode.NOT_FOUND, f"this node has no group {group.hex()[:16]}")
         return self.node.group(group)
 
-    async def create_group(self, name: str) -> Handle:
-        return await self.node.create_group(name, founder_name=self.display_name)
+    async def create_group(self, name: str, history: str = "full") -> Handle:
+        return await self.node.create_group(
+            name, founder_name=self.display_name, history=history
+        )
 
     async def join(self, code: InvitationCode) -> Handle:
         # Bounded like the local path: the client waits for the answer, not forever.
@@ -454,7 +458,8 @@ async def _groups(b: Backend, p: Params) -> Result:
 
 
 async def _group_create(b: Backend, p: Params) -> Result:
-    return _group_json(b, await b.create_group(_str(p, "name")))
+    history = _str(p, "history", default="full")
+    return _group_json(b, await b.create_group(_str(p, "name"), history))
 
 
 async def _group_info(b: Backend, p: Params) -> Result:

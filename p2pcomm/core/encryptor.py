@@ -36,18 +36,20 @@ from typing import TYPE_CHECKING, Final, Protocol
 from ..errors import ErrorCode, SealError, ValidationError
 from . import crypto
 from .epochs import (
+    HISTORY_FULL,
+    HISTORY_SINCE_JOIN,
     EpochView,
     GroupKeys,
     KeyBlock,
     build_block,
-    decode_fields,
+    decode_fields_and_mode,
     encode_fields,
     encrypted_kind,
     open_genesis_fields,
     seal_genesis_fields,
     slot_context,
 )
-from .membership.kinds import Kind
+from .membership.kinds import Kind, Role
 from .membership.machine import MembershipMachine
 from .membership.ops import (
     Ban,
@@ -138,6 +140,9 @@ class Encryptor:
         self.secrets = secrets
         self._random = random_bytes
         self._on_receive_key = on_receive_key
+        self._fields_memo: (
+            tuple[tuple[object, int, int], tuple[str, str, str, int] | None] | None
+        ) = None
         self._keys: GroupKeys | None = None
         self._learnt = -1
         self._scanned = 0
@@ -205,7 +210,27 @@ class Encryptor:
         if not self.encrypted:
             return False
         self.learn()
-        return self.view.stale(K) or self.keys.epoch_key(K) is None or self._departed(K)
+        return (
+            self.view.stale(K)
+            or self.keys.epoch_key(K) is None
+            or self._departed(K)
+            or (self.since_join and bool(self.newcomers(K)))
+        )
+
+    def newcomers(self, K: int) -> set[bytes]:
+        """Members at ``K`` who were not members where some rekey of its frontier was
+        written: in a since-join group they get the key of a rekey written after their
+        arrival (HM2), never an earlier epoch's."""
+        view = self.view
+        members = view.members(K)
+        out: set[bytes] = set()
+        for s in view.frontier(K):
+            if s.kind == Kind.GENESIS:
+                before: frozenset[bytes] = frozenset({s.author})
+            else:
+                before = view.members(s.K)
+            out |= members - before
+        return out
 
     def _departed(self, K: int) -> bool:
         """Someone who is not a member at ``K`` left or was removed by an operation in
@@ -263,7 +288,8 @@ class Encryptor:
                 return body, None
             group = self.machine.group
             assert group is not None
-            fields = encode_fields(op.name, op.description, op.rules)
+            mode = HISTORY_SINCE_JOIN if self.since_join else HISTORY_FULL
+            fields = encode_fields(op.name, op.description, op.rules, mode)
             ctx = AadContext(group, self.me, seq, kind)
             sealed = self.keys.seal(K, ctx, fields, self._random(NONCE_SIZE))
             return SetMetadata(name="", sealed=sealed).encode(), None
@@ -340,9 +366,30 @@ class Encryptor:
             target=target,
             to=list(to),
             epoch=list(epoch),
+            pointers=not self.since_join,  # HM2: no way back past a since-join rekey
         )
 
     def metadata(self) -> tuple[str, str, str] | None:
+        got = self._fields()
+        return None if got is None else got[:3]
+
+    @property
+    def since_join(self) -> bool:
+        """Whether the group gives newcomers only what is written from their joining on
+        (12.11b HM1; read from the sealed fields that count now, full if unknown)."""
+        got = self._fields()
+        return got is not None and got[3] == HISTORY_SINCE_JOIN
+
+    def _fields(self) -> tuple[str, str, str, int] | None:
+        core = self.machine._core
+        stamp = (core.world.meta, len(self.secrets), len(core.ops))
+        if self._fields_memo is not None and self._fields_memo[0] == stamp:
+            return self._fields_memo[1]
+        got = self._open_fields()
+        self._fields_memo = (stamp, got)
+        return got
+
+    def _open_fields(self) -> tuple[str, str, str, int] | None:
         """The group's name, description and rules now, opened (12.11a SM1 to SM3): from
         the operation that sets them last (04's metadata rule); None if it is sealed and
         this member cannot open it, or if nothing is sealed (a plaintext group)."""
@@ -365,7 +412,7 @@ class Encryptor:
             data = self.keys.open(o.K & ~o.bit, ctx, body.sealed).plaintext
         else:
             return None
-        fields = None if data is None else decode_fields(data)
+        fields = None if data is None else decode_fields_and_mode(data)
         if fields is None:
             return None
         try:  # the limits of the fields in the clear (04): beyond them, unreadable
@@ -407,9 +454,34 @@ class Encryptor:
         skip = set(view.holders(K)) - self._garbled(K)
         skip.add(self.me)
         skip.update(self._forked_members(K))
+        if self.since_join:
+            skip |= self.newcomers(K)  # HM2: a rekey welcomes them, not a forward
         return sorted(
             m for m in view.members(K) if m not in skip and view.receive_key(m, K) is not None
         )
+
+    def reseal_due(self, K: int) -> bool:
+        """HM4: in a since-join group, a member at ``K`` cannot open the sealed fields
+        that count (sealed under an epoch from before it joined), and this member, an
+        admin, can: it seals them again in a SET_METADATA under the current epoch."""
+        if not (self.encrypted and self.since_join) or self._fields() is None:
+            return False
+        view = self.view
+        core = self.machine._core
+        o = core.world.meta
+        if o is None:
+            return False
+        level = core.world.level(self.me, K)[0]
+        if level < int(Role.ADMIN) or self.needs_rekey(K):
+            return False
+        epoch = view.frontier(o.K) if o.kind == Kind.GENESIS else view.frontier(o.K & ~o.bit)
+        holders = view.holders_of(epoch, K)
+        return any(m not in holders and view.receive_key(m, K) is not None for m in view.members(K))
+
+    def welcome_rekey_due(self, K: int) -> bool:
+        """HM2: in a since-join group, a newcomer at ``K`` waits for a rekey written
+        after its arrival; a member's node writes one (any member can)."""
+        return self.encrypted and self.since_join and bool(self.newcomers(K))
 
     def repairs_due(self, K: int) -> list[tuple[tuple[bytes, ...], list[bytes]]]:
         """W5: epochs, or parts of one, that members at cut ``K`` cannot reach, as
@@ -435,9 +507,15 @@ class Encryptor:
                 return
             seen.add(ids)
             have = view.holders_of(epoch, K) - self._garbled(K, epoch)
+            eligible = members
+            if self.since_join:  # HM3: only who was a member when that epoch began
+                for s in epoch:
+                    eligible = eligible & (
+                        frozenset({s.author}) if s.kind == Kind.GENESIS else view.members(s.K)
+                    )
             due = sorted(
                 m
-                for m in members
+                for m in eligible
                 if m not in have and m not in skip and view.receive_key(m, K) is not None
             )
             if due:
@@ -511,6 +589,7 @@ def genesis_body(
     description: str = "",
     rules: str = "",
     founder_name: str = "",
+    history: int = HISTORY_FULL,
 ) -> tuple[bytes, bytes]:
     """The body of an encrypted group's genesis and its first secret. The name,
     description and rules are sealed (12.11a SM1): a relay or a stolen store sees the
@@ -521,7 +600,10 @@ def genesis_body(
     receive[public] = private
     keys, secret = genesis_keys(founder, public, random_bytes)
     sealed = seal_genesis_fields(
-        secret, founder, encode_fields(name, description, rules), random_bytes(NONCE_SIZE)
+        secret,
+        founder,
+        encode_fields(name, description, rules, history),
+        random_bytes(NONCE_SIZE),
     )
     body = GenesisBody(name="", founder_name=founder_name, keys=keys, sealed=sealed).encode()
     return body, secret

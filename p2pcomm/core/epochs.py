@@ -84,7 +84,10 @@ __all__ = [
     "Opened",
     "block_of",
     "build_block",
+    "HISTORY_FULL",
+    "HISTORY_SINCE_JOIN",
     "decode_fields",
+    "decode_fields_and_mode",
     "encode_fields",
     "encrypted_kind",
     "open_genesis_fields",
@@ -640,6 +643,7 @@ def build_block(
     target: bytes | None = None,
     to: Sequence[bytes] = (),
     epoch: Sequence[bytes] = (),
+    pointers: bool = True,
 ) -> tuple[KeyBlock, bytes | None]:
     """A key block for an operation about to be written at ``(author, seq, kind)`` whose
     past is cut ``K`` (without itself): publishing ``receive``, and with a new secret when
@@ -679,11 +683,11 @@ def build_block(
     # A genesis's slots name the zero group: its id is the hash of its own body.
     g = bytes(32) if kind == Kind.GENESIS or group is None else group
     sealed = seal_slots(secret, keys, g, ctx)
-    pointers = b""
-    if K and view is not None:
+    sealed_pointers = b""
+    if K and view is not None and (pointers or to):
         carried = sorted(epoch) if epoch else [p.id for p in view.frontier(K)]
         if carried and all(i in secrets for i in carried):
-            pointers = seal_pointers(secret, [secrets[i] for i in carried])
+            sealed_pointers = seal_pointers(secret, [secrets[i] for i in carried])
         elif epoch:
             raise ValidationError(ErrorCode.BAD_OPERATION, "this member lacks that epoch")
     block = KeyBlock(
@@ -693,7 +697,7 @@ def build_block(
         epoch=tuple(sorted(epoch)) if to else (),
         eph_pub=sealed.eph_pub,
         slots=sealed.slots,
-        pointers=pointers,
+        pointers=sealed_pointers,
     )
     return block, secret
 
@@ -702,24 +706,47 @@ def build_block(
 
 #: HKDF info label of the key that seals a genesis's private fields (12.11a SM1).
 LABEL_GENESIS_FIELDS: Final = "p2pcomm/1/genesis-fields"
-_FIELD_LIMITS: Final = Limits(max_size=49152, max_bytes=49152, max_array=3, max_depth=1)
+_FIELD_LIMITS: Final = Limits(max_size=49152, max_bytes=49152, max_array=4, max_depth=1)
 
 
-def encode_fields(name: str, description: str, rules: str) -> bytes:
-    """The plaintext of sealed metadata: ``encode([name, description, rules])``."""
-    return encode([name, description, rules])
+#: History modes (12.11b HM1): a newcomer reads the whole history, or only what is
+#: written from its joining on.
+HISTORY_FULL: Final = 0
+HISTORY_SINCE_JOIN: Final = 1
+
+
+def encode_fields(name: str, description: str, rules: str, history: int = HISTORY_FULL) -> bytes:
+    """The plaintext of sealed metadata: ``encode([name, description, rules])``, with
+    a fourth item ``1`` for a since-join group (absent for the default, full history)."""
+    if history not in (HISTORY_FULL, HISTORY_SINCE_JOIN):
+        raise ValueError(f"history mode is 0 or 1, found {history}")
+    return encode([name, description, rules] + ([history] if history else []))
 
 
 def decode_fields(data: bytes) -> tuple[str, str, str] | None:
-    """Inverse of :func:`encode_fields`; None for anything else."""
+    """The name, description and rules of :func:`encode_fields`; None for anything
+    else."""
+    got = decode_fields_and_mode(data)
+    return None if got is None else got[:3]
+
+
+def decode_fields_and_mode(data: bytes) -> tuple[str, str, str, int] | None:
+    """Inverse of :func:`encode_fields`; None for anything else (a fourth item other
+    than ``1`` included: the default is written by leaving it out)."""
     try:
         items = decode_canonical(data, _FIELD_LIMITS)
-        expect_array(items, "fields", length=3)
+        expect_array(items, "fields")
     except DecodeError:
         return None
-    if not all(isinstance(v, str) for v in items):
+    if len(items) == 4 and items[3] == HISTORY_SINCE_JOIN and type(items[3]) is int:
+        mode = HISTORY_SINCE_JOIN
+    elif len(items) == 3:
+        mode = HISTORY_FULL
+    else:
         return None
-    return str(items[0]), str(items[1]), str(items[2])
+    if not all(isinstance(v, str) for v in items[:3]):
+        return None
+    return str(items[0]), str(items[1]), str(items[2]), mode
 
 
 def _genesis_fields_key(secret: bytes) -> bytes:

@@ -410,6 +410,7 @@ class Node:
         rules: str = "",
         founder_name: str = "",
         encrypted: bool = True,
+        history: str = "full",
     ) -> LiveGroup:
         """Start a new group with this node's member as founder, and replicate it;
         ``encrypted`` as :meth:`p2pcomm.community.Group.create`."""
@@ -424,6 +425,7 @@ class Node:
                 founder_name=founder_name,
                 encrypted=encrypted,
                 keys=self.keys,
+                history=history,
             ).id
 
         async with self._lock:
@@ -544,7 +546,12 @@ class Node:
             return None
         if not enc.has_receive_key(K):
             return 0
-        if not enc.forward_due(K) and not enc.repairs_due(K):
+        if not (
+            enc.forward_due(K)
+            or enc.repairs_due(K)
+            or enc.welcome_rekey_due(K)
+            or enc.reseal_due(K)
+        ):
             return None
         holders = sorted(view.holders(K) & view.members(K))
         return holders.index(self.peer_id) if self.peer_id in holders else len(holders)
