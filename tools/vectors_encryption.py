@@ -28,14 +28,16 @@ Types:
 * ``sealed-fields``: the sealed name, description and rules of an encrypted group's
   GENESIS (the secret, founder, derived key, nonce, fields, plaintext, sealed bytes, body
   and signed entry, 12.11a SM1) and of a SET_METADATA after it (the epoch key, entry
-  context, plaintext, envelope, body and entry, SM2); with ``unknown``, sealed bytes
-  whose fields a reader takes as unknown, and the step that refuses them (SM3);
+  context, plaintext, envelope, body and entry, SM2), once for a since-join group (a
+  fourth item ``1``, 12.11b); with ``unknown``, sealed bytes whose fields a reader takes
+  as unknown, and the step that refuses them (SM3);
 * ``history``: an encrypted group's entries, in a causal order, with every member's
   receive private keys, and what every replica must compute from them: the recipients
   of each key block and what its pointers carry (KB6 to KB8), and for each encrypted
   content entry its frontier, epoch id, holders, members at its cut, verdict (X1), which
   members can derive its key, the key and the plaintext (12.10). Built with
-  :class:`p2pcomm.testing.crypted.CryptReplica`, which writes by W1 to W5 (12.11).
+  :class:`p2pcomm.testing.crypted.CryptReplica`, which writes by W1 to W5 (12.11) and,
+  in a since-join group, HM1 to HM4 (12.11b).
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ from p2pcomm.core import seal as s
 from p2pcomm.core.content import Post
 from p2pcomm.core.encoding import Limits, decode, decode_canonical, encode, expect_array
 from p2pcomm.core.epochs import (
+    HISTORY_FULL,
+    HISTORY_SINCE_JOIN,
     LABEL_GENESIS_FIELDS,
     GroupKeys,
     KeyBlock,
-    decode_fields,
+    decode_fields_and_mode,
     encode_fields,
     encrypted_kind,
     open_genesis_fields,
@@ -727,16 +731,25 @@ def key_blocks() -> list[dict[str, Any]]:
 FOUNDER = named_keypair("alice")
 SEALED_TIMESTAMP = 1_795_478_400_000
 #: 12 SM3: how the plaintext of sealed fields is decoded.
-FIELD_LIMITS = Limits(max_size=MAX_BODY_SIZE, max_bytes=MAX_BODY_SIZE, max_array=3, max_depth=1)
+FIELD_LIMITS = Limits(max_size=MAX_BODY_SIZE, max_bytes=MAX_BODY_SIZE, max_array=4, max_depth=1)
 FIELDS = ("garden club", "we grow things", "be kind")
 NEW_FIELDS = ("allotment society", "", "no spam")
 
 
 def fields_problem(plaintext: bytes) -> str | None:
     """SM3 on an opened plaintext: the error of the first rule it breaks, or None when it
-    gives the three fields (the items 04 4.5 accepts in a SET_METADATA body)."""
+    gives the three fields (the items 04 4.5 accepts in a SET_METADATA body), optionally
+    followed by the history mode ``1`` (12.11b): a fourth item that is not an integer is
+    ``wrong-type``, another integer ``out-of-range``."""
     try:
         items = decode_canonical(plaintext, FIELD_LIMITS)
+        expect_array(items, "fields")
+        if len(items) == 4:
+            if type(items[3]) is not int:
+                return "wrong-type"
+            if items[3] != HISTORY_SINCE_JOIN:
+                return "out-of-range"
+            items = items[:3]
         expect_array(items, "fields", length=3)
         SetMetadata.decode(encode([1, *items]))
     except DecodeError as exc:
@@ -791,7 +804,8 @@ def sealed_fields() -> list[dict[str, Any]]:
     def genesis_sealed(fields: tuple[str, str, str], **kw: Any) -> bytes:
         secret = kw.get("secret", SECRET)
         ad = kw.get("founder", alice)
-        return seal_genesis_fields(secret, ad, encode_fields(*fields), gnonce)
+        history = kw.get("history", HISTORY_FULL)
+        return seal_genesis_fields(secret, ad, encode_fields(*fields, history), gnonce)
 
     plaintext = encode_fields(*FIELDS)
     sealed = genesis_sealed(FIELDS)
@@ -825,6 +839,39 @@ def sealed_fields() -> list[dict[str, Any]]:
             "group": group.hex(),
         }
     ]
+    # The same genesis for a since-join group (12.11b): the fields end with the integer 1.
+    sj_plaintext = encode_fields(*FIELDS, HISTORY_SINCE_JOIN)
+    assert sj_plaintext == encode([*FIELDS, 1])
+    sj_sealed = genesis_sealed(FIELDS, history=HISTORY_SINCE_JOIN)
+    sj_body = GenesisBody(name="", founder_name="alice", keys=keys, sealed=sj_sealed).encode()
+    sj_genesis = create_genesis(FOUNDER, timestamp=SEALED_TIMESTAMP, body=sj_body)
+    assert genesis_problem(SECRET, alice, sj_sealed) is None
+    assert decode_fields_and_mode(sj_plaintext) == (*FIELDS, HISTORY_SINCE_JOIN)
+    out.append(
+        {
+            "type": "sealed-fields",
+            "name": "sealed-fields-genesis-since-join",
+            "description": "as sealed-fields-genesis, for a since-join group (12.11b): the"
+            " sealed fields have a fourth item, the integer 1",
+            "operation": "genesis",
+            "secret": SECRET.hex(),
+            "receive": receive,
+            "founder": alice.hex(),
+            "key": gkey.hex(),
+            "nonce": gnonce.hex(),
+            "fields": _fields_json(FIELDS),
+            "history": HISTORY_SINCE_JOIN,
+            "plaintext": sj_plaintext.hex(),
+            "padded": s.pad(sj_plaintext).hex(),
+            "sealed": sj_sealed.hex(),
+            "founder_name": "alice",
+            "keys": keys.hex(),
+            "body": sj_body.hex(),
+            "timestamp": SEALED_TIMESTAMP,
+            "entry": encode_entry(sj_genesis).hex(),
+            "group": sj_genesis.id.hex(),
+        }
+    )
     # A SET_METADATA by alice right after it (seq 2): an envelope under the epoch of its
     # cut, whose frontier is the genesis alone.
     eid = s.epoch_id(group, [group])
@@ -917,12 +964,27 @@ def sealed_fields() -> list[dict[str, Any]]:
             "a plaintext of two strings",
             seal_genesis_fields(SECRET, alice, encode(["garden club", ""]), gnonce),
         ),
+        (
+            "genesis-history-0",
+            "a fourth item 0: full history is written by leaving it out (12.11b)",
+            seal_genesis_fields(SECRET, alice, encode([*FIELDS, 0]), gnonce),
+        ),
+        (
+            "genesis-history-2",
+            "a fourth item 2, no history mode",
+            seal_genesis_fields(SECRET, alice, encode([*FIELDS, 2]), gnonce),
+        ),
+        (
+            "genesis-history-string",
+            'a fourth item "1", a str',
+            seal_genesis_fields(SECRET, alice, encode([*FIELDS, "1"]), gnonce),
+        ),
     ]
     for name, what, data in gfails:
         fail = genesis_problem(SECRET, alice, data)
         assert fail is not None, name
         opened = open_genesis_fields(SECRET, alice, data)
-        assert opened is None or decode_fields(opened) is None or fields_problem(opened)
+        assert opened is None or decode_fields_and_mode(opened) is None or fields_problem(opened)
         out.append(
             {
                 "type": "sealed-fields",
@@ -1008,8 +1070,8 @@ class Story:
     """An encrypted group's history being written by :class:`CryptReplica` devices of the
     named test keys; entries are labelled ``author-seq`` (a letter for a forked copy)."""
 
-    def __init__(self, *, name: str) -> None:
-        self.history, alice = CryptReplica.found(HISTORY_KEYS["alice"], name=name)
+    def __init__(self, *, name: str, history: int = HISTORY_FULL) -> None:
+        self.history, alice = CryptReplica.found(HISTORY_KEYS["alice"], name=name, history=history)
         self.replicas: dict[str, CryptReplica] = {"alice": alice}
 
     def __getitem__(self, name: str) -> CryptReplica:
@@ -1381,6 +1443,31 @@ def story_removed_admin_welcomes() -> Story:
     return st
 
 
+def story_since_join() -> Story:
+    st = Story(name="since join", history=HISTORY_SINCE_JOIN)
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    alice.add(bob, Role.MEMBER)
+    bob.sync(alice)
+    bob.publish()
+    alice.sync(bob)
+    alice.forward()  # HM2: a rekey welcomes bob, not a forward; HM4: the fields again
+    bob.sync(alice)
+    bob.post("bob, before carol joins")
+    inv, code = alice.invite(invitation_secret(1))
+    alice.sync(bob)
+    carol.sync(alice)
+    carol.join(code, inv)
+    alice.sync(carol)
+    alice.post("alice, after carol joins")  # W3: carol is a newcomer, so a rekey first
+    bob.sync(alice)
+    carol.sync(alice)
+    alice.forward()  # HM4: the fields, sealed again under the epoch carol holds
+    bob.sync(alice)
+    carol.sync(alice)
+    carol.post("carol reads what follows her joining")
+    return st
+
+
 STORIES: list[tuple[str, str, Callable[[], Story]]] = [
     (
         "history-concurrent-removals",
@@ -1477,6 +1564,15 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         " a post by carol, who saw the add and not the removal, is stale (X1), though erin"
         " can derive its key; alice's rekey leaves bob and erin out",
         story_removed_admin_welcomes,
+    ),
+    (
+        "history-since-join",
+        "a since-join group (12.11b): alice adds bob, whom a rekey welcomes (HM2), then"
+        " seals the fields again for him (HM4); bob posts; carol joins by invitation;"
+        " alice's post is preceded by a rekey (W3: carol is a newcomer), then her forward"
+        " round seals the fields again; no rekey has pointers (HM1), and carol derives"
+        " what follows her joining, not bob's post before it",
+        story_since_join,
     ),
 ]
 

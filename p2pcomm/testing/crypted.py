@@ -21,10 +21,11 @@ from __future__ import annotations
 from ..core import crypto
 from ..core.content import ContentBody, decode_content
 from ..core.encryptor import Encryptor, genesis_body
-from ..core.epochs import encrypted_kind
+from ..core.epochs import HISTORY_FULL, encrypted_kind
 from ..core.identity import KeyPair
 from ..core.log import Entry, create_genesis
 from ..core.membership import MEMBERSHIP_KINDS, Kind, MembershipMachine
+from ..core.membership.ops import SetMetadata
 from ..core.seal import NONCE_SIZE, AadContext
 from .history import T0, History, Replica
 
@@ -67,24 +68,34 @@ class CryptReplica(Replica):
 
     @classmethod
     def found(
-        cls, founder: KeyPair, *, name: str = "test group", timestamp: int = T0
+        cls,
+        founder: KeyPair,
+        *,
+        name: str = "test group",
+        timestamp: int = T0,
+        history: int = HISTORY_FULL,
     ) -> tuple[History, CryptReplica]:
-        """An encrypted group and its founder's replica."""
+        """An encrypted group and its founder's replica; ``history`` is the group's
+        history mode (12.11b: ``HISTORY_SINCE_JOIN`` for a since-join group)."""
         random = SeededRandom(b"crypt replica " + founder.public_key)
         receive: dict[bytes, bytes] = {}
         body, secret = genesis_body(
-            name, founder=founder.public_key, receive=receive, random_bytes=random
+            name,
+            founder=founder.public_key,
+            receive=receive,
+            random_bytes=random,
+            history=history,
         )
         genesis = create_genesis(founder, timestamp=timestamp, body=body)
-        history = History(genesis)
-        r = cls(history, founder, learn_genesis=False)
+        log = History(genesis)
+        r = cls(log, founder, learn_genesis=False)
         r.random = random
         r.enc._random = random
         r.receive.update(receive)
         r.secrets[genesis.id] = secret
         r.learn([genesis])
         r.seq, r.prev, r.last_ts = 1, genesis.id, timestamp
-        return history, r
+        return log, r
 
     # -- resolution
 
@@ -154,14 +165,25 @@ class CryptReplica(Replica):
         return self._keys(rekey=True)
 
     def forward(self) -> Entry | None:
-        """W4, then W5: forward the current epoch to the members who lack it, then each
-        past epoch someone cannot reach; the last entry written, None if none was (or
-        this replica cannot)."""
+        """What a member's node writes for the others, as ``write_keys(forward=True)``
+        of :mod:`p2pcomm.community` does: in a since-join group the rekey that welcomes
+        a newcomer (HM2); W4, then W5: forward the current epoch to the members who
+        lack it, then each past epoch someone cannot reach; then, in a since-join group,
+        the fields sealed again for who cannot open them (HM4). The last entry written,
+        None if none was (or this replica cannot)."""
         K = self.next_cut()
-        due = tuple(self.enc.forward_due(K))
-        last = self._keys(to=due) if due else None
+        if self.id not in self.enc.view.members(K):
+            return None
+        last = self.rekey() if self.enc.welcome_rekey_due(K) else None
+        due = tuple(self.enc.forward_due(self.next_cut()))
+        if due:
+            last = self._keys(to=due)
         for epoch, members in self.enc.repairs_due(self.next_cut()):
             last = self._keys(to=tuple(members), epoch=epoch)
+        if self.enc.reseal_due(self.next_cut()):
+            name, description, rules = self.enc.metadata() or ("", "", "")
+            plain = SetMetadata(name=name, description=description, rules=rules).encode()
+            last = self.append(Kind.SET_METADATA, plain)
         return last
 
     # -- reading

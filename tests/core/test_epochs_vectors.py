@@ -17,9 +17,10 @@ import pytest
 
 from p2pcomm.core import crypto
 from p2pcomm.core import seal as s
+from p2pcomm.core.encryptor import Encryptor
 from p2pcomm.core.epochs import GroupKeys, KeyBlock, encrypted_kind, slot_context
 from p2pcomm.core.log import Entry, decode_entry
-from p2pcomm.core.membership import MEMBERSHIP_KINDS, MembershipMachine, resolve
+from p2pcomm.core.membership import MEMBERSHIP_KINDS, Kind, MembershipMachine, resolve
 from p2pcomm.errors import DecodeError
 
 PATH = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "encryption.json"
@@ -261,3 +262,39 @@ def test_a_departure_the_frontier_does_not_follow_calls_for_a_rekey() -> None:
     (rekey,) = honest["frontier"]
     assert v["expect"]["key_ops"][rekey]["rekey"] and rekey.startswith("bob-")
     assert honest["verdict"] == "ok" and "carol" not in honest["derive"]
+
+
+def test_a_since_join_group_shows_a_newcomer_only_what_follows() -> None:
+    """12.11b: no rekey has pointers (HM1); a rekey welcomes each newcomer (HM2), who
+    derives what follows and not what came before; an admin seals the fields again
+    under an epoch the newcomer holds (HM4), and every member reads them, mode included."""
+    (v,) = [v for v in of("history") if v["name"] == "history-since-join"]
+    entries = [decode_entry(x(e["entry"])) for e in v["entries"]]
+    label = {e.id: item["label"] for e, item in zip(entries, v["entries"], strict=True)}
+    ops = v["expect"]["key_ops"]
+    rekeys = [op for op in ops.values() if op["rekey"]]
+    assert len(rekeys) == 3 and not any(op["pointers"] for op in rekeys)
+    assert not any(op["forward"] for op in ops.values())
+    content = v["expect"]["content"]
+    order = [label[e.id] for e in entries if label[e.id] in content]
+    before, *after = (content[k] for k in order)
+    assert before["members"] == ["alice", "bob"] and "carol" not in before["derive"]
+    assert after and all(c["derive"] == ["alice", "bob", "carol"] for c in after)
+    assert all(c["verdict"] == "ok" for c in content.values())
+    resealed = [label[e.id] for e in entries if e.header.kind == Kind.SET_METADATA]
+    assert len(resealed) == 2 and all(r.startswith("alice-") for r in resealed)
+    machine = MembershipMachine()
+    machine.apply_many(entries)
+    for n, keys in v["receive"].items():
+        receive = {x(k["public"]): x(k["private"]) for k in keys}
+        enc = Encryptor(machine, x(v["authors"][n]), receive, {}, random_bytes=bytes)
+        assert enc.since_join, n
+        assert enc.metadata() == ("since join", "", ""), n
+    # Without the last reseal, carol cannot open the fields: they were sealed under the
+    # epoch that welcomed bob, before she joined
+    last = entries.index(next(e for e in entries if label[e.id] == resealed[-1]))
+    machine = MembershipMachine()
+    machine.apply_many(entries[:last])
+    carol = {x(k["public"]): x(k["private"]) for k in v["receive"]["carol"]}
+    enc = Encryptor(machine, x(v["authors"]["carol"]), carol, {}, random_bytes=bytes)
+    assert enc.metadata() is None and not enc.since_join

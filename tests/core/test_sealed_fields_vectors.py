@@ -17,9 +17,11 @@ from p2pcomm.core import seal as s
 from p2pcomm.core.encoding import Limits, decode_canonical, encode, expect_array
 from p2pcomm.core.encryptor import Encryptor
 from p2pcomm.core.epochs import (
+    HISTORY_SINCE_JOIN,
     LABEL_GENESIS_FIELDS,
     KeyBlock,
     decode_fields,
+    decode_fields_and_mode,
     encode_fields,
     open_genesis_fields,
     seal_genesis_fields,
@@ -36,7 +38,7 @@ DOC = json.loads(PATH.read_text(encoding="utf-8"))
 VECTORS = [v for v in DOC["vectors"] if v["type"] == "sealed-fields"]
 ALICE = named_keypair("alice")
 #: SM3: the plaintext is decoded with these limits (01 D1 to D3, D5, D6).
-LIMITS = Limits(max_size=49152, max_bytes=49152, max_array=3, max_depth=1)
+LIMITS = Limits(max_size=49152, max_bytes=49152, max_array=4, max_depth=1)
 
 
 def x(text: str) -> bytes:
@@ -62,9 +64,17 @@ def context(j: dict[str, Any]) -> s.AadContext:
 
 
 def fields_problem(plaintext: bytes) -> str | None:
-    """SM3: a canonical array of three str within 04 4.5's limits, or the error."""
+    """SM3: a canonical array of three str within 04 4.5's limits, optionally followed
+    by the integer 1 (12.11b), or the error."""
     try:
         items = decode_canonical(plaintext, LIMITS)
+        expect_array(items, "fields")
+        if len(items) == 4:
+            if type(items[3]) is not int:
+                return "wrong-type"
+            if items[3] != 1:
+                return "out-of-range"
+            items = items[:3]
         expect_array(items, "fields", length=3)
         SetMetadata.decode(encode([1, *items]))
     except DecodeError as exc:
@@ -99,16 +109,21 @@ def set_metadata_problem(key: bytes, eid: bytes, ctx: s.AadContext, sealed: byte
 # --------------------------------------------------------------------------- end to end
 
 
-def read_as_alice(*entries: Entry) -> tuple[str, str, str] | None:
-    """What alice's Encryptor opens from the entries (its receive key is the one the
-    genesis block seals the first secret to; it holds no secret beforehand)."""
+def alice_encryptor(*entries: Entry) -> Encryptor:
+    """Alice's Encryptor over the entries (its receive key is the one the genesis block
+    seals the first secret to; it holds no secret beforehand)."""
     g = named("sealed-fields-genesis")
     machine = MembershipMachine()
     machine.apply_many(entries)
     receive = {x(g["receive"]["public"]): x(g["receive"]["private"])}
     enc = Encryptor(machine, ALICE.public_key, receive, {}, random_bytes=lambda n: bytes(n))
     assert enc.encrypted
-    return enc.metadata()
+    return enc
+
+
+def read_as_alice(*entries: Entry) -> tuple[str, str, str] | None:
+    """What alice's Encryptor opens from the entries."""
+    return alice_encryptor(*entries).metadata()
 
 
 def genesis_entry(sealed: bytes) -> Entry:
@@ -182,6 +197,38 @@ def test_the_genesis() -> None:
     assert (meta.name, meta.description, meta.rules) == ("", "", "")
 
 
+def test_a_since_join_genesis() -> None:
+    """12.11b: the fields of a since-join group end with the integer 1, sealed as SM1."""
+    v = named("sealed-fields-genesis-since-join")
+    g = named("sealed-fields-genesis")
+    secret, founder, nonce = x(v["secret"]), x(v["founder"]), x(v["nonce"])
+    assert (secret, founder, v["keys"], v["key"]) == (
+        x(g["secret"]),
+        ALICE.public_key,
+        g["keys"],
+        g["key"],
+    )
+    fields = fields_of(v["fields"])
+    assert v["history"] == HISTORY_SINCE_JOIN == 1
+    plaintext = encode([*fields, 1])
+    assert plaintext == encode_fields(*fields, HISTORY_SINCE_JOIN) == x(v["plaintext"])
+    assert s.pad(plaintext) == x(v["padded"])
+    key = crypto.hkdf_sha256(b"", secret, LABEL_GENESIS_FIELDS.encode("ascii"))
+    sealed = nonce + crypto.aead_seal(key, nonce, founder, s.pad(plaintext))
+    assert sealed == seal_genesis_fields(secret, founder, plaintext, nonce) == x(v["sealed"])
+    assert genesis_problem(secret, founder, sealed) is None
+    assert decode_fields_and_mode(plaintext) == (*fields, HISTORY_SINCE_JOIN)
+    assert decode_fields(plaintext) == fields
+    body = GenesisBody(name="", founder_name="alice", keys=x(v["keys"]), sealed=sealed)
+    assert body.encode() == x(v["body"])
+    entry = decode_entry(x(v["entry"]))
+    assert entry == create_genesis(ALICE, timestamp=v["timestamp"], body=x(v["body"]))
+    assert entry.id.hex() == v["group"] != g["group"]
+    enc = alice_encryptor(entry)
+    assert enc.metadata() == fields and enc.since_join
+    assert not alice_encryptor(decode_entry(x(g["entry"]))).since_join
+
+
 @pytest.mark.parametrize(
     "name", ["sealed-fields-set-metadata", "sealed-fields-set-metadata-limits"]
 )
@@ -228,7 +275,10 @@ def test_refused(v: dict[str, Any]) -> None:
         assert (secret, founder) == (x(g["secret"]), x(g["founder"]))
         assert genesis_problem(secret, founder, sealed) == v["unknown"]
         opened = open_genesis_fields(secret, founder, sealed)
-        if v["unknown"] in ("too-large", "wrong-length", "wrong-type") and opened is not None:
+        if (
+            v["unknown"] in ("too-large", "wrong-length", "wrong-type", "out-of-range")
+            and opened is not None
+        ):
             assert fields_problem(opened) == v["unknown"]
         # SM3: the founder's Encryptor reads the fields as unknown
         assert read_as_alice(genesis_entry(sealed)) is None
@@ -247,6 +297,8 @@ def test_the_refusals_cover_sm1_to_sm3() -> None:
         ("genesis", "decrypt-failed"),
         ("genesis", "wrong-length"),
         ("genesis", "too-large"),
+        ("genesis", "out-of-range"),
+        ("genesis", "wrong-type"),
         ("set_metadata", "decrypt-failed"),
         ("set_metadata", "wrong-epoch"),
         ("set_metadata", "truncated"),
@@ -254,6 +306,12 @@ def test_the_refusals_cover_sm1_to_sm3() -> None:
         ("set_metadata", "wrong-type"),
     }
     good = [v for v in VECTORS if "unknown" not in v]
-    assert len(good) == 3
+    assert len(good) == 4
+    history = {v["name"]: v["unknown"] for v in VECTORS if "-history-" in v["name"]}
+    assert history == {
+        "sealed-fields-unknown-genesis-history-0": "out-of-range",
+        "sealed-fields-unknown-genesis-history-2": "out-of-range",
+        "sealed-fields-unknown-genesis-history-string": "wrong-type",
+    }
     at_limits = fields_of(named("sealed-fields-set-metadata-limits")["fields"])
     assert [len(f.encode()) for f in at_limits] == [64, 1024, 8192]
