@@ -51,6 +51,7 @@ from . import crypto
 from .encoding import Limits, decode_canonical, encode, expect_array, expect_bytes, expect_uint
 from .membership.kinds import FIRST_APP_KIND, Kind
 from .membership.ops import Ban, GenesisBody, Join, KeysOp, RemoveMember
+from .membership.world import _bits
 from .seal import (
     SECRET_SIZE,
     SLOT_SIZE,
@@ -259,15 +260,6 @@ def block_of(o: _Op) -> KeyBlock | None:
         return KeyBlock.decode(body.keys)
     except DecodeError:
         return None
-
-
-def _bits(x: int) -> list[int]:
-    out = []
-    while x:
-        low = x & -x
-        out.append(low.bit_length() - 1)
-        x ^= low
-    return out
 
 
 class EpochView:

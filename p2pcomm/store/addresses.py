@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from typing import Final, Literal, Protocol, get_args
 
 from ..errors import ErrorCode, StoreError
 from . import _sql
-from .sqlite import SqliteStore
+from ._side import PerStore, on_file
 
 __all__ = [
     "BACKOFF_BASE_MS",
@@ -283,19 +282,7 @@ class _SqliteBackend:
 
 
 #: In-memory books, one per store object, alive as long as the store.
-_MEMORY: weakref.WeakKeyDictionary[object, _MemoryBackend] = weakref.WeakKeyDictionary()
-_MEMORY_LOCK = threading.Lock()
-
-
-def _memory_for(store: object) -> _MemoryBackend:
-    with _MEMORY_LOCK:
-        try:
-            backend = _MEMORY.get(store)
-            if backend is None:
-                backend = _MEMORY[store] = _MemoryBackend()
-            return backend
-        except TypeError:  # not weakly referenceable: a book of its own
-            return _MemoryBackend()
+_MEMORY: Final = PerStore(_MemoryBackend)
 
 
 class AddressBook:
@@ -304,14 +291,11 @@ class AddressBook:
     def __init__(self, store: object, *, max_addresses: int = MAX_ADDRESSES) -> None:
         self.max_addresses = max_addresses
         self._backend: _Backend
-        if (
-            isinstance(store, SqliteStore)
-            and store.path != ":memory:"
-            and "mode=memory" not in store.path
-        ):
-            self._backend = _SqliteBackend(store.path, durable=store.durable)
+        file = on_file(store)
+        if file is not None:
+            self._backend = _SqliteBackend(file.path, durable=file.durable)
         else:
-            self._backend = _memory_for(store)
+            self._backend = _MEMORY.get(store)
         self._closed = False
 
     # -- lifecycle

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Final, Protocol, TypeVar
@@ -36,7 +35,7 @@ from ..core.encoding import Limits, decode_canonical
 from ..core.keyring import Keyring, keyring_key, open_keyring, seal_keyring
 from ..errors import DecodeError, ErrorCode, SealError, StoreError
 from . import _sql
-from .sqlite import SqliteStore
+from ._side import PerStore, on_file
 
 __all__ = ["KeyringStore"]
 
@@ -160,27 +159,8 @@ class _SqliteBackend:
             self.db.close()
 
 
-#: In-memory keyrings, one table per store object, alive as long as the store.
-_MEMORY: weakref.WeakKeyDictionary[object, _MemoryBackend] = weakref.WeakKeyDictionary()
-_MEMORY_LOCK = threading.Lock()
-
-
-def _memory_for(store: object) -> _MemoryBackend:
-    with _MEMORY_LOCK:
-        try:
-            backend = _MEMORY.get(store)
-            if backend is None:
-                backend = _MEMORY[store] = _MemoryBackend()
-            return backend
-        except TypeError:  # not weakly referenceable: a table of its own
-            return _MemoryBackend()
-
-
-def _on_file(store: object) -> bool:
-    if not isinstance(store, SqliteStore):
-        return False
-    path = store.path
-    return path not in ("", ":memory:") and "mode=memory" not in path
+#: In-memory tables, one per store object, alive as long as the store.
+_MEMORY: Final = PerStore(_MemoryBackend)
 
 
 def _check_owner(owner: bytes) -> bytes:
@@ -216,11 +196,11 @@ class KeyringStore:
 
     def __init__(self, store: object) -> None:
         self._backend: _Backend
-        if _on_file(store):
-            assert isinstance(store, SqliteStore)
-            self._backend = _SqliteBackend(store.path, durable=store.durable)
+        file = on_file(store)
+        if file is not None:
+            self._backend = _SqliteBackend(file.path, durable=file.durable)
         else:
-            self._backend = _memory_for(store)
+            self._backend = _MEMORY.get(store)
         self._closed = False
 
     # -- lifecycle

@@ -255,7 +255,7 @@ def test_a_memory_store_keeps_blobs_sealed() -> None:
     store = MemoryStore()
     with KeyringStore(store) as k:
         k.save(ALICE, ALICE_SEED, ring(), nonce(1))
-    blob = keyrings._MEMORY[store].rows[ALICE]
+    blob = keyrings._MEMORY.get(store).rows[ALICE]
     assert blob == seal_keyring(ring(), keyring_key(ALICE_SEED), nonce(1))
     assert RECEIVE not in blob and SECRET not in blob
 
