@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .core.content import ContentMachine, ContentView, Item
-from .core.encryptor import genesis_body
+from .core.encryptor import MAX_DUTIES, genesis_body
 from .core.epochs import HISTORY_FULL, HISTORY_SINCE_JOIN, encrypted_kind
 from .core.identity import ID_TEXT_PREFIX, KeyPair, MemberId
 from .core.intent import Intent, Planner
@@ -43,7 +43,6 @@ from .core.membership import (
     Kind,
     Member,
     Role,
-    SetMetadata,
 )
 from .errors import ErrorCode, IdentityError, NotFoundError, ValidationError
 from .group import GroupLog, now_ms
@@ -516,8 +515,9 @@ def write_keys(
     publish: bool = False,
     rotate: bool = False,
 ) -> list[Entry]:
-    """The KEYS entries W1 (``publish``), W4 and W5 (``forward``) ask for now, if any;
-    with ``rotate``, one KEYS entry with a fresh receive key and a rekey."""
+    """The entries W1 (``publish``) or the duties of :meth:`Encryptor.duty`
+    (``forward``) ask for now, if any; with ``rotate``, one KEYS entry with a fresh
+    receive key and a rekey."""
     enc = machine.encryptor
     if enc is None or not enc.encrypted:
         return []
@@ -528,32 +528,25 @@ def write_keys(
         return []
     written: list[Entry] = []
 
-    def write(body: bytes, secret: bytes | None) -> None:
-        entry = log.append(identity, Kind.KEYS, body, timestamp=now)
+    def write(kind: int, body: bytes, secret: bytes | None) -> None:
+        entry = log.append(identity, kind, body, timestamp=now)
         enc.note(entry.id, secret)
         machine.apply(entry)
         written.append(entry)
 
-    if rotate or (forward and enc.welcome_rekey_due(K)):
-        write(*enc.keys_body(seq=seq, K=K, rekey=True, rotate=rotate))
+    if rotate:
+        write(Kind.KEYS, *enc.keys_body(seq=seq, K=K, rekey=True, rotate=True))
     elif publish and not enc.has_receive_key(K):
-        write(*enc.keys_body(seq=seq, K=K))
+        write(Kind.KEYS, *enc.keys_body(seq=seq, K=K))
     elif forward:
-        due = enc.forward_due(K)
-        if due:
-            write(*enc.keys_body(seq=seq, K=K, to=due))
-        for epoch, members in enc.repairs_due(K):  # W5
+        # Each duty written makes itself not due; the bound only guards a fault.
+        for _ in range(MAX_DUTIES):
+            duty = enc.duty(K)
+            if duty is None:
+                break
+            write(*enc.duty_entry(duty, seq=seq, K=K))
             seq, parents = log.next_position(me)
-            write(*enc.keys_body(seq=seq, K=enc.cut(parents), to=members, epoch=epoch))
-        seq, parents = log.next_position(me)
-        K = enc.cut(parents)
-        if enc.reseal_due(K):  # HM4: the group's name for who joined a since-join group
-            name, description, rules = enc.metadata() or ("", "", "")
-            plain = SetMetadata(name=name, description=description, rules=rules).encode()
-            body, _ = enc.op_body(Kind.SET_METADATA, plain, seq=seq, K=K)
-            entry = log.append(identity, Kind.SET_METADATA, body, timestamp=now)
-            machine.apply(entry)
-            written.append(entry)
+            K = enc.cut(parents)
     if written:
         assert machine.keys is not None
         machine.keys.save()

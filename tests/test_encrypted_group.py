@@ -210,9 +210,15 @@ def test_a_since_join_group_shows_a_newcomer_only_what_follows(
     bob = Group(b_store, BOB, club.id, clock=clock)
     bob.publish_keys()
     copy(bob, a_store)
-    # A newcomer is welcomed by a rekey, not by a forward of what came before (HM2).
-    welcome = club.welcome()
-    assert welcome is not None and welcome.header.kind == Kind.KEYS
+    # A newcomer is welcomed by a rekey, not by a forward of what came before (HM2);
+    # then the group's fields are sealed again for it (HM4).
+    before = a_store.count(club.id)
+    assert club.welcome() is not None
+    welcome, reseal = [e for _, e in a_store.iter_entries(club.id)][before:]
+    assert welcome.header.kind == Kind.KEYS and reseal.header.kind == Kind.SET_METADATA
+    machine = club._machine.membership
+    block = machine._core.epochs.block(machine._core.by_id[welcome.id])
+    assert block is not None and block.is_rekey and not block.pointers
     club.post("for bob and alice")
     copy(club, b_store)
     assert texts(bob) == ["for bob and alice"]

@@ -365,9 +365,7 @@ class NodeBackend:
         return self.node.group(group)
 
     async def create_group(self, name: str, history: str = "full") -> Handle:
-        return await self.node.create_group(
-            name, founder_name=self.display_name, history=history
-        )
+        return await self.node.create_group(name, founder_name=self.display_name, history=history)
 
     async def join(self, code: InvitationCode) -> Handle:
         # Bounded like the local path: the client waits for the answer, not forever.

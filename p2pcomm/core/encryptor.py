@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 from ..errors import ErrorCode, SealError, ValidationError
 from . import crypto
@@ -66,9 +66,11 @@ from .seal import NONCE_SIZE, AadContext, verify_slots
 if TYPE_CHECKING:
     from .membership.world import _Op
 
-__all__ = ["Encryptor", "MemberKeys", "genesis_keys", "new_receive_key"]
+__all__ = ["MAX_DUTIES", "Duty", "Encryptor", "MemberKeys", "genesis_keys", "new_receive_key"]
 
 _RECEIVE_SIZE: Final = 32
+#: The most duty entries one round writes (each makes itself not due: a guard only).
+MAX_DUTIES: Final = 16
 
 
 def new_receive_key(random_bytes: Callable[[int], bytes]) -> tuple[bytes, bytes]:
@@ -96,6 +98,17 @@ def genesis_keys(
     )
     assert secret is not None
     return block.encode(), secret
+
+
+class Duty(NamedTuple):
+    """A key entry a member owes the others (:meth:`Encryptor.duty`)."""
+
+    #: ``welcome`` (HM2), ``forward`` (W4), ``repair`` (W5) or ``reseal`` (HM4).
+    what: str
+    #: The members a forward names.
+    to: tuple[bytes, ...] = ()
+    #: The past epoch a repair hands over (entry ids), empty for the current one.
+    epoch: tuple[bytes, ...] = ()
 
 
 class MemberKeys(Protocol):
@@ -438,6 +451,41 @@ class Encryptor:
             raise SealError(ErrorCode.NO_KEY, "the epoch at this cut reaches a non-member")
         ctx = AadContext(group, self.me, seq, kind)
         return self.keys.seal(K, ctx, plaintext, self._random(NONCE_SIZE))
+
+    def duty(self, K: int) -> Duty | None:
+        """What this member owes the others at cut ``K``, the first that is due, in the
+        order a member's node writes them (12.11, 12.11b): the rekey that welcomes a
+        newcomer of a since-join group (HM2), the forward of the current epoch (W4),
+        the forward of a past epoch or of the part of one this member holds (W5), the
+        sealed fields again (HM4). None when nothing is. Writing one makes it not due,
+        so a caller writes duties until this is None (:meth:`duty_entry`)."""
+        if not self.encrypted or self.me not in self.view.members(K):
+            return None
+        if self.welcome_rekey_due(K):
+            return Duty("welcome")
+        due = self.forward_due(K)
+        if due:
+            return Duty("forward", tuple(due))
+        repairs = self.repairs_due(K)
+        if repairs:
+            epoch, members = repairs[0]
+            return Duty("repair", tuple(members), epoch)
+        if self.reseal_due(K):
+            return Duty("reseal")
+        return None
+
+    def duty_entry(self, duty: Duty, *, seq: int, K: int) -> tuple[int, bytes, bytes | None]:
+        """``(kind, body, new secret or None)`` of the entry that does ``duty``, about
+        to be written at ``seq`` with cut ``K``."""
+        if duty.what == "welcome":
+            body, secret = self.keys_body(seq=seq, K=K, rekey=True)
+        elif duty.what == "reseal":
+            name, description, rules = self.metadata() or ("", "", "")
+            plain = SetMetadata(name=name, description=description, rules=rules).encode()
+            return (Kind.SET_METADATA, *self.op_body(Kind.SET_METADATA, plain, seq=seq, K=K))
+        else:
+            body, secret = self.keys_body(seq=seq, K=K, to=duty.to, epoch=duty.epoch)
+        return Kind.KEYS, body, secret
 
     def forward_due(self, K: int) -> list[bytes]:
         """W4: members at cut ``K`` with a receive key who do not hold its key, if this

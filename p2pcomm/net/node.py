@@ -546,12 +546,7 @@ class Node:
             return None
         if not enc.has_receive_key(K):
             return 0
-        if not (
-            enc.forward_due(K)
-            or enc.repairs_due(K)
-            or enc.welcome_rekey_due(K)
-            or enc.reseal_due(K)
-        ):
+        if enc.duty(K) is None:
             return None
         holders = sorted(view.holders(K) & view.members(K))
         return holders.index(self.peer_id) if self.peer_id in holders else len(holders)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from ..core import crypto
 from ..core.content import ContentBody, decode_content
-from ..core.encryptor import Encryptor, genesis_body
+from ..core.encryptor import MAX_DUTIES, Encryptor, genesis_body
 from ..core.epochs import HISTORY_FULL, encrypted_kind
 from ..core.identity import KeyPair
 from ..core.log import Entry, create_genesis
 from ..core.membership import MEMBERSHIP_KINDS, Kind, MembershipMachine
-from ..core.membership.ops import SetMetadata
 from ..core.seal import NONCE_SIZE, AadContext
 from .history import T0, History, Replica
 
@@ -166,24 +165,18 @@ class CryptReplica(Replica):
 
     def forward(self) -> Entry | None:
         """What a member's node writes for the others, as ``write_keys(forward=True)``
-        of :mod:`p2pcomm.community` does: in a since-join group the rekey that welcomes
-        a newcomer (HM2); W4, then W5: forward the current epoch to the members who
-        lack it, then each past epoch someone cannot reach; then, in a since-join group,
-        the fields sealed again for who cannot open them (HM4). The last entry written,
-        None if none was (or this replica cannot)."""
-        K = self.next_cut()
-        if self.id not in self.enc.view.members(K):
-            return None
-        last = self.rekey() if self.enc.welcome_rekey_due(K) else None
-        due = tuple(self.enc.forward_due(self.next_cut()))
-        if due:
-            last = self._keys(to=due)
-        for epoch, members in self.enc.repairs_due(self.next_cut()):
-            last = self._keys(to=tuple(members), epoch=epoch)
-        if self.enc.reseal_due(self.next_cut()):
-            name, description, rules = self.enc.metadata() or ("", "", "")
-            plain = SetMetadata(name=name, description=description, rules=rules).encode()
-            last = self.append(Kind.SET_METADATA, plain)
+        of :mod:`p2pcomm.community` does: every duty of ``Encryptor.duty`` (HM2, W4,
+        W5, HM4) until none is due. The last entry written, None if none was (or this
+        replica cannot)."""
+        last = None
+        for _ in range(MAX_DUTIES):
+            K = self.next_cut()
+            duty = self.enc.duty(K)
+            if duty is None:
+                break
+            kind, body, secret = self.enc.duty_entry(duty, seq=self.seq + 1, K=K)
+            last = Replica.append(self, kind, body)
+            self.enc.note(last.id, secret)
         return last
 
     # -- reading
