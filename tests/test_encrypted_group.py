@@ -21,22 +21,13 @@ from p2pcomm.community import Group
 from p2pcomm.core.membership import Kind, Reason, Role
 from p2pcomm.core.seal import decode_envelope
 from p2pcomm.errors import NotFoundError, ValidationError
-from p2pcomm.group import GroupLog
 from p2pcomm.store import SqliteStore
-from p2pcomm.testing.history import T0, named_keypair
+from p2pcomm.testing.history import named_keypair
+from tests.test_community import Clock, copy
 
 ALICE = named_keypair("alice")
 BOB = named_keypair("bob")
 CAROL = named_keypair("carol")
-
-
-class Clock:
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        self.now += 1000
-        return self.now
 
 
 @pytest.fixture
@@ -47,12 +38,6 @@ def clock() -> Clock:
 def stores(tmp_path: Path, *names: str) -> Iterator[SqliteStore]:
     for n in names:
         yield SqliteStore(tmp_path / f"{n}.db")
-
-
-def copy(src: Group, dst: SqliteStore) -> None:
-    """Carry every entry of ``src``'s group to ``dst`` (what a sync or a bundle does)."""
-    result = GroupLog(dst, src.id).ingest([e for _, e in src.store.iter_entries(src.id)])
-    assert not result.rejected
 
 
 def texts(g: Group) -> list[str | None]:

@@ -366,12 +366,8 @@ class Node:
         # others can go on meanwhile.
         if log.inflight is not None:
             await trio.to_thread.run_sync(log.wait_written)
-        async with self._lock:
-            entry = await trio.to_thread.run_sync(log.append, self.identity, kind, body)
-            await self._track(group, [entry], origin=None)
-        self._stored(group, [entry], origin=None)
-        self._recheck_access(group)
-        return entry
+        entries = await self._write(group, lambda: [log.append(self.identity, kind, body)])
+        return entries[0]
 
     def group(self, group: bytes) -> LiveGroup:
         """The application handle of a group this node replicates."""
@@ -386,12 +382,19 @@ class Node:
         machine = self.content.get(group)
         if machine is None:
             raise P2PCommError(ErrorCode.BAD_STATE, "this node does not track membership")
-        async with self._lock:
-            entries = await trio.to_thread.run_sync(self._plan_and_append, log, machine, plan)
-            await self._track(group, entries, origin=None)
-        self._stored(group, entries, origin=None)
-        self._recheck_access(group)
+        entries = await self._write(group, lambda: self._plan_and_append(log, machine, plan))
         return entries[-1]
+
+    async def _write(self, group: bytes, write: Callable[[], list[Entry]]) -> list[Entry]:
+        """Run ``write`` (appending to ``group``'s log) in a worker thread with the node
+        lock held, feed what it wrote to the group's state, and push it to peers."""
+        async with self._lock:
+            entries = await trio.to_thread.run_sync(write)
+            await self._track(group, entries, origin=None)
+        if entries:
+            self._stored(group, entries, origin=None)
+            self._recheck_access(group)
+        return entries
 
     def _plan_and_append(
         self, log: GroupLog, machine: ContentMachine, plan: Callable[[Planner], Intent]
@@ -474,19 +477,16 @@ class Node:
         peers (:meth:`p2pcomm.community.Group.rotate_keys`)."""
         log = self._log(group)
         machine = self.content[group]
-        async with self._lock:
 
-            def write() -> list[Entry]:
-                _catch_up(machine, log)
-                return write_keys(log, self.identity, machine, now_ms(), rotate=True)
+        def write() -> list[Entry]:
+            _catch_up(machine, log)
+            return write_keys(log, self.identity, machine, now_ms(), rotate=True)
 
-            entries = await trio.to_thread.run_sync(write)
-            if not entries:
-                raise NotFoundError(
-                    ErrorCode.NOT_FOUND, "no keys to rotate: not an encrypted group's member here"
-                )
-            await self._track(group, entries, origin=None)
-        self._stored(group, entries, origin=None)
+        entries = await self._write(group, write)
+        if not entries:
+            raise NotFoundError(
+                ErrorCode.NOT_FOUND, "no keys to rotate: not an encrypted group's member here"
+            )
         return entries[-1]
 
     async def _wait_readable(self, group: bytes) -> None:
@@ -557,19 +557,16 @@ class Node:
                 await trio.sleep(rank * KEY_STAGGER)
             log = self.logs[group]
             machine = self.content[group]
-            async with self._lock:
+
+            def write() -> list[Entry]:
                 if self._key_rank(group) is None:
-                    return
+                    return []  # done meanwhile, by this node or another
+                now = now_ms()
+                return write_keys(log, self.identity, machine, now, publish=True) or write_keys(
+                    log, self.identity, machine, now, forward=True
+                )
 
-                def write() -> list[Entry]:
-                    now = now_ms()
-                    return write_keys(log, self.identity, machine, now, publish=True) or write_keys(
-                        log, self.identity, machine, now, forward=True
-                    )
-
-                entries = await trio.to_thread.run_sync(write)
-                await self._track(group, entries, origin=None)
-            self._stored(group, entries, origin=None)
+            await self._write(group, write)
         except P2PCommError as exc:
             logger.warning("key duty in group %s failed: %s", group.hex()[:16], exc)
         finally:
