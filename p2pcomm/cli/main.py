@@ -146,7 +146,7 @@ class Out:
         self.json = as_json
 
     def doc(self, obj: Any) -> None:
-        print(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+        print(json.dumps(obj, ensure_ascii=False, sort_keys=True), flush=True)
 
     def line(self, text: str = "") -> None:
         print(text, flush=True)
