@@ -1,0 +1,415 @@
+"""Several hosts on one machine, and a censor between them, for the scenarios in
+``examples/`` that show what p2pcomm survives.
+
+Each host is a network namespace with one veth pair to a *router* namespace that
+forwards between them. A censor acts at the router, as one would on a real network:
+:meth:`Lab.block` adds policy-routing rules of type ``blackhole`` there, so the
+kernel silently drops every packet between two hosts (real packet loss: a dial times
+out, a live connection stalls), and :meth:`Lab.unblock` removes them. Addresses are
+``169.254.N.2`` (host N) and ``169.254.N.1`` (the router's side), link-local and only
+inside namespaces the lab makes; nothing reaches the machine's own network, and every
+namespace is deleted when the lab closes, whatever happened.
+
+Making namespaces needs root. Elsewhere :func:`ensure_lab` runs the scenario again
+inside a new user namespace (``unshare --user --map-root-user --net --mount``), where
+the process is root over namespaces it owns; where neither is allowed,
+:class:`LabUnavailable` says why and a scenario exits with :data:`SKIPPED`.
+
+Each host's node is ``p2pcomm run --json`` in its namespace (:class:`NodeProcess`);
+the other commands run there too (:meth:`Host.cli`), as a person would type them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SKIPPED",
+    "CommandFailed",
+    "Host",
+    "Lab",
+    "LabUnavailable",
+    "NodeProcess",
+    "ensure_lab",
+    "found_group",
+    "item_ids",
+    "readable",
+]
+
+#: A scenario's exit status when this machine cannot make namespaces (automake's "skip").
+SKIPPED = 77
+
+#: How long one command may take, and the default wait for a node's line.
+DEADLINE = 60.0
+
+_REEXEC_MARK = "P2PCOMM_LAB_USERNS"
+
+
+class LabUnavailable(Exception):
+    """Network namespaces cannot be made here; the message says why."""
+
+
+class CommandFailed(Exception):
+    """A ``p2pcomm`` command exited non-zero; the message holds what it printed."""
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=False)
+
+
+def ensure_lab() -> None:
+    """Make sure this process may create network namespaces. As root, nothing to do;
+    otherwise this process is replaced by itself inside a new user namespace (where it
+    is root over the namespaces it makes). Raises :class:`LabUnavailable` when
+    neither works."""
+    if shutil.which("ip") is None:
+        raise LabUnavailable("the ip command (iproute2) is not installed")
+    if os.geteuid() == 0:
+        if os.environ.get(_REEXEC_MARK) == "1":
+            # Inside the user namespace: /run belongs to the real root, so
+            # `ip netns add` gets a private /run of its own (this mount namespace only).
+            res = subprocess.run(
+                ["mount", "-t", "tmpfs", "tmpfs", "/run"], capture_output=True, text=True
+            )
+            if res.returncode != 0:
+                raise LabUnavailable(f"cannot mount a private /run: {res.stderr.strip()}")
+            os.environ[_REEXEC_MARK] = "2"
+        return
+    if os.environ.get(_REEXEC_MARK) or shutil.which("unshare") is None:
+        raise LabUnavailable(
+            f"network namespaces need root or user namespaces; running as uid {os.geteuid()}"
+        )
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", "--mount", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise LabUnavailable(
+            f"not root, and user namespaces are not allowed: {probe.stderr.strip()}"
+        )
+    sys.stdout.flush()
+    os.environ[_REEXEC_MARK] = "1"
+    os.execvp(
+        "unshare",
+        ["unshare", "--user", "--map-root-user", "--net", "--mount", "--",
+         sys.executable, *sys.argv],
+    )  # fmt: skip
+
+
+@dataclass
+class Host:
+    """One machine of the lab: a namespace, an address and a p2pcomm home."""
+
+    name: str
+    ns: str
+    ip: str
+    home: Path
+    lab: Lab = field(repr=False)
+    #: The member id of this host's identity, once made (``p2pcomm init``).
+    member: str = ""
+
+    def command(self, *args: str) -> list[str]:
+        """``p2pcomm ARGS --home HOME`` run inside this host's namespace."""
+        return [
+            "ip", "netns", "exec", self.ns,
+            sys.executable, "-m", "p2pcomm", *args, "--home", str(self.home),
+        ]  # fmt: skip
+
+    def cli(self, *args: str, check: bool = True) -> Any:
+        """Run a command here with ``--json``; its parsed output (raises
+        :class:`CommandFailed` when it fails and ``check``)."""
+        res = subprocess.run(
+            [*self.command(*args), "--json"],
+            capture_output=True,
+            text=True,
+            env=self.lab.env,
+            timeout=DEADLINE,
+            check=False,
+        )
+        if "Traceback" in res.stderr:
+            raise CommandFailed(f"{self.name}: p2pcomm {' '.join(args)} crashed:\n{res.stderr}")
+        if res.returncode != 0:
+            if check:
+                raise CommandFailed(
+                    f"{self.name}: p2pcomm {' '.join(args)} exited {res.returncode}: "
+                    f"{res.stdout.strip()} {res.stderr.strip()}"
+                )
+            return {"exit": res.returncode, "error": res.stderr.strip()}
+        text = res.stdout.strip()
+        return json.loads(text) if text else None
+
+    def start(self, *args: str, peers: Sequence[Host] = ()) -> NodeProcess:
+        """``p2pcomm run`` here: listening on this host's address (port 7447), no
+        mDNS unless asked, dialling ``peers``."""
+        extra: list[str] = []
+        for peer in peers:
+            extra += ["--peer", f"{peer.ip}:7447"]
+        if "--interface" not in args:
+            extra.append("--no-mdns")
+        node = NodeProcess(
+            self.name,
+            [*self.command("run", "--json", "--listen", f"{self.ip}:7447", *extra, *args)],
+            self.lab.env,
+        )
+        self.lab.processes.append(node)
+        node.wait(lambda d: d.get("event") == "started")
+        return node
+
+    def address(self) -> str:
+        return f"{self.ip}:7447"
+
+
+class NodeProcess:
+    """A running ``p2pcomm run --json``; its lines are read with deadlines and kept,
+    each with the wall-clock time it was read (``time.time()``, comparable with the
+    millisecond timestamps entries carry: every host shares this machine's clock)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._pending = b""
+        #: Every line so far: (wall-clock time read, document).
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+        self._cursor = 0
+
+    def _read(self, deadline: float) -> bool:
+        """Read what is there (waiting until ``deadline``); False when nothing came."""
+        assert self.proc.stdout is not None
+        left = deadline - time.monotonic()
+        if left <= 0 or not self._selector.select(left):
+            return False
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            raise CommandFailed(f"{self.name}'s node ended:\n{self.stderr()}")
+        self._pending += chunk
+        now = time.time()
+        while b"\n" in self._pending:
+            line, _, self._pending = self._pending.partition(b"\n")
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                doc = {"event": "text", "line": line.decode(errors="replace")}
+            self.seen.append((now, doc if isinstance(doc, dict) else {"value": doc}))
+        return True
+
+    def wait(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
+    ) -> tuple[float, dict[str, Any]]:
+        """The first line, among those seen so far and to come, that ``pred`` accepts,
+        with the time it was read. Raises ``TimeoutError`` when none comes in time."""
+        deadline = time.monotonic() + timeout
+        index = 0
+        while True:
+            while index < len(self.seen):
+                at, doc = self.seen[index]
+                index += 1
+                if pred(doc):
+                    return at, doc
+            if not self._read(deadline) and time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.name}: no expected line in {timeout:.0f} s")
+
+    def drain(self, seconds: float) -> None:
+        """Keep reading for ``seconds`` (to see what does, or does not, arrive)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._read(deadline)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [doc for _, doc in self.seen if doc.get("event") == name]
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None:
+            return ""
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def stop(self) -> int:
+        """Ctrl-C, and wait; the exit status (130 for a clean stop)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode
+
+
+class Lab:
+    """Hosts joined through a router namespace. Use as a context manager: every
+    namespace, process and veth is gone after ``with``, whatever happened."""
+
+    def __init__(self, names: Sequence[str], folder: Path) -> None:
+        if len(set(names)) != len(names) or not 0 < len(names) <= 200:
+            raise ValueError("host names must be distinct, 1 to 200 of them")
+        self.tag = secrets.token_hex(3)
+        self.router = f"p2p-r-{self.tag}"
+        self.folder = folder
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("P2PCOMM_")}
+        self.env["HOME"] = str(folder)
+        self.env.pop(_REEXEC_MARK, None)
+        self.hosts: dict[str, Host] = {}
+        self.processes: list[NodeProcess] = []
+        self._made: list[str] = []
+        self._blocked: set[tuple[str, str]] = set()
+        self._names = list(names)
+
+    def __enter__(self) -> Lab:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, *args: str) -> None:
+        res = _ip(*args)
+        if res.returncode != 0:
+            raise LabUnavailable(f"ip {' '.join(args)}: {res.stderr.strip()}")
+
+    def _build(self) -> None:
+        self._run("netns", "add", self.router)
+        self._made.append(self.router)
+        self._run("-n", self.router, "link", "set", "lo", "up")
+        forward = subprocess.run(
+            ["ip", "netns", "exec", self.router, "sh", "-c",
+             "echo 1 > /proc/sys/net/ipv4/ip_forward"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if forward.returncode != 0:
+            raise LabUnavailable(f"the router cannot forward: {forward.stderr.strip()}")
+        for n, name in enumerate(self._names, start=1):
+            ns = f"p2p-{n}-{self.tag}"
+            self._run("netns", "add", ns)
+            self._made.append(ns)
+            inner, outer = f"h{n}{self.tag}", f"r{n}{self.tag}"
+            ip = f"169.254.{n}.2"
+            for step in (
+                ("link", "add", inner, "type", "veth", "peer", "name", outer),
+                ("link", "set", inner, "netns", ns),
+                ("link", "set", outer, "netns", self.router),
+                ("-n", ns, "link", "set", "lo", "up"),
+                ("-n", ns, "addr", "add", f"{ip}/24", "dev", inner),
+                ("-n", ns, "link", "set", inner, "up"),
+                ("-n", self.router, "addr", "add", f"169.254.{n}.1/24", "dev", outer),
+                ("-n", self.router, "link", "set", outer, "up"),
+                ("-n", ns, "route", "add", "default", "via", f"169.254.{n}.1"),
+            ):
+                self._run(*step)
+            home = self.folder / name
+            self.hosts[name] = Host(name=name, ns=ns, ip=ip, home=home, lab=self)
+
+    def __getitem__(self, name: str) -> Host:
+        return self.hosts[name]
+
+    def _rules(self, a: Host, b: Host, verb: str) -> None:
+        for src, dst in ((a, b), (b, a)):
+            self._run(
+                "-n", self.router, "rule", verb, "from", f"{src.ip}/32", "to", f"{dst.ip}/32",
+                "priority", "100", "blackhole",
+            )  # fmt: skip
+
+    def block(self, a: str, b: str) -> None:
+        """The censor drops every packet between hosts ``a`` and ``b``, both ways."""
+        key = (min(a, b), max(a, b))
+        if key not in self._blocked:
+            self._rules(self.hosts[a], self.hosts[b], "add")
+            self._blocked.add(key)
+
+    def unblock(self, a: str, b: str) -> None:
+        key = (min(a, b), max(a, b))
+        if key in self._blocked:
+            self._rules(self.hosts[a], self.hosts[b], "del")
+            self._blocked.discard(key)
+
+    def partition(self, left: Sequence[str], right: Sequence[str]) -> None:
+        """Block every link between a host of ``left`` and one of ``right``."""
+        for a in left:
+            for b in right:
+                self.block(a, b)
+
+    def heal(self) -> None:
+        """Lift every block."""
+        for a, b in sorted(self._blocked):
+            self.unblock(a, b)
+
+    def close(self) -> None:
+        for node in self.processes:
+            with contextlib.suppress(Exception):  # keep tearing down
+                node.stop()
+        self.processes.clear()
+        for ns in reversed(self._made):
+            _ip("netns", "del", ns)  # takes its veth ends with it
+        self._made.clear()
+
+
+def item_ids(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The items a node's line tells of (item-added, items-added, item-updated), by id."""
+    if doc.get("event") in ("item-added", "item-updated"):
+        return {doc["item"]["id"]: doc["item"]}
+    if doc.get("event") == "items-added":
+        return {i["id"]: i for i in doc["items"]}
+    return {}
+
+
+def readable(item_id: str) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for :meth:`NodeProcess.wait`: the line shows item ``item_id``
+    opened (its text readable)."""
+
+    def pred(doc: dict[str, Any]) -> bool:
+        item = item_ids(doc).get(item_id)
+        return item is not None and item.get("text") is not None
+
+    return pred
+
+
+def _joined(member: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda d: d.get("event") == "member-joined" and d.get("member") == member
+
+
+def found_group(
+    lab: Lab, admin: str, members: Sequence[str], name: str
+) -> tuple[str, dict[str, NodeProcess]]:
+    """The ordinary way in: every host makes an identity, ``admin`` creates group
+    ``name`` and runs, and each of ``members`` joins with an invitation code naming the
+    admin's address, then runs dialling the admin. Returns the group id and the
+    running nodes, by host name, every one of them past its first sync."""
+    for host in (admin, *members):
+        lab[host].member = lab[host].cli("init", "--name", host)["id"]
+    group: str = lab[admin].cli("group", "create", name)["id"]
+    nodes = {admin: lab[admin].start()}
+    for member in members:
+        code = lab[admin].cli("invite", name, "--address", lab[admin].address())["code"]
+        lab[member].cli("join", code)
+        nodes[admin].wait(_joined(lab[member].member))
+    for member in members:
+        nodes[member] = lab[member].start(peers=[lab[admin]])
+        nodes[member].wait(lambda d: d.get("event") == "synced" and d.get("group") == group)
+    return group, nodes
