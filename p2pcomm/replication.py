@@ -264,7 +264,14 @@ class Replicator:
             # A peer that is not a member may relay members' entries and bring a JOIN;
             # strangers' entries are not stored, and the peer is refused.
             refused = self._policy.refuse(group, entries)
-            if refused:
+            if refused and grant.access is Access.REMOVED:
+                # A removed member that does not know it yet sends what it wrote since:
+                # not stored, and no fault (it is being served its removal).
+                drop = {e.id for e in refused}
+                entries = [e for e in entries if e.id not in drop]
+                if not entries:
+                    return
+            elif refused:
                 raise RemoteProtocolError(
                     ErrorCode.UNAUTHORIZED,
                     f"a peer that is not a member of group {group.hex()[:16]} sent "

@@ -13,6 +13,9 @@ what the peer gets:
 * a **relay** (a node key an effective RELAY operation grants, spec/12-encryption.md)
   gets everything a member gets, and what it sends is stored as a member's would be:
   it carries the group between members who are not online at the same time;
+* a **removed member** (removed or banned, in this node's view) gets the causal past
+  of the operations that removed it: it learns of its removal, however long it was
+  away, and of nothing written after it;
 * **anyone else** gets nothing: empty tips, no entry, no fork proof. It learns that the
   node holds the group (from the group tokens, if it knows the group id) and no more.
 
@@ -74,6 +77,9 @@ class Access(enum.Enum):
     #: A node an admin granted the right to carry the group (RELAY, spec/12): served
     #: everything a member is, never a member (it holds no key and writes nothing).
     RELAY = "relay"
+    #: A former member, removed or banned: served the causal past of the operations
+    #: that removed it (it learns of its removal, and nothing written after it).
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,8 @@ class Grant:
     #: For an invitee: the INVITE entry its proof matched.
     invite: bytes | None = None
     #: For an invitee: per author, the highest sequence it may be sent (the causal
-    #: past of the INVITE entry).
+    #: past of the INVITE entry); for a removed member, of the operations that
+    #: removed it.
     cut: Mapping[bytes, int] = field(default_factory=dict)
 
     @property
@@ -137,26 +144,37 @@ def grant_for(
     session_hash: bytes,
     now_ms: int,
     cut_of: Callable[[bytes], Mapping[bytes, int]],
+    removals: Callable[[bytes], Sequence[bytes]] = lambda _peer: (),
 ) -> Grant:
     """What ``peer`` gets of the group whose state is ``state`` (None: this node does not
     hold the group's genesis yet, so it has nothing to serve). ``cut_of(entry_id)`` is
-    :func:`causal_cut` of a held entry."""
+    :func:`causal_cut` of a held entry; ``removals(peer)`` the effective REMOVE and BAN
+    entries naming ``peer`` (``MembershipMachine.removals``)."""
     if state is None:
         return NO_ACCESS
     if peer in state.members:
         return FULL_ACCESS
     if peer in state.relays:
         return RELAY_ACCESS
-    if not proofs or peer in state.banned or peer in state.equivocators:
+    if peer in state.equivocators:
         return NO_ACCESS
-    for inv in sorted(state.invitations.values(), key=lambda i: i.id):
-        if not inv.usable(now_ms):
-            continue
-        if any(
-            verify_invitee_proof(inv.invitation_key, session_hash, state.group, peer, p)
-            for p in proofs
-        ):
-            return Grant(Access.INVITEE, invite=inv.id, cut=cut_of(inv.id))
+    if proofs and peer not in state.banned:
+        for inv in sorted(state.invitations.values(), key=lambda i: i.id):
+            if not inv.usable(now_ms):
+                continue
+            if any(
+                verify_invitee_proof(inv.invitation_key, session_hash, state.group, peer, p)
+                for p in proofs
+            ):
+                return Grant(Access.INVITEE, invite=inv.id, cut=cut_of(inv.id))
+    ended = removals(peer)
+    if ended:
+        cut: dict[bytes, int] = {}
+        for eid in ended:
+            for author, seq in cut_of(eid).items():
+                if seq > cut.get(author, 0):
+                    cut[author] = seq
+        return Grant(Access.REMOVED, cut=cut)
     return NO_ACCESS
 
 

@@ -886,7 +886,8 @@ class Node:
 
     def _grant(self, group: bytes, peer: bytes, proofs: tuple[bytes, ...], h: bytes) -> Grant:
         """What ``peer`` may read of ``group`` now (``core/access.py``)."""
-        state = _held_state(self.content.get(group), group)
+        machine = self.content.get(group)
+        state = _held_state(machine, group)
         store = self.store
 
         def header(eid: bytes) -> Header | None:
@@ -900,6 +901,7 @@ class Node:
             session_hash=h,
             now_ms=now_ms(),
             cut_of=lambda eid: causal_cut(eid, header),
+            removals=(lambda _p: ()) if machine is None else machine.membership.removals,
         )
 
     def _refuse(

@@ -18,7 +18,7 @@ from p2pcomm.core.access import (
 )
 from p2pcomm.core.content import visible_content
 from p2pcomm.core.invitation import invitation_keypair
-from p2pcomm.core.membership import Role, resolve
+from p2pcomm.core.membership import MembershipMachine, Role, resolve
 from p2pcomm.core.sync import Msg, SharedGroups, SyncSession
 from p2pcomm.testing.history import History, keypair
 
@@ -103,6 +103,26 @@ def test_grants() -> None:
     assert grant_for(
         None, carol, proofs=[proof], session_hash=h, now_ms=0, cut_of=lambda _: {}
     ).access is Access.NONE
+
+
+def test_a_removed_member_is_served_the_past_of_its_removal() -> None:
+    history, s = _story()
+    alice, bob = s["alice"], keypair(1).public_key
+    removal = alice.remove(bob)  # type: ignore[attr-defined]
+    after = alice.post("after bob")  # type: ignore[attr-defined]
+    machine = MembershipMachine()
+    machine.apply_many(history.entries)
+    headers = {e.id: e.header for e in history.entries}
+    assert machine.removals(bob) == [removal.id]
+    assert machine.removals(keypair(0).public_key) == []
+    grant = grant_for(
+        machine.state, bob, proofs=[], session_hash=b"\x07" * 64, now_ms=0,
+        cut_of=lambda eid: causal_cut(eid, headers.get), removals=machine.removals,
+    )  # fmt: skip
+    assert grant.access is Access.REMOVED
+    assert grant.allows(removal, bob) and not grant.allows(after, bob)
+    # A stranger is never served, and a removal that is void serves nothing.
+    assert machine.removals(keypair(2).public_key) == []
 
 
 def test_an_invitees_cut_is_the_causal_past_of_the_invite() -> None:

@@ -7,6 +7,9 @@ Story:
      none is stored, and Alice's node refuses her.
   4: Bob, connected and live, is removed: he receives the removal, then nothing
      written after it, and his session ends with a typed reason.
+  4b: Bob, offline, is removed while he posts on his own copy: when he comes back he
+     is served the removal and its past (he learns of it) and nothing after it; what
+     he wrote since is not stored, and he is not refused as a misbehaving peer.
   5: Carol holds an invitation code: before her JOIN takes effect she is served the
      causal past of the INVITE entry and nothing written after it; once it takes
      effect she is served everything.
@@ -131,6 +134,46 @@ async def test_a_removed_member_receives_nothing_written_after_the_removal(tmp_p
             await until(events, lambda e: isinstance(e, GroupSynced))
             assert "after bob left" not in texts(bob_store, club.id)
             assert na.group(club.id).role(BOB.public_key) is None
+
+
+async def test_a_member_removed_while_away_learns_of_it_when_back(tmp_path: Path) -> None:
+    store, club = founded(tmp_path)
+    club.add(BOB.public_key, Role.MEMBER, name="bob")
+    club.post("for members")
+    bob_store = SqliteStore(tmp_path / "bob.db")
+    with bob_store:
+        for _, e in store.iter_entries(club.id):
+            GroupLog(bob_store, club.id).ingest([e])
+        # Apart: Alice removes Bob and posts; Bob, not knowing, posts on his copy.
+        club.remove(BOB.public_key, reason="moved away")
+        club.post("after bob left")
+        Group(bob_store, BOB, club.id).post("bob, unaware")
+    bob_store = SqliteStore(tmp_path / "bob.db")
+    with store, bob_store, trio.fail_after(PATIENCE):
+        async with (
+            open_node(store, ALICE) as na,
+            open_node(bob_store, BOB, groups=[club.id], listen=False) as nb,
+        ):
+            assert nb.group(club.id).role() is Role.MEMBER  # as far as he knows
+            alice_events = na.subscribe()
+            events = nb.subscribe()
+            await nb.connect(*na.address)
+            await until(events, lambda e: isinstance(e, GroupSynced))
+            # He holds his removal, and so knows it; nothing written after it.
+            assert nb.group(club.id).role() is None
+            assert "after bob left" not in texts(bob_store, club.id)
+            # Alice stored nothing of his since, and did not count him misbehaving.
+            assert "bob, unaware" not in texts(store, club.id)
+            assert not any(isinstance(e, PeerMisbehaved) for e in _drain(alice_events))
+
+
+def _drain(events: trio.MemoryReceiveChannel[NodeEvent]) -> list[NodeEvent]:
+    out = []
+    while True:
+        try:
+            out.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return out
 
 
 async def test_an_invitee_is_served_the_invitations_past_then_everything(tmp_path: Path) -> None:

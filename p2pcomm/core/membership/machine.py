@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..log import Entry
-from .kinds import LEVEL_NONE, Reason, Role
+from .kinds import LEVEL_NONE, Kind, Reason, Role
 from .resolve import _Core
 from .state import GroupState, Verdict
 
@@ -87,6 +87,20 @@ class MembershipMachine:
         if core.group is None or core.genesis is None:
             return {}
         return {m: member.role for m, member in core.members()[0].items()}
+
+    def removals(self, member: bytes) -> list[bytes]:
+        """The operations that ended ``member``'s membership and take effect now: the
+        effective REMOVE and BAN entries naming it, in arrival order (empty when it is
+        a member, never was one, or left on its own)."""
+        core = self._core
+        reasons = core.world.reasons
+        return [
+            o.id
+            for o in core.ops
+            if o.target == member
+            and (o.kind == Kind.REMOVE or o.kind == Kind.BAN)
+            and reasons.get(o.idx) is Reason.OK
+        ]
 
     def kind(self, entry_id: bytes) -> int | None:
         """The kind of an entry the machine has seen (None if unknown): a lookup, where
