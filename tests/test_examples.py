@@ -38,6 +38,12 @@ EXPECTED = {
         "link blocked: 8 posts between alice and bob, each arrived readable",
         "claim held: every post crossed the blocked link through other members",
     ],
+    "partition_heal.py": [
+        "the router now drops every packet between {alice, carol, dave} and {bob, erin}",
+        "after healing, all five hosts agree on the members",
+        "claim held: every replica computes the same members and roles, every member the same "
+        "visible posts, and the removed admin reads nothing written after its removal",
+    ],
     "moderation.py": [
         "bob removes carol: refused (insufficient-role); 0 entries written",
         "carol removes alice: refused (insufficient-role); 0 entries written",
