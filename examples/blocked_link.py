@@ -25,14 +25,12 @@ import time
 from pathlib import Path
 
 from p2pcomm.testing.netlab import (
-    SKIPPED,
     Lab,
-    LabUnavailable,
     NodeProcess,
-    ensure_lab,
     found_group,
     item_ids,
     readable,
+    scenario,
 )
 
 GROUP = "Garden club"
@@ -64,11 +62,6 @@ def ms(values: list[float]) -> str:
 
 
 def main() -> int:
-    try:
-        ensure_lab()
-    except LabUnavailable as exc:
-        print(f"skipped: {exc}")
-        return SKIPPED
     with (
         tempfile.TemporaryDirectory() as folder,
         Lab(["alice", "bob", "carol", "dave"], Path(folder)) as lab,
@@ -104,4 +97,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario(main))

@@ -39,7 +39,9 @@ def run(folder: Path) -> None:
                 act()
                 raise SystemExit(f"{who}: should have been refused")
             except RefusedError as exc:
-                print(f"{who}: refused ({exc.reason}); {store.count(club.id) - before} entries written")
+                print(
+                    f"{who}: refused ({exc.reason}); {store.count(club.id) - before} entries written"
+                )
 
         shown = [(i.text, i.hidden) for i in club.items(include_hidden=True)]
         print("what a moderator sees:", shown)

@@ -25,12 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from p2pcomm.testing.netlab import (
-    SKIPPED,
     Lab,
-    LabUnavailable,
-    ensure_lab,
     found_group,
     readable,
+    scenario,
 )
 
 GROUP = "Garden club"
@@ -61,11 +59,6 @@ def agreed(views: dict[str, tuple[Any, ...]]) -> bool:
 
 
 def main() -> int:
-    try:
-        ensure_lab()
-    except LabUnavailable as exc:
-        print(f"skipped: {exc}")
-        return SKIPPED
     with tempfile.TemporaryDirectory() as folder, Lab(LEFT + RIGHT, Path(folder)) as lab:
         group, nodes = found_group(lab, "alice", ["bob", "carol", "dave", "erin"], GROUP)
         lab["alice"].cli("role", GROUP, lab["bob"].member, "admin")
@@ -134,4 +127,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario(main))

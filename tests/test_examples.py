@@ -44,6 +44,19 @@ EXPECTED = {
         "claim held: every replica computes the same members and roles, every member the same "
         "visible posts, and the removed admin reads nothing written after its removal",
     ],
+    "removal.py": [
+        "alice removes mallory; mallory's node learns it at once",
+        "mallory's node restarts and syncs with all 3 members",
+        "of those written after her removal: 0; she is a member in her own view: False",
+        "claim held: the removed member received nothing written after her removal",
+    ],
+    "blind_relay.py": [
+        "bob comes online, dialling only the relay: he reads alice's post and replies",
+        "the relay carried both entries",
+        "0 readable; plaintext in its files: none",
+        "it tells him he was removed and serves the new post: False",
+        "claim held: alice and bob, never online together, talked through a relay",
+    ],
     "moderation.py": [
         "bob removes carol: refused (insufficient-role); 0 entries written",
         "carol removes alice: refused (insufficient-role); 0 entries written",

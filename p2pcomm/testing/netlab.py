@@ -47,6 +47,7 @@ __all__ = [
     "found_group",
     "item_ids",
     "readable",
+    "scenario",
 ]
 
 #: A scenario's exit status when this machine cannot make namespaces (automake's "skip").
@@ -109,6 +110,22 @@ def ensure_lab() -> None:
         ["unshare", "--user", "--map-root-user", "--net", "--mount", "--",
          sys.executable, *sys.argv],
     )  # fmt: skip
+
+
+def scenario(body: Callable[[], int]) -> int:
+    """Run a scenario's ``body`` as a command: :data:`SKIPPED` (with the reason) where
+    namespaces cannot be made, 1 with one line when a command fails or a node's line
+    does not come in time, else what ``body`` returns (0: the claim held)."""
+    try:
+        ensure_lab()
+    except LabUnavailable as exc:
+        print(f"skipped: {exc}")
+        return SKIPPED
+    try:
+        return body()
+    except (CommandFailed, TimeoutError) as exc:
+        print(f"claim failed: {exc}")
+        return 1
 
 
 @dataclass
