@@ -335,6 +335,11 @@ def test_bundle_carries_a_group_to_a_fresh_home(tmp_path: Path, alice: Path, cli
     res = ok(cli("bundle", "export", "--home", str(alice), gid, str(bundle)))
     assert str(bundle) in res.out and bundle.is_file()
 
+    by_name = tmp_path / "by-name.bundle"
+    # The group's name is sealed in the log; export reads it with the home's keys.
+    ok(cli("bundle", "export", "--home", str(alice), "Garden club", str(by_name)))
+    assert by_name.read_bytes() == bundle.read_bytes()
+
     carol = tmp_path / "carol"
     ok(cli("init", "--home", str(carol), "--name", "carol"))
     doc = ok(cli("bundle", "import", "--home", str(carol), "--json", str(bundle))).json()

@@ -929,7 +929,11 @@ def cmd_bundle_export(args: argparse.Namespace, out: Out) -> int:
 
     home = _home(args)
     with _open_store(home) as store:
-        gid = find_group(store, args.group)
+        try:
+            gid = find_group(store, args.group)
+        except NotFoundError:
+            # An encrypted group's name is sealed: read it with this identity's keys.
+            gid = find_group(store, args.group, identity=_load_key(home, args))
         try:
             with _progress(out, "exporting") as tick:
                 stats = export_bundle(store, gid, args.file, progress=lambda d, t: tick(d))
