@@ -10,6 +10,13 @@ out, a live connection stalls), and :meth:`Lab.unblock` removes them. Addresses 
 inside namespaces the lab makes; nothing reaches the machine's own network, and every
 namespace is deleted when the lab closes, whatever happened.
 
+A router does not forward multicast, so mDNS does not cross it. ``Lab(..., lan=True)``
+makes a local network instead: the router namespace holds a bridge (a switch) with
+every host's link on it, so the hosts share one Ethernet segment and one subnet,
+``169.254.0.0/16``, host N at ``169.254.128.N`` (a range of its own: an address
+remembered from a routed lab reaches nobody on a LAN one). Nothing routes there, and
+there is nothing to block at (:meth:`Lab.block` refuses).
+
 Making namespaces needs root. Elsewhere :func:`ensure_lab` runs the scenario again
 inside a new user namespace (``unshare --user --map-root-user --net --mount``), where
 the process is root over namespaces it owns; where neither is allowed,
@@ -280,9 +287,11 @@ class Lab:
     """Hosts joined through a router namespace. Use as a context manager: every
     namespace, process and veth is gone after ``with``, whatever happened."""
 
-    def __init__(self, names: Sequence[str], folder: Path) -> None:
+    def __init__(self, names: Sequence[str], folder: Path, *, lan: bool = False) -> None:
         if len(set(names)) != len(names) or not 0 < len(names) <= 200:
             raise ValueError("host names must be distinct, 1 to 200 of them")
+        #: The hosts share one link through a bridge (see the module docstring).
+        self.lan = lan
         self.tag = secrets.token_hex(3)
         self.router = f"p2p-r-{self.tag}"
         self.folder = folder
@@ -322,11 +331,20 @@ class Lab:
         )  # fmt: skip
         if forward.returncode != 0:
             raise LabUnavailable(f"the router cannot forward: {forward.stderr.strip()}")
+        bridge = f"b{self.tag}"
+        if self.lan:
+            self._run("-n", self.router, "link", "add", bridge, "type", "bridge")
+            self._run("-n", self.router, "link", "set", bridge, "up")
         for n, name in enumerate(self._names, start=1):
             ns = f"p2p-{n}-{self.tag}"
             self._run("netns", "add", ns)
             self._made.append(ns)
             inner, outer = f"h{n}{self.tag}", f"r{n}{self.tag}"
+            if self.lan:
+                ip = f"169.254.128.{n}"
+                self._plug(ns, inner, outer, ip, bridge)
+                self.hosts[name] = Host(name=name, ns=ns, ip=ip, home=self.folder / name, lab=self)
+                continue
             ip = f"169.254.{n}.2"
             for step in (
                 ("link", "add", inner, "type", "veth", "peer", "name", outer),
@@ -343,6 +361,20 @@ class Lab:
             home = self.folder / name
             self.hosts[name] = Host(name=name, ns=ns, ip=ip, home=home, lab=self)
 
+    def _plug(self, ns: str, inner: str, outer: str, ip: str, bridge: str) -> None:
+        """Host ``ns``'s link on the LAN's bridge, at ``ip`` in 169.254.0.0/16."""
+        for step in (
+            ("link", "add", inner, "type", "veth", "peer", "name", outer),
+            ("link", "set", inner, "netns", ns),
+            ("link", "set", outer, "netns", self.router),
+            ("-n", ns, "link", "set", "lo", "up"),
+            ("-n", ns, "addr", "add", f"{ip}/16", "dev", inner),
+            ("-n", ns, "link", "set", inner, "up"),
+            ("-n", self.router, "link", "set", outer, "master", bridge),
+            ("-n", self.router, "link", "set", outer, "up"),
+        ):
+            self._run(*step)
+
     def __getitem__(self, name: str) -> Host:
         return self.hosts[name]
 
@@ -355,6 +387,8 @@ class Lab:
 
     def block(self, a: str, b: str) -> None:
         """The censor drops every packet between hosts ``a`` and ``b``, both ways."""
+        if self.lan:
+            raise ValueError("a LAN lab's hosts share one link: there is no router to block at")
         key = (min(a, b), max(a, b))
         if key not in self._blocked:
             self._rules(self.hosts[a], self.hosts[b], "add")
