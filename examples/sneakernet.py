@@ -1,94 +1,244 @@
-"""Carry a group's history on a USB stick: export a bundle file, import it elsewhere.
+"""Sneakernet: a device with no network catches up from a file carried by hand.
 
-A device with no network catches up from a file someone carried by hand. The file holds
-ciphertext only (the group is encrypted), and nothing in it is trusted: every entry is
-verified on import, so a tampered copy imports only what verifies, and nothing
-unverified is stored.
+Three hosts (alice, bob, carol), each a network namespace behind one router, each
+running ``p2pcomm run`` as its own process, form the garden club the ordinary way.
+Then bob's device goes offline: his node stops and the router drops every packet
+between his address and the others (both at once: no node, and no route to one).
+Alice and carol keep posting. Alice writes the group's log to a file with
+``p2pcomm bundle export``; the file goes onto a USB stick and to bob. Someone flips a
+few bytes of one copy: ``p2pcomm bundle import`` of it says what it refused, and bob's
+store holds only entries that verify (``p2pcomm verify``). The clean copy imports whole
+and bob reads every post, with no network. Back online, bob's node fetches only what
+the stick did not carry: the script compares what it received with the group's size.
 
     python examples/sneakernet.py
 
-Exits 0 when the clean copy imports whole, the member reads every post from it, and
-the tampered one is caught.
+Needs network namespaces: run as root, or where user namespaces are allowed (it runs
+itself again inside one). Exits 0 when the claim held, 77 when namespaces cannot be
+made here, 1 otherwise.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from p2pcomm import Group, SqliteStore, export_bundle, generate_keypair, import_bundle
+from p2pcomm.testing.netlab import (
+    DEADLINE,
+    SKIPPED,
+    CommandFailed,
+    Host,
+    Lab,
+    LabUnavailable,
+    ensure_lab,
+    found_group,
+    item_ids,
+)
+
+GROUP = "Garden club"
+#: Posts each of alice and carol writes while bob is away, and after the stick left.
+AWAY = 10
+LATER = 2
+#: How long bob's node may take to catch up once back online.
+WITHIN = 60.0
 
 
-def carry(src: SqliteStore, dst: SqliteStore, group: bytes, stick: Path) -> int:
-    """Export ``group`` from one device to a file and import it on the other."""
-    export_bundle(src, group, stick)
-    report = import_bundle(dst, stick)
-    assert report.complete, report.rejected
-    return report.accepted
+def run(host: Host, *args: str) -> tuple[int, Any]:
+    """``p2pcomm ARGS --json`` on ``host``: exit status and parsed output, whatever the
+    status (``Host.cli`` keeps only stderr when a command fails; an import that refused
+    records fails and prints its report)."""
+    res = subprocess.run(
+        [*host.command(*args), "--json"],
+        capture_output=True, text=True, env=host.lab.env, timeout=DEADLINE, check=False,
+    )  # fmt: skip
+    if "Traceback" in res.stderr:
+        raise CommandFailed(f"{host.name}: p2pcomm {' '.join(args)} crashed:\n{res.stderr}")
+    text = res.stdout.strip()
+    return res.returncode, json.loads(text) if text else None
 
 
-def run(folder: Path) -> None:
-    alice, bob = generate_keypair(), generate_keypair()
-    stick = folder / "garden-club.p2pb"
-    a_store = SqliteStore(folder / "alice.db")
-    b_store = SqliteStore(folder / "bob.db")
+def write(lab: Lab, author: str, label: str, count: int) -> dict[str, str]:
+    """``author`` posts ``count`` notes with the CLI; their texts by item id."""
+    posted = {}
+    for n in range(count):
+        text = f"{author}'s {label} note {n}"
+        posted[lab[author].cli("post", GROUP, text)["id"]] = text
+    return posted
+
+
+def write_both(lab: Lab, label: str, count: int) -> dict[str, str]:
+    """Alice and carol post at the same time (two people, two devices)."""
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(write, lab, who, label, count) for who in ("alice", "carol")]
+        return {k: v for job in jobs for k, v in job.result().items()}
+
+
+def all_readable(ids: set[str]) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for one :meth:`NodeProcess.wait` over a node's lines: true at the
+    line by which every item of ``ids`` has shown readable."""
+    pending = set(ids)
+
+    def pred(doc: dict[str, Any]) -> bool:
+        pending.difference_update(i for i, x in item_ids(doc).items() if x["text"] is not None)
+        return not pending
+
+    return pred
+
+
+def readable_posts(host: Host) -> dict[str, str | None]:
+    """What ``p2pcomm read`` shows on ``host``: each item's text (None: sealed), by id."""
+    return {i["id"]: i["text"] for i in host.cli("read", GROUP)["items"]}
+
+
+def entries(host: Host, group: str) -> int:
+    """How many entries of ``group`` the store on ``host`` holds (``p2pcomm status``)."""
+    return int(next(g["entries"] for g in host.cli("status")["groups"] if g["id"] == group))
+
+
+def tamper(clean: Path, spoiled: Path) -> int:
+    """A copy of ``clean`` with one byte flipped near the end of an entry record past
+    the file's middle (spec/11-bundle.md: a 46-byte header, then records of
+    ``u8 type || u32 length || payload``); the record's number."""
+    data = bytearray(clean.read_bytes())
+    records: list[tuple[int, int]] = []
+    at = 46
+    while at < len(data):
+        length = int.from_bytes(data[at + 1 : at + 5], "big")
+        if data[at] == 1:  # an entry record
+            records.append((at + 5, length))
+        at += 5 + length
+    n = len(records) * 3 // 5
+    start, length = records[n]
+    data[start + length - 8] ^= 0x01
+    spoiled.write_bytes(bytes(data))
+    return n
+
+
+def main() -> int:
     try:
-        # Bob becomes a member without any network: the entries go by file both ways.
-        club = Group.create(a_store, alice, "Garden club", founder_name="alice")
-        club.add(bob.public_key, name="bob")
-        carry(a_store, b_store, club.id, stick)
-        Group(b_store, bob, club.id).publish_keys()  # bob's receive key
-        carry(b_store, a_store, club.id, stick)
-        club.welcome()  # alice hands bob the group's key
-        print("bob joined by hand-carried files; alice welcomed him")
+        ensure_lab()
+    except LabUnavailable as exc:
+        print(f"skipped: {exc}")
+        return SKIPPED
+    try:
+        return scenario()
+    except (AssertionError, TimeoutError, CommandFailed) as exc:
+        print(f"claim failed: {exc!r}")
+        return 1
 
-        for i in range(200):
-            club.post(f"harvest note {i}")
-        stats = export_bundle(a_store, club.id, stick)
-        print(f"exported {stats.entries} entries, {stats.bytes:,} bytes, to {stick.name}")
-        data = stick.read_bytes()
-        assert b"harvest note" not in data  # the file holds ciphertext only
 
-        report = import_bundle(b_store, stick)
-        as_bob = Group(b_store, bob, club.id)
-        texts = [i.text for i in as_bob.items()]
+def scenario() -> int:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Lab(["alice", "bob", "carol"], Path(folder)) as lab,
+    ):
+        alice, bob, carol = lab["alice"], lab["bob"], lab["carol"]
+        group, nodes = found_group(lab, "alice", ["bob", "carol"], GROUP)
+        print(f"alice, bob and carol are in {GROUP!r} (group {group[:16]}), each on a host")
+
+        nodes["bob"].stop()
+        lab.block("bob", "alice")
+        lab.block("bob", "carol")
+        print("bob's device goes offline: his node stops and the router drops his packets")
+
+        started = time.monotonic()
+        away = write_both(lab, "away", AWAY)
+        carols = {i for i, t in away.items() if t.startswith("carol")}
+        nodes["alice"].wait(all_readable(carols), timeout=WITHIN)
         print(
-            f"bob's offline device: {report.accepted} new entries verified and stored; "
-            f"reads {sum(t is not None for t in texts)} of {len(texts)} posts"
+            f"alice and carol post {len(away)} notes while bob is away "
+            f"({time.monotonic() - started:.1f} s); alice's node holds carol's"
         )
-        assert report.complete and texts == [f"harvest note {i}" for i in range(200)]
-    finally:
-        a_store.close()
-        b_store.close()
 
-    # Someone flips one byte of a post's ciphertext on the stick.
-    with SqliteStore(folder / "alice.db") as store:
-        victim = Group(store, alice, club.id).items()[150].id
-        body = store.get_entry(club.id, victim).body  # type: ignore[union-attr]
-    assert body is not None
-    where = data.find(body)
-    tampered_data = bytearray(data)
-    tampered_data[where + len(body) // 2] ^= 0x01
-    tampered = folder / "tampered.p2pb"
-    tampered.write_bytes(bytes(tampered_data))
-
-    with SqliteStore(folder / "other.db") as store:
-        report = import_bundle(store, tampered)
-        codes = sorted({r.error.code.value for r in report.rejected})
+        exported = Path(folder) / "alice-export.p2pb"
+        report = alice.cli("bundle", "export", GROUP, str(exported))
+        stick = Path(folder) / "usb-stick"
+        stick.mkdir()
+        shutil.copy(exported, stick / "garden-club.p2pb")
+        data = (stick / "garden-club.p2pb").read_bytes()
+        assert all(t.encode() not in data for t in away.values()), "plaintext in the bundle"
         print(
-            f"tampered copy: {report.accepted} entries stored, "
-            f"{len(report.rejected)} refused ({', '.join(codes)}); nothing unverified kept"
-        )
-        assert not report.complete and report.rejected
-        assert store.get_entry(club.id, victim) is None or (
-            store.get_entry(club.id, victim).body != body  # type: ignore[union-attr]
+            f"alice exports {report['entries']} entries ({report['bytes']:,} bytes) to a file "
+            "and copies it onto a USB stick; it holds ciphertext only"
         )
 
+        record = tamper(stick / "garden-club.p2pb", stick / "tampered.p2pb")
+        before = entries(bob, group)
+        status, spoiled = run(bob, "bundle", "import", str(stick / "tampered.p2pb"))
+        codes = Counter(r["error"] for r in spoiled["rejected"])
+        why = ", ".join(f"{code} x{n}" for code, n in codes.items())
+        print(
+            f"a copy with one bit flipped in entry record {record}: import exits {status}, "
+            f"{spoiled['accepted']} entries verified and stored, "
+            f"{len(spoiled['rejected'])} refused, the damaged entry and those built on it ({why})"
+        )
+        assert status != 0 and spoiled["rejected"] and not spoiled["complete"], spoiled
+        check = bob.cli("verify")
+        held = readable_posts(bob)
+        refused = {r["entry"] for r in spoiled["rejected"] if r["entry"]}
+        # Every item bob's store shows is one that was posted, as it was written (or
+        # sealed), and none of the refused entries is there.
+        forged = {i: t for i, t in held.items() if i not in away or t not in (None, away[i])}
+        assert check["ok"], check
+        assert not forged and not refused & held.keys(), (forged, refused & held.keys())
+        print(
+            f"bob's store after it: {entries(bob, group)} entries, verify ok; "
+            f"reads {sum(t is not None for t in held.values())} of the {len(away)} posts, "
+            "each as written; nothing unverified kept"
+        )
 
-def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="p2pcomm-sneakernet-") as tmp:
-        run(Path(tmp))
+        status, clean = run(bob, "bundle", "import", str(stick / "garden-club.p2pb"))
+        assert status == 0 and clean["complete"], clean
+        held = readable_posts(bob)
+        reads = sum(held.get(i) == t for i, t in away.items())
+        print(
+            f"bob's offline device: {clean['accepted'] + spoiled['accepted']} new entries "
+            f"verified and stored; reads {reads} of {len(away)} posts"
+        )
+        assert reads == len(away), "bob does not read every post from the stick"
+        assert clean["accepted"] + spoiled["accepted"] == entries(bob, group) - before
+
+        later = write_both(lab, "later", LATER)
+        nodes["alice"].wait(all_readable({i for i, t in later.items() if "carol" in t}))
+        lab.unblock("bob", "alice")
+        lab.unblock("bob", "carol")
+        had = entries(bob, group)
+        back = time.monotonic()
+        nodes["bob"] = bob.start(peers=[alice, carol])
+        nodes["bob"].wait(all_readable(set(later)), timeout=WITHIN)
+        took = time.monotonic() - back
+        stats = bob.cli("status")
+        total = entries(alice, group)
+        lacked = entries(bob, group) - had
+        print(
+            f"alice and carol post {len(later)} more; bob comes back online: his node reads "
+            f"them in {took:.1f} s"
+        )
+        print(
+            f"bob's node received {stats['entries_received']} entries over the network and "
+            f"stored {stats['entries_accepted']}; the group holds {total}, bob had {had} "
+            f"and lacked {lacked}"
+        )
+        assert entries(bob, group) == total, "bob's node did not catch up"
+        # What he stored came over the network; each of his two peers may offer him what
+        # he lacked, and none sent him what the stick had brought.
+        assert stats["entries_accepted"] == lacked, (stats, lacked)
+        assert stats["entries_received"] <= 2 * lacked < had, (stats, lacked, had)
+        print(
+            "claim held: the stick carried the history with no network, the tampered copy "
+            "added nothing unverified, and back online bob fetched only what he still lacked"
+        )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,11 +26,15 @@ EXPECTED = {
         "both nodes hold the whole conversation",
     ],
     "sneakernet.py": [
-        "bob's offline device: 201 new entries verified and stored; reads 200 of 200 posts",
+        "bob's device goes offline: his node stops and the router drops his packets",
         "nothing unverified kept",
+        "new entries verified and stored; reads 20 of 20 posts",
+        "claim held: the stick carried the history with no network, the tampered copy added "
+        "nothing unverified, and back online bob fetched only what he still lacked",
     ],
     "local_meetup.py": [
         "three nodes start; none is given an address",
+        "every node discovered the other two by mDNS",
         "the three nodes hold the same conversation: converged",
     ],
     "blocked_link.py": [
