@@ -1,114 +1,161 @@
 """A local meetup: three members' nodes, no address configured, find each other.
 
-Alice, Bob and Carol are in the same garden club (each device holds its history)
-and meet in a hall with a local network and no internet. Each wrote something at
-home that the others have not seen. Nobody types an address: each node advertises
-itself over mDNS with tokens that only members of the club recognise, finds the
-others, dials them, and the three converge on the same conversation.
+Alice, Bob and Carol formed their garden club on the club's network (three hosts,
+each a network namespace behind a router, each running ``p2pcomm run`` as its own
+process, invitation codes and ``join``). Now they meet in a hall: a local network
+(the hosts' links on one switch, one subnet) with no internet and no router, and
+addresses that are not the club's. Each wrote something at home, offline, that the
+others have not seen. Each starts ``p2pcomm run`` with no ``--peer``, mDNS on its own
+link's address only: the nodes advertise themselves with tokens that only members of
+the club recognise, find each other, dial, and converge on the same conversation.
+The script prints how long discovery and convergence took.
 
-The example keeps mDNS on loopback (127.0.0.1), so the three nodes run in this one
-process and nothing leaves the machine. On a real network a node uses its LAN
-interfaces (``p2pcomm run`` does by default).
+mDNS is multicast on one link: a router does not forward it, which is why the meetup
+is on a LAN (``Lab(..., lan=True)``) and not behind the lab's router.
 
     python examples/local_meetup.py
 
-Exits 0 when the three nodes hold the same conversation.
+Needs network namespaces: run as root, or where user namespaces are allowed (it runs
+itself again inside one). Exits 0 when the three nodes found each other by mDNS and
+hold the same conversation, 77 when namespaces cannot be made here, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import trio
+from p2pcomm.testing.netlab import (
+    SKIPPED,
+    CommandFailed,
+    Lab,
+    LabUnavailable,
+    NodeProcess,
+    ensure_lab,
+    found_group,
+    readable,
+)
 
-from p2pcomm import Group, Role, SqliteStore, generate_keypair, open_node
-from p2pcomm.bundle import export_bundle, import_bundle
-from p2pcomm.net.discovery import DiscoveryConfig
-from p2pcomm.net.events import ItemAdded, ItemUpdated, PeerDiscovered
-from p2pcomm.net.node import Node
-
-ON_LOOPBACK = DiscoveryConfig(interfaces=("127.0.0.1",))
-
-
-def readable(node: Node, group: bytes) -> int:
-    g = node.group(group)
-    return sum(i.text is not None for i in g.items()) if g.ready else 0
-
-
-async def hear(node: Node, name: str, group: bytes, want: int) -> None:
-    """Wait until ``node`` reads ``want`` items of ``group``, saying what arrives. The
-    club is encrypted: a post arrives sealed until a member's node hands this one the
-    key it was written under, then it reads."""
-    events = node.subscribe()
-    found = False
-    while readable(node, group) < want:
-        event = await events.receive()
-        if isinstance(event, PeerDiscovered) and not found:
-            found = True
-            host, port = event.address
-            print(f"{name}'s node found a member's node at {host}:{port} by mDNS")
-        elif (
-            isinstance(event, ItemAdded | ItemUpdated)
-            and event.item.text is not None
-            and event.item.author != node.peer_id
-        ):
-            print(f"{name}'s node reads: {event.item.text!r}")
+GROUP = "Garden club"
+PEOPLE = ["alice", "bob", "carol"]
+LINES = {
+    "alice": "Welcome to the meetup!",
+    "bob": "I brought tomato seedlings.",
+    "carol": "Who wants basil?",
+}
+#: How long discovery and convergence may take.
+WITHIN = 60.0
 
 
-async def run(folder: Path) -> bool:
-    people = {name: generate_keypair() for name in ("alice", "bob", "carol")}
-    stores = {name: SqliteStore(folder / f"{name}.db") for name in people}
-    try:
-        club = Group.create(stores["alice"], people["alice"], "Garden club", founder_name="alice")
-        for name in ("bob", "carol"):
-            club.add(people[name].public_key, Role.MEMBER, name=name)
-        print("alice starts the garden club and adds bob and carol")
-        # The club as it was at the last meeting, carried to bob's and carol's devices.
-        export_bundle(stores["alice"], club.id, folder / "club.p2pb")
-        for name in ("bob", "carol"):
-            import_bundle(stores[name], folder / "club.p2pb")
-        (folder / "club.p2pb").unlink()
-        # Then each writes at home, alone.
-        lines = {
-            "alice": "Welcome to the meetup!",
-            "bob": "I brought tomato seedlings.",
-            "carol": "Who wants basil?",
-        }
-        for name, text in lines.items():
-            Group(stores[name], people[name], club.id).post(text)
-            print(f"{name} writes at home: {text!r}")
-        async with (
-            open_node(stores["alice"], people["alice"], discovery=ON_LOOPBACK) as a,
-            open_node(stores["bob"], people["bob"], discovery=ON_LOOPBACK) as b,
-            open_node(stores["carol"], people["carol"], discovery=ON_LOOPBACK) as c,
-        ):
-            nodes = {"alice": a, "bob": b, "carol": c}
-            print("three nodes start; none is given an address")
-            with trio.move_on_after(30):
-                async with trio.open_nursery() as nursery:
-                    for name, node in nodes.items():
-                        nursery.start_soon(hear, node, name, club.id, 3)
-            held = {
-                name: sorted(str(i.text) for i in n.group(club.id).items())
-                if n.group(club.id).ready
-                else []
-                for name, n in nodes.items()
-            }
-        if len(held["alice"]) == 3 and held["alice"] == held["bob"] == held["carol"]:
-            print("the three nodes hold the same conversation: converged")
-            return True
-        print(f"not converged: {held}")
-        return False
-    finally:
-        for s in stores.values():
-            s.close()
+def discovers(address: str, group: str) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for :meth:`NodeProcess.wait`: mDNS found the node at ``address``,
+    advertising ``group``."""
+    return lambda d: (
+        d.get("event") == "peer-discovered" and d["address"] == address and d["groups"] == [group]
+    )
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="p2pcomm-example-") as tmp:
-        return 0 if trio.run(run, Path(tmp)) else 1
+    try:
+        ensure_lab()
+    except LabUnavailable as exc:
+        print(f"skipped: {exc}")
+        return SKIPPED
+    try:
+        return scenario()
+    except (AssertionError, TimeoutError, CommandFailed) as exc:
+        print(f"claim failed: {exc!r}")
+        return 1
+
+
+def scenario() -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        with Lab(PEOPLE, Path(folder)) as club:
+            group, _ = found_group(club, "alice", ["bob", "carol"], GROUP)
+            print(
+                f"alice, bob and carol formed {GROUP!r} (group {group[:16]}) on the club's "
+                "network, behind a router; their nodes stop"
+            )
+            remembered = club["alice"].address()
+            members = {name: club[name].member for name in PEOPLE}
+        # Leaving the lab stops every node and deletes the club's network.
+
+        with Lab(PEOPLE, Path(folder), lan=True) as hall:
+            print(
+                "the hall: the three hosts on one switch, one subnet (169.254.0.0/16), "
+                "no router, no internet"
+            )
+            posted = {}
+            for name, text in LINES.items():
+                posted[name] = hall[name].cli("post", GROUP, text)["id"]
+                print(f"{name} wrote at home, offline: {text!r}")
+
+            print("three nodes start; none is given an address")
+            began = time.time()  # the clock node lines are stamped with
+            nodes: dict[str, NodeProcess] = {}
+            for name in PEOPLE:
+                host = hall[name]
+                nodes[name] = host.start("--interface", host.ip)  # mDNS on its link only
+            last = time.time()
+            found: dict[str, float] = {}
+            for name, node in nodes.items():
+                for other in PEOPLE:
+                    if other == name:
+                        continue
+                    at, _ = node.wait(discovers(hall[other].address(), group), timeout=WITHIN)
+                    found[f"{name}>{other}"] = at
+            discovered = max(found.values())
+            print(
+                f"every node discovered the other two by mDNS: {discovered - began:.1f} s after "
+                f"the first node started, {max(0.0, discovered - last):.1f} s after the last "
+                f"(the three took {last - began:.1f} s to start)"
+            )
+            converged = began
+            for name, node in nodes.items():
+                for other, item in posted.items():
+                    if other != name:
+                        at, _ = node.wait(readable(item), timeout=WITHIN)
+                        converged = max(converged, at)
+            print(
+                f"each node reads the other two's posts: {converged - began:.1f} s after the "
+                f"first node started, {max(0.0, converged - last):.1f} s after the last"
+            )
+
+            for name in PEOPLE:
+                status = hall[name].cli("status")
+                assert status["mdns"] == [hall[name].ip], status
+                assert sorted(status["peers"]) == sorted(
+                    m for n, m in members.items() if n != name
+                ), status
+                # The only address a node knew: alice's on the club's network, remembered
+                # from joining there; nobody answers at it in the hall.
+                tried = {u["address"] for u in status["unreachable"]}
+                assert tried <= {remembered}, status
+                if tried:
+                    print(
+                        f"{name}'s node also dialled the club address it remembered "
+                        f"({remembered}): unreachable in the hall"
+                    )
+            held = {
+                name: [
+                    (i["author_name"], i["text"]) for i in hall[name].cli("read", GROUP)["items"]
+                ]
+                for name in PEOPLE
+            }
+            for node in nodes.values():
+                node.stop()
+        texts = sorted(text for _, text in held["alice"])
+        if texts == sorted(LINES.values()) and held["alice"] == held["bob"] == held["carol"]:
+            print("the three nodes hold the same conversation: converged")
+            for author, text in held["alice"]:
+                print(f"  {author}: {text!r}")
+            return 0
+        print(f"claim failed: not converged: {held}")
+        return 1
 
 
 if __name__ == "__main__":
