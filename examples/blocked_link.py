@@ -46,7 +46,7 @@ def deliver(lab: Lab, nodes: dict[str, NodeProcess], author: str, reader: str, t
     at, doc = nodes[reader].wait(readable(posted["id"]), timeout=WITHIN)
     item = item_ids(doc)[posted["id"]]
     assert item["text"] == text, (item, text)
-    return at - item["timestamp"] / 1000
+    return at - float(item["timestamp"]) / 1000
 
 
 def exchange(lab: Lab, nodes: dict[str, NodeProcess], phase: str) -> list[float]:

@@ -10,6 +10,7 @@ anything is written.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from p2pcomm import Group, RefusedError, Role, SqliteStore, generate_keypair
@@ -29,11 +30,12 @@ def run(folder: Path) -> None:
         as_carol.hide(rude.id, "be kind")
         as_carol.delete(ad.id, "no selling here")
 
-        for who, act in (
+        attempts: list[tuple[str, Callable[[], object]]] = [
             ("bob removes carol", lambda: as_bob.remove(carol.public_key)),
             ("carol removes alice", lambda: as_carol.remove(alice.public_key)),
             ("bob deletes a post", lambda: as_bob.delete(hello.id)),
-        ):
+        ]
+        for who, act in attempts:
             before = store.count(club.id)
             try:
                 act()
@@ -47,7 +49,8 @@ def run(folder: Path) -> None:
         print("what a moderator sees:", shown)
         assert shown == [("Hello gardeners!", False), ("Your tomatoes are ugly", True)]
         assert [i.text for i in club.items()] == ["Hello gardeners!"]
-        assert store.get_entry(club.id, ad.id).body is None  # the deleted body is gone
+        deleted = store.get_entry(club.id, ad.id)
+        assert deleted is not None and deleted.body is None  # the deleted body is gone
         print("members:", [(m.name, m.role.name.lower()) for m in club.members()])
 
 
