@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import stat
@@ -219,6 +220,7 @@ def test_a_group_from_creation_to_moderation(alice: Path, cli: Any) -> None:
         "group": gid,
         "members": [{"id": me, "name": "alice", "role": "admin"}],
         "banned": [],
+        "expelled": [],
     }
 
     # moderation: hide, unhide, delete
@@ -356,6 +358,26 @@ def test_bundle_carries_a_group_to_a_fresh_home(tmp_path: Path, alice: Path, cli
     assert "you: not a member" in ok(cli("group", "list", "--home", str(carol))).out
     again = ok(cli("bundle", "import", "--home", str(carol), str(bundle))).out
     assert "0 entries imported, 4 already here" in again
+
+
+def test_members_lists_a_member_expelled_for_a_fork(tmp_path: Path, alice: Path, cli: Any) -> None:
+    # alice's home restored from a copy on a second device: both write "the next"
+    # entry; a bundle brings one branch to the other, and the fork expels her (04 R10)
+    gid = make_group(cli, alice)
+    me = ok(cli("id", "--home", str(alice), "--json")).json()["id"]
+    copy = tmp_path / "alice-restored"
+    shutil.copytree(alice, copy)
+    here = ok(cli("post", "--home", str(alice), "--json", gid, "Saturday")).json()
+    there = ok(cli("post", "--home", str(copy), "--json", gid, "Sunday")).json()
+    assert here["seq"] == there["seq"] and here["id"] != there["id"]
+    bundle = tmp_path / "copy.bundle"
+    ok(cli("bundle", "export", "--home", str(copy), gid, str(bundle)))
+    ok(cli("bundle", "import", "--home", str(alice), str(bundle)))
+    members = ok(cli("members", "--home", str(alice), "--json", gid)).json()
+    assert members["members"] == [] and members["banned"] == []
+    assert members["expelled"] == [{"id": me, "forked_at": here["seq"]}]
+    line = f"expelled  -                {me} (forked at seq {here['seq']})"
+    assert line in ok(cli("members", "--home", str(alice), gid)).out
 
 
 def test_help_exit_codes(cli: Any) -> None:

@@ -61,6 +61,19 @@ EXPECTED = {
         "it tells him he was removed and serves the new post: False",
         "claim held: alice and bob, never online together, talked through a relay",
     ],
+    "equivocation.py": [
+        "bob's home copied to a second device, bob-copy: same identity",
+        "bob-copy posted 'Garden meeting moved to Sunday' (seq ",
+        "frank is now cut off from every host",
+        "bob posted 'Garden meeting stays on Saturday' (seq ",
+        "both posts carry bob's sequence number ",
+        "members --json on every honest host: bob is no member, expelled (forked at seq ",
+        "read --json on every honest host: the same items, alice's welcome and bob's post "
+        "before the fork; neither branch",
+        "every honest store holds the same fork proof, byte for byte",
+        "frank never showed 'Garden meeting stays on Saturday'",
+        "claim held: the fork was found, proved and punished the same way everywhere",
+    ],
     "moderation.py": [
         "bob removes carol: refused (insufficient-role); 0 entries written",
         "carol removes alice: refused (insufficient-role); 0 entries written",

@@ -771,6 +771,8 @@ def cmd_members(args: argparse.Namespace, out: Out) -> int:
             out.line(f"{m['role']:<9} {m['name'] or '-':<16} {m['id']}")
         for b in r["banned"]:
             out.line(f"{'banned':<9} {'-':<16} {b}")
+        for e in r.get("expelled", []):
+            out.line(f"{'expelled':<9} {'-':<16} {e['id']} (forked at seq {e['forked_at']})")
     return 0
 
 

@@ -593,6 +593,12 @@ async def _members(b: Backend, p: Params) -> Result:
         "group": h.id.hex(),
         "members": [member_json(m) for m in h.members()],
         "banned": sorted(MemberId(m).text() for m in state.banned),
+        # Expelled for signing two entries with one sequence number (04 R10): their
+        # entries from that sequence on count for nothing, on both branches.
+        "expelled": [
+            {"id": MemberId(m).text(), "forked_at": seq}
+            for m, seq in sorted(state.equivocators.items())
+        ],
     }
 
 

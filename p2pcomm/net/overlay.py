@@ -425,11 +425,17 @@ class Overlay:
         node = self.node
         if len(node._conns) >= node.max_connections:
             return None
+        # The passive views, and the neighbours lost without a goodbye (H11): in a
+        # group large enough that each side of a partition refilled its views, these
+        # are what still reaches across once the partition heals.
         candidates = sorted(
             {
-                (peer, info.addr)
+                (peer, addr)
                 for g in self.groups.values()
-                for peer, info in g.state.views.passive.items()
+                for peer, addr in [
+                    *((p, i.addr) for p, i in g.state.views.passive.items()),
+                    *((p, lost.addr) for p, lost in g.state.views.lost.items()),
+                ]
                 if peer not in node._conns and peer != node.peer_id
             }
         )

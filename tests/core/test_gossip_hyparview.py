@@ -183,3 +183,46 @@ def test_node_with_one_neighbour_asks_with_high_priority() -> None:
     g.handle(0, Received(pid(1), m.ShuffleReply((m.NodeInfo(pid(9), "p9:1", 0),))))
     out = g.handle(5, PeerUp(pid(9), outbound=True))
     assert (pid(9), m.Neighbor(True, "me:1")) in sends(out)
+
+
+def test_neighbour_lost_without_goodbye_is_dialled_again_with_backoff() -> None:
+    # A partition: the channel to pid(1) ends with no DISCONNECT, and the passive view
+    # has no one else. The peer is dialled again after lost_retry, then twice as long
+    # after each failed dial (H11); once it answers, it is a neighbour again.
+    g = make()
+    connect(g, pid(1))
+    out = g.handle(1000, PeerDown(pid(1)))
+    assert g.active == [] and not [e for e in out if isinstance(e, Connect)]
+    assert SetTimer(("retry",), 6000) in out
+    out = g.handle(6000, TimerFired(("retry",)))
+    assert Connect(pid(1), "p1:1") in out
+    out = g.handle(7000, DialFailed(pid(1)))
+    assert SetTimer(("retry",), 16_000) in out  # 6000 + 2 x 5000
+    out = g.handle(16_000, TimerFired(("retry",)))
+    assert Connect(pid(1), "p1:1") in out
+    out = g.handle(16_500, DialFailed(pid(1)))
+    assert SetTimer(("retry",), 36_000) in out
+    g.handle(36_000, TimerFired(("retry",)))
+    g.handle(36_100, PeerUp(pid(1), outbound=True))
+    g.handle(36_200, Received(pid(1), m.Neighbor(True, "p1:1")))
+    assert g.active == [pid(1)] and pid(1) not in g.views.lost
+
+
+def test_lost_neighbour_waits_while_the_passive_view_has_others() -> None:
+    g = make(active=1)
+    connect(g, pid(1))
+    g.handle(0, Received(pid(1), m.ShuffleReply((m.NodeInfo(pid(9), "p9:1", 0),))))
+    out = g.handle(10, PeerDown(pid(1)))
+    assert Connect(pid(9), "p9:1") in out and Connect(pid(1), "p1:1") not in out
+    # a neighbour that leaves with a goodbye is not "lost"; a removed member is forgotten
+    g.handle(20, PeerUp(pid(9), outbound=True))
+    g.handle(30, Received(pid(9), m.Neighbor(True, "p9:1")))
+    g.handle(40, Received(pid(9), m.Disconnect(True)))
+    assert pid(9) not in g.views.lost and pid(9) in g.passive
+    g.handle(50, DialFailed(pid(9)))  # refilling from the passive view dialled it again
+    MEMBERS.discard(pid(1))
+    try:
+        out = g.handle(100_000, TimerFired(("retry",)))
+        assert Connect(pid(1), "p1:1") not in out and pid(1) not in g.views.lost
+    finally:
+        MEMBERS.add(pid(1))

@@ -242,3 +242,19 @@ def test_non_member_cannot_join() -> None:
     )
     for i in range(10):
         assert sim.nodes[outsider].id not in sim.nodes[i].state.active
+
+
+def test_long_partition_of_a_small_group_heals_by_itself() -> None:
+    # Seven nodes, three on one side: the channels across die, and each side has too
+    # few nodes to refill its views. With nothing but the views, the two halves would
+    # stay apart (no rejoin here); the neighbours lost without a goodbye are dialled
+    # again (H11), and once the partition heals they answer.
+    sim = built(7)
+    sim.partition([[0, 1, 2]], close=True)
+    sim.run_for(120_000)
+    assert len(sim.connected_component(0, sim.live())) == 3
+    sim.heal()
+    sim.run_for(70_000)
+    assert len(sim.connected_component(0, sim.live())) == 7, sim.report()
+    ids = broadcast_some(sim, 10)
+    assert sim.delivery_ratio(ids) == 1.0, sim.report()

@@ -10,7 +10,11 @@ A node keeps two views of other members' nodes:
   when the connection ends;
 * the **passive view** (default 30): addresses of other members, filled by peer
   exchange (``FORWARD_JOIN`` and periodic ``SHUFFLE``), from which the active view is
-  refilled when a neighbour goes down.
+  refilled when a neighbour goes down;
+* the **lost** peers (H11): neighbours whose channel ended without a goodbye. They may
+  be behind a partition rather than gone, so they are dialled again, with a doubling
+  wait, while the active view is short and the passive view has no one left (a small
+  group split by a partition would otherwise forget the other side for good).
 
 Members only: every peer admitted to either view first passes the injected
 ``admit(peer)`` (the node's "who is served" rule, 06 6.22). Every passive entry records
@@ -45,7 +49,7 @@ from .messages import (
 )
 from .messages import Disconnect as DisconnectMsg
 
-__all__ = ["AddrInfo", "HyParView", "HyParViewConfig", "Rng", "sample"]
+__all__ = ["AddrInfo", "HyParView", "HyParViewConfig", "Lost", "Rng", "sample"]
 
 T = TypeVar("T")
 
@@ -97,6 +101,12 @@ class HyParViewConfig:
     #: A node with no neighbour and nothing to dial joins again through its bootstrap
     #: contacts at most this often, in ms (p2pcomm).
     rejoin_interval: int = 5000
+    #: A neighbour whose channel ended without a goodbye is dialled again, while the
+    #: view is short and the passive view has no one else, this long after it went
+    #: down (ms), then after twice as long at every failed dial, up to ``lost_retry_max``
+    #: (p2pcomm: H11, what heals a partition that outlived the channels across it).
+    lost_retry: int = 5000
+    lost_retry_max: int = 60_000
 
     def __post_init__(self) -> None:
         if self.active_view < 1 or self.passive_view < 1:
@@ -107,6 +117,18 @@ class HyParViewConfig:
             raise ValueError("shuffle_walk must be at most 16")
         if 1 + self.shuffle_active + self.shuffle_passive > MAX_SHUFFLE_NODES:
             raise ValueError("a shuffle carries at most 16 nodes")
+        if not 0 < self.lost_retry <= self.lost_retry_max:
+            raise ValueError("need 0 < lost_retry <= lost_retry_max")
+
+
+@dataclass(slots=True)
+class Lost:
+    """A neighbour lost without a goodbye (H11): where it listened, dials since, and
+    when it may be dialled again."""
+
+    addr: str
+    failures: int
+    retry_at: int
 
 
 @dataclass(slots=True)
@@ -146,8 +168,11 @@ class HyParView:
         self.refused: dict[bytes, int] = {}
         #: Bootstrap contacts, kept to join again when isolated.
         self.contacts: dict[bytes, str] = {}
+        #: Neighbours whose channel ended without a goodbye (H11), oldest first.
+        self.lost: dict[bytes, Lost] = {}
         self._last_rejoin: int | None = None
         self._rejoin_armed = False
+        self._retry_armed = False
         self.now = 0
         self.up: list[bytes] = []
         self.down: list[bytes] = []
@@ -166,6 +191,7 @@ class HyParView:
             assert victim is not None
             self._drop_active(victim, out, notify=True)
         self.passive.pop(peer, None)
+        self.lost.pop(peer, None)
         self.active[peer] = addr
         self.up.append(peer)
 
@@ -222,13 +248,53 @@ class HyParView:
                 if p not in self.dialing and p not in refused and p not in self.pending
             ]
             peer = self._pick(candidates)
-            if peer is None:
-                self._rejoin(out)
-                return
-            info = self.passive[peer]
+            if peer is not None:
+                addr = self.passive[peer].addr
+            else:
+                peer = self._due_lost(out)
+                if peer is None:
+                    self._rejoin(out)
+                    return
+                lost = self.lost[peer]
+                addr = lost.addr
+                # the next try waits twice as long, whatever comes of this one
+                lost.failures += 1
+                lost.retry_at = self.now + self._retry_delay(lost.failures)
             high = len(self.active) < 2
-            self.dialing[peer] = (info.addr, "high" if high else "low")
-            out.append(Connect(peer, info.addr))
+            self.dialing[peer] = (addr, "high" if high else "low")
+            out.append(Connect(peer, addr))
+
+    def _due_lost(self, out: list[Effect]) -> bytes | None:
+        """A lost neighbour to dial again now (H11), the one lost longest ago; if none
+        is due yet, the retry timer is armed for the first that will be."""
+        first: int | None = None
+        for peer, lost in list(self.lost.items()):
+            if peer in self.dialing or peer in self.pending or peer in self.active:
+                continue
+            if not self.admit(peer):
+                del self.lost[peer]
+            elif lost.retry_at <= self.now:
+                return peer
+            elif first is None or lost.retry_at < first:
+                first = lost.retry_at
+        if first is not None and not self._retry_armed:
+            self._retry_armed = True
+            out.append(SetTimer(("retry",), first))
+        return None
+
+    def on_retry_timer(self, out: list[Effect]) -> None:
+        self._retry_armed = False
+        self.fill(out)
+
+    def _retry_delay(self, tries: int) -> int:
+        c = self.config
+        return min(c.lost_retry << min(tries, 16), c.lost_retry_max)
+
+    def _note_lost(self, peer: bytes, addr: str) -> None:
+        self.lost.pop(peer, None)
+        if len(self.lost) >= self.config.passive_view:
+            del self.lost[next(iter(self.lost))]
+        self.lost[peer] = Lost(addr, 0, self.now + self._retry_delay(0))
 
     def _rejoin(self, out: list[Effect]) -> None:
         if self.active or self.dialing or self.pending or not self.contacts:
@@ -297,9 +363,12 @@ class HyParView:
     def on_peer_down(self, peer: bytes, now: int, out: list[Effect]) -> None:
         self.dialing.pop(peer, None)
         self.pending.pop(peer, None)
-        if peer in self.active:
-            self.active.pop(peer)
+        addr = self.active.pop(peer, None)
+        if addr is not None:
             self.down.append(peer)
+            # No goodbye (H7 ends with one): the peer may be behind a partition or a
+            # failed link rather than gone; dialled again later (H11).
+            self._note_lost(peer, addr)
         self.fill(out)
 
     def on_dial_failed(self, peer: bytes, now: int, out: list[Effect]) -> None:

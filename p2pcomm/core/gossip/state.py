@@ -138,6 +138,8 @@ class GossipState:
                 v.on_neighbor_timer(key[1], now, out)
             elif key == ("rejoin",):
                 v.on_rejoin_timer(out)
+            elif key == ("retry",):
+                v.on_retry_timer(out)
             elif key == ("shuffle",):
                 v.on_shuffle_timer(now, out)
         elif isinstance(event, Verdict):
