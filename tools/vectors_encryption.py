@@ -95,6 +95,7 @@ KEY = fixed("epoch key")
 EPOCH = fixed("epoch id", 8)
 NONCE = fixed("nonce", 12)
 CTX = s.AadContext(GROUP, test_key("alice"), 3, 20)
+HELLO = Post(text="hello, group").encode()
 NAMES = ["alice", "bob", "carol", "dave"]
 RECEIVE = {name: fixed(f"receive key {name}") for name in NAMES}
 RECEIVE_PUB = {name: crypto.x25519_public(k) for name, k in RECEIVE.items()}
@@ -151,25 +152,34 @@ def constants() -> dict[str, Any]:
 
 def padding() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    sizes = [0, 1, 2, 7, 8, 9, 100, 239, 240, 1000, 4096, 47103, 48000, 49151]
-    for n in sizes:
+    zeros = [0, 5, 6, 7, 98, 126, 127, 222, 223, 997, 4093, 47100, 47101, 47997, 49148]
+    for k in zeros:
+        plaintext = encode(bytes(k))
+        n = len(plaintext)
         out.append(
             {
                 "type": "padding",
                 "name": f"padding-{n}",
-                "description": f"a plaintext of {n} bytes and its terminator pad to Padmé({n + 1})",
+                "description": f"a plaintext of {n} bytes, the bin of {k} zero bytes,"
+                f" pads to Padmé({n})",
+                "zeros": k,
                 "size": n,
                 "padme": s.padme_length(n),
-                "padded_size": s.padme_length(n + 1),
+                "padded_size": len(s.pad(plaintext)),
             }
         )
+    nine = encode(bytes(7))  # 9 bytes: Padmé(9) = 10
+    hundred = encode(bytes(98))  # 100 bytes: Padmé(100) = 104
     for name, padded, what in [
-        ("unpad-empty", b"", "nothing at all: no terminator"),
-        ("unpad-zeros", bytes(8), "only zeros"),
-        ("unpad-wrong-terminator", b"abc\x81", "0x81 where the terminator belongs"),
-        ("unpad-nonzero-after-terminator", b"abc\x80\x00\x01", "a nonzero byte after 0x80"),
-        ("unpad-too-long", b"x" * 99 + b"\x80" + bytes(8), "99 bytes padded to 108, not 104"),
-        ("unpad-too-short", b"x" * 100 + b"\x80" + bytes(2), "100 bytes padded to 103, not 104"),
+        ("unpad-empty", b"", "nothing at all: no value"),
+        ("unpad-zeros", bytes(8), "the value 0 and seven zeros: Padmé(1) is 1"),
+        ("unpad-c1", b"\xc1\x00", "c1, which is no msgpack value"),
+        ("unpad-truncated", b"\x92\xc0", "an array of two values holding one"),
+        ("unpad-nonzero-after-value", nine + b"\x01", "a nonzero byte after the value"),
+        ("unpad-terminator", nine + b"\x80", "a 0x80 terminator (revision 5) after the value"),
+        ("unpad-too-long", hundred + bytes(8), "100 bytes padded to 108, not 104"),
+        ("unpad-too-short", hundred + bytes(3), "100 bytes padded to 103, not 104"),
+        ("unpad-too-short-none", nine, "9 bytes not padded to 10"),
     ]:
         out.append(
             {
@@ -186,10 +196,14 @@ def padding() -> list[dict[str, Any]]:
 def envelopes() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cases = [
-        ("envelope-empty", b"", "an empty plaintext: one byte of padding"),
-        ("envelope-hello", b"hello, group", "a short post"),
-        ("envelope-239", bytes(range(239)), "the last size whose ciphertext has a 1-byte length"),
-        ("envelope-240", bytes(range(240)), "the first with a 2-byte length"),
+        ("envelope-smallest", b"\x90", "the smallest plaintext, one byte: no padding"),
+        ("envelope-hello", HELLO, "a short post: the POST body of 'hello, group'"),
+        (
+            "envelope-224",
+            encode(bytes(range(222))),
+            "the last size whose ciphertext has a 1-byte length",
+        ),
+        ("envelope-225", encode(bytes(range(223))), "the first with a 2-byte length"),
     ]
     for name, plaintext, what in cases:
         out.append(
@@ -206,11 +220,11 @@ def envelopes() -> list[dict[str, Any]]:
                 "body": s.seal_body(KEY, EPOCH, NONCE, CTX, plaintext).hex(),
             }
         )
-    body = s.seal_body(KEY, EPOCH, NONCE, CTX, b"hello, group")
+    body = s.seal_body(KEY, EPOCH, NONCE, CTX, HELLO)
     fields = s.decode_envelope(body)
     flipped = body[:-1] + bytes([body[-1] ^ 0x01])
-    bad_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), b"hello, group\x80\x00\x00\x01")
-    too_much_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), b"hello\x80" + bytes(10))
+    bad_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), HELLO + b"\x01")
+    too_much_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), encode("hello") + bytes(10))
     other = {
         "group": s.AadContext(fixed("other group"), CTX.author, CTX.seq, CTX.kind),
         "author": s.AadContext(CTX.group, test_key("bob"), CTX.seq, CTX.kind),
@@ -233,14 +247,14 @@ def envelopes() -> list[dict[str, Any]]:
         ),
         (
             "open-bad-padding",
-            "a good tag over padding with a nonzero byte after the terminator",
+            "a good tag over padding with a nonzero byte after the value",
             KEY,
             encode([1, EPOCH, NONCE, bad_pad]),
             CTX,
         ),
         (
             "open-too-much-padding",
-            "a good tag over 5 bytes padded to 16, not 6",
+            "a good tag over 6 bytes padded to 16, not 6",
             KEY,
             encode([1, EPOCH, NONCE, too_much_pad]),
             CTX,
@@ -262,7 +276,7 @@ def envelopes() -> list[dict[str, Any]]:
         ),
         (
             "open-ciphertext-16",
-            "a ciphertext of only a tag: not even the padding terminator",
+            "a ciphertext of only a tag: not even a one-byte plaintext",
             KEY,
             encode([1, EPOCH, NONCE, fields.ciphertext[-16:]]),
             CTX,
@@ -955,7 +969,7 @@ def sealed_fields() -> list[dict[str, Any]]:
         ("genesis-truncated", "the last byte missing", sealed[:-1]),
         (
             "genesis-short",
-            "28 bytes: a nonce and a tag, not even the padding terminator",
+            "28 bytes: a nonce and a tag, not even a one-byte plaintext",
             sealed[:12] + sealed[-16:],
         ),
         ("genesis-name-65", "a 65-byte name, above 04's limit of 64", genesis_sealed(over)),
