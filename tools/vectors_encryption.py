@@ -1335,16 +1335,48 @@ def story_leave() -> Story:
 
 def story_leave_after_a_forward() -> Story:
     st = Story(name="leave after a forward")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER})
+    alice, bob, dave = st["alice"], st["bob"], st["dave"]
+    alice.add(dave, Role.MEMBER)
+    dave.sync(alice)
+    dave.publish()
+    alice.sync(dave)
+    alice.forward()  # W4: dave is a member and no holder of the epoch
+    dave.leave()  # before he has seen the forward
+    bob.sync(dave)  # the add, dave's key and his leave, not alice's forward
+    st.stale_post("bob", "sealed without a rekey: not stale at its cut, yet dave reads it")
+    bob.post("after the rekey W3 asks for on dave's leave")
+    alice.sync(bob)
+    return st
+
+
+def story_void_at_its_cut() -> Story:
+    st = Story(name="void at its cut")
     st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
     alice, bob, carol, dave = st["alice"], st["bob"], st["carol"], st["dave"]
-    dave.remove(carol)  # void (a member cannot remove), but its rekey leaves carol out
-    alice.sync(dave)
-    alice.forward()  # W4: carol is a member and no holder of the new epoch
+    dave.ban(alice)  # a member cannot ban: void at its own cut; its rekey leaves alice out
+    dave.post("dave, after his void ban: in the epoch before it")
+    carol.sync(dave)
     carol.leave()
-    bob.sync(dave, carol)  # the removal and the leave, not alice's forward
-    st.stale_post("bob", "sealed without a rekey: not stale at its cut, yet carol reads it")
-    bob.post("after the rekey W3 asks for on carol's leave")
+    bob.sync(carol)
+    bob.leave()
     alice.sync(bob)
+    alice.post("alice reads dave's post though no one the ban's rekey reached stayed")
+    return st
+
+
+def story_void_at_its_cut_stands() -> Story:
+    st = Story(name="void at its cut, effective in the end")
+    st.group({"bob": Role.ADMIN, "carol": Role.ADMIN, "dave": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    cut = carol.seq
+    carol.set_role(bob, Role.MEMBER)  # void in the end: alice removes carol concurrently
+    bob.sync(carol)
+    bob.remove(st["dave"])  # void at its cut (bob sees his demotion), effective in the end
+    alice.remove(carol, cut=cut)
+    alice.sync(bob)
+    st.stale_post("alice", "sealed without a rekey: dave, removed, holds the epoch")
+    alice.post("after the rekey W3 asks for")
     return st
 
 
@@ -1531,12 +1563,29 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
     ),
     (
         "history-leave-after-a-forward",
-        "dave, a plain member, writes a REMOVE of carol: void, but its rekey counts and"
-        " leaves her out, so alice forwards her the new epoch (W4); carol then leaves. Bob"
-        " sees the removal and the leave but not the forward: at his cut carol is no"
-        " holder, so a post sealed there is not stale (X1), yet carol can derive its key;"
-        " W3 has bob rekey because carol left after the frontier's rekey",
+        "alice adds dave, who publishes his receive key, and forwards him the epoch (W4);"
+        " dave leaves before he sees the forward. Bob sees the add, the key and the leave"
+        " but not the forward: at his cut dave is no holder, so a post sealed there is not"
+        " stale (X1), yet dave can derive its key; W3 has bob rekey because dave left after"
+        " the frontier's rekey",
         story_leave_after_a_forward,
+    ),
+    (
+        "history-void-at-its-cut",
+        "dave, a plain member, bans alice: void at its own cut (insufficient-role), so its"
+        " rekey, which leaves alice out, counts in no frontier (F1). Dave's post after it"
+        " is in the epoch before, which alice holds; carol and bob, whom the rekey"
+        " reached, leave, and alice still reads it",
+        story_void_at_its_cut,
+    ),
+    (
+        "history-void-at-its-cut-stands",
+        "carol demotes bob while alice removes carol with a cut before the demotion (R2"
+        " voids it); bob, who has seen his demotion and not carol's removal, removes dave:"
+        " void at its cut, effective in the end. Its rekey counts in no frontier, so dave,"
+        " removed, holds the epoch at alice's cut: a post sealed there is stale (X1), and"
+        " W3 has alice rekey",
+        story_void_at_its_cut_stands,
     ),
     (
         "history-equivocation",

@@ -579,7 +579,7 @@ class Encryptor:
             if (
                 not (K >> u.idx) & 1
                 or block is None
-                or not block.is_rekey
+                or not view.counts(u)
                 or block.pointers
                 or u.kind == Kind.GENESIS
             ):

@@ -107,6 +107,10 @@ class _Core:
         self.world = _World(self)
         self.world.go_live()
         self.excluded: frozenset[int] = frozenset()
+        #: Operation index -> its verdict in the resolution of its cut alone.
+        self.local: dict[int, Reason] = {}
+        #: Some author's log forked.
+        self.forked = False
         #: The world is stale: a rebuild is due before the next judgement.
         self.dirty = False
         #: Within apply_many: postpone rebuilds to the end.
@@ -246,6 +250,7 @@ class _Core:
             return
         o.entry = entry
         o.bad = None
+        self.local.clear()  # a body in a cut may change the verdicts of that cut
         self._interpret(o)
         if o.kind == Kind.INVITE:
             for j in self.joins_by_invite.get(o.id, ()):
@@ -284,6 +289,7 @@ class _Core:
             if not rec.fork or seq < rec.fork:
                 rec.fork = seq
                 forked = True
+                self.forked = True
         else:
             rec.max_seq = seq
         kind = h.kind
@@ -531,8 +537,15 @@ class _Core:
             if not (o.K >> j.idx) & 1 and not (j.K >> o.idx) & 1:
                 yield j
 
-    def _evaluate(self, order: list[_Op], S: Iterable[_Op], excluded: frozenset[int]) -> _World:
-        w = _World(self, S)
+    def _evaluate(
+        self,
+        order: list[_Op],
+        S: Iterable[_Op],
+        excluded: frozenset[int],
+        *,
+        forkless: bool = False,
+    ) -> _World:
+        w = _World(self, S, forkless=forkless)
         check = w.check
         accept = w.accept
         reasons = w.reasons
@@ -546,12 +559,52 @@ class _Core:
     def rebuild(self) -> None:
         """R6: search a stable set of voiding operations, excluding the most junior
         participant of any cycle, and install the resulting world."""
+        world, excluded = self._search(sorted(self.ops, key=attrgetter("key")))
+        world.go_live()
+        self.world = world
+        self.excluded = excluded
+
+    def local_reason(self, o: _Op) -> Reason:
+        """The verdict of ``o`` in the resolution of its cut alone: the operations in its
+        past and itself, judged as if nobody had forked (12.10 F1: whether a rekey
+        counts). A function of ``o``'s past, whatever else arrives; kept until a late
+        body may change it."""
+        got = self.local.get(o.idx)
+        if got is None:
+            if self._alone(o):
+                got = self.world.reasons[o.idx]
+            else:
+                order = sorted((self.ops[i] for i in _bits(o.K)), key=attrgetter("key"))
+                world, _ = self._search(order, forkless=True)
+                got = world.reasons[o.idx]
+            self.local[o.idx] = got
+        return got
+
+    def _alone(self, o: _Op) -> bool:
+        """Whether the current world judges ``o`` as its cut alone would: it is settled,
+        nobody forked, and every operation is in ``o``'s past or has ``o`` in its own.
+        Operations after ``o`` change no verdict in its past (their cuts cover it, and
+        B4 keeps a voider from reaching below what it saw), and come later in ``T``."""
         ops = self.ops
-        order = sorted(ops, key=attrgetter("key"))
+        w = self.world
+        if self.forked or self.dirty or len(w.reasons) != len(ops):
+            return False
+        i = o.idx
+        past = o.K
+        if past != (1 << (i + 1)) - 1:  # an operation that arrived before it is not in it
+            return False
+        return all((p.K >> i) & 1 for p in ops[i + 1 :])
+
+    def _search(
+        self, order: list[_Op], *, forkless: bool = False
+    ) -> tuple[_World, frozenset[int]]:
+        """The stable world of the operations ``order`` (sorted by ``T`` key, closed
+        under pasts) and the operations excluded from cycles (R6)."""
+        ops = self.ops
         excluded: set[int] = set()
         while True:
             frozen = frozenset(excluded)
-            world0 = self._evaluate(order, (), frozen)
+            world0 = self._evaluate(order, (), frozen, forkless=forkless)
             history: list[frozenset[int]] = [frozenset()]
             world = world0
             cycle: list[frozenset[int]] | None = None
@@ -564,7 +617,9 @@ class _Core:
                     cycle = [*history[start:], S_next]
                     break
                 history.append(S_next)
-                world = self._evaluate(order, [ops[i] for i in sorted(S_next)], frozen)
+                world = self._evaluate(
+                    order, [ops[i] for i in sorted(S_next)], frozen, forkless=forkless
+                )
             if cycle is None:
                 break
             union = frozenset().union(*cycle)
@@ -575,9 +630,7 @@ class _Core:
             # The most junior participant goes: latest grant of the author, then latest op.
             ranked = [(world0.level(c.author, c.K)[1], c.key, c.idx) for c in responsible or D]
             excluded.add(max(ranked)[2])
-        world.go_live()
-        self.world = world
-        self.excluded = frozenset(excluded)
+        return world, frozenset(excluded)
 
     def _settle(self) -> None:
         if self.batching or not self.dirty:
