@@ -1380,6 +1380,24 @@ def story_void_at_its_cut_stands() -> Story:
     return st
 
 
+def story_add_voided_after_a_rekey() -> Story:
+    st = Story(name="add voided after a rekey")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol, dave, erin = st["alice"], st["bob"], st["carol"], st["dave"], st["erin"]
+    cut = bob.seq
+    bob.add(erin, Role.MEMBER)
+    erin.sync(bob)
+    erin.publish()
+    bob.sync(erin)
+    dave.sync(bob, erin)
+    alice.set_role(bob, Role.MEMBER, cut=cut)  # R2 voids bob's ADD of erin
+    dave.rekey()  # dave has not seen the demotion: a slot for erin
+    carol.sync(alice, dave)
+    st.stale_post("carol", "sealed for the epoch erin holds")
+    carol.post("after the rekey W3 asks for")
+    return st
+
+
 def story_equivocation() -> Story:
     st = Story(name="equivocation")
     st.group({"bob": Role.MEMBER, "carol": Role.MEMBER})
@@ -1586,6 +1604,15 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
         " removed, holds the epoch at alice's cut: a post sealed there is stale (X1), and"
         " W3 has alice rekey",
         story_void_at_its_cut_stands,
+    ),
+    (
+        "history-add-voided-after-a-rekey",
+        "bob adds erin, who publishes her receive key, while alice demotes bob with a cut"
+        " before the ADD (R2 voids it); dave, who has not seen the demotion, rekeys and"
+        " seals a slot to erin. Erin stays a recipient (KB6: the rekey's cut resolved"
+        " alone) and so a holder; she is no member, so the epoch is stale (X1): carol's"
+        " post sealed in it is void, and W3 has carol rekey",
+        story_add_voided_after_a_rekey,
     ),
     (
         "history-equivocation",

@@ -612,7 +612,7 @@ class Encryptor:
         group = self.machine.group
         if secret is None or block is None or group is None:
             return frozenset()
-        # The recipients follow the resolution (a late removal can change them).
+        # The recipients follow the bodies held (a late body can change them, KB6).
         rec = self.view.recipients(o)[: block.slot_count]
         cached = self._verified.get(o.id)
         if cached is not None and cached[0] == rec:

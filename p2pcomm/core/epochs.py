@@ -388,7 +388,7 @@ class EpochView:
             elif b.to:
                 names = b.to
             else:
-                before = self.members(o.K & ~o.bit)
+                before = self.core.local_members(o.K & ~o.bit)
                 gone = set(b.exclude)
                 if o.kind in (Kind.REMOVE, Kind.BAN) and o.target is not None:
                     gone.add(o.target)
@@ -674,7 +674,7 @@ def build_block(
         gone = set(exclude)
         if target is not None:
             gone.add(target)
-        names = sorted(view.members(K) - gone)
+        names = sorted(view.core.local_members(K) - gone)
     keys: list[bytes] = []
     for m in names:
         if m == author and receive:

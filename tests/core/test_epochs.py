@@ -763,13 +763,16 @@ def test_k_a_rekey_void_at_its_own_cut_counts_for_nothing_even_if_its_removal_st
     assert cannot_derive(history, yves, post)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="implicit recipients are recomputed under the final resolution: a rekey written "
-    "before its writer saw an operation that retroactively voids an ADD (R2) keeps a slot "
-    "for the voided member that holders() no longer counts, so X1 does not see it",
-)
-def test_a_member_whose_add_is_voided_later_keeps_a_slot_holders_do_not_count() -> None:
+def test_l_a_slot_sealed_to_a_member_whose_add_is_voided_later_makes_her_a_holder() -> None:
+    """KB6: the recipients of a rekey are the members its own cut resolves alone, those
+    its author sealed to. Bob adds Zoe while Alice demotes Bob below that ADD (R2 voids
+    it); Yves, who has not seen the demotion, rekeys and seals a slot to Zoe. Zoe stays
+    a recipient and so a holder (H1): the epoch reaches a non-member and is stale (X1),
+    and Carol, who sees the demotion, rekeys before she posts.
+
+        Bob: ADD zoe -- Zoe: her key -- Yves: rekey R (a slot for Zoe) --+-- Carol: post
+        Alice: SET_ROLE bob member (cut before the ADD) -----------------+
+    """
     history, r = group(admins=("bob",), members=("carol", "yves"))
     alice, bob, carol, yves = r["alice"], r["bob"], r["carol"], r["yves"]
     zoe = newcomer(history, r, "zoe")
@@ -781,13 +784,25 @@ def test_a_member_whose_add_is_voided_later_keeps_a_slot_holders_do_not_count() 
     yves.sync(bob, zoe)
     alice.set_role(bob, Role.MEMBER, cut=cut)  # demotes Bob below his ADD of Zoe
     rekey = yves.rekey()  # Yves has not seen it: Zoe gets a slot
+    assert reason(history, add) is Reason.REVOKED
+    machine, view = view_of(history)
+    recipients = [WHO[m] for m, _ in view.recipients(machine._core.by_id[rekey.id])]
+    assert recipients == sorted(recipients, key=lambda n: KEYS[n].public_key)
+    assert "zoe" in recipients  # her slot is counted where Yves sealed it
     carol.sync(alice, yves)
+    carol.follow_rules = False
+    careless = carol.post("sealed for the epoch Zoe holds")
+    carol.follow_rules = True
+    assert frontier(history, careless) == ids(rekey)
+    assert "zoe" in holders(history, careless) and "zoe" not in members_at(history, careless)
+    assert reason(history, careless) is Reason.STALE_EPOCH
+    zoe.sync(carol)
+    assert zoe.read(careless) is not None  # what X1 is about
     post = carol.post("after the demotion")
-    assert frontier(history, post) == ids(rekey)
+    assert frontier(history, post) != ids(rekey)
     assert "zoe" not in members_at(history, post)
     assert "zoe" not in holders(history, post)
     assert reason(history, post) is Reason.OK
-    assert reason(history, add) is not Reason.OK
     assert cannot_derive(history, zoe, post)
 
 

@@ -320,3 +320,17 @@ def test_a_since_join_group_shows_a_newcomer_only_what_follows() -> None:
     carol = {x(k["public"]): x(k["private"]) for k in v["receive"]["carol"]}
     enc = Encryptor(machine, x(v["authors"]["carol"]), carol, {}, random_bytes=bytes)
     assert enc.metadata() is None and not enc.since_join
+
+
+def test_a_slot_sealed_to_a_member_whose_add_is_voided_later_counts() -> None:
+    """KB6: the recipients of dave's rekey are the members of its cut resolved alone, so
+    erin, whose ADD a demotion outside that cut voids, keeps her slot and is a holder:
+    the epoch is stale (X1), and carol rekeys before she posts (W3)."""
+    (v,) = [v for v in of("history") if v["name"] == "history-add-voided-after-a-rekey"]
+    expect = v["expect"]
+    assert expect["verdicts"]["bob-2"] == "revoked" and "erin" not in expect["members"]
+    assert "erin" in expect["key_ops"]["dave-2"]["recipients"]
+    stale, honest = (c for c in expect["content"].values())
+    assert stale["frontier"] == ["dave-2"] and stale["verdict"] == "stale-epoch"
+    assert "erin" in stale["holders"] and "erin" in stale["derive"]
+    assert honest["verdict"] == "ok" and "erin" not in honest["derive"]

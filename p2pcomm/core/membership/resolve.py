@@ -109,6 +109,8 @@ class _Core:
         self.excluded: frozenset[int] = frozenset()
         #: Operation index -> its verdict in the resolution of its cut alone.
         self.local: dict[int, Reason] = {}
+        #: Cut -> its members in the resolution of the cut alone.
+        self.local_members_of: dict[int, frozenset[bytes]] = {}
         #: Some author's log forked.
         self.forked = False
         #: The world is stale: a rebuild is due before the next judgement.
@@ -251,6 +253,7 @@ class _Core:
         o.entry = entry
         o.bad = None
         self.local.clear()  # a body in a cut may change the verdicts of that cut
+        self.local_members_of.clear()
         self._interpret(o)
         if o.kind == Kind.INVITE:
             for j in self.joins_by_invite.get(o.id, ()):
@@ -571,29 +574,50 @@ class _Core:
         body may change it."""
         got = self.local.get(o.idx)
         if got is None:
-            if self._alone(o):
-                got = self.world.reasons[o.idx]
-            else:
-                order = sorted((self.ops[i] for i in _bits(o.K)), key=attrgetter("key"))
-                world, _ = self._search(order, forkless=True)
-                got = world.reasons[o.idx]
-            self.local[o.idx] = got
+            world = self._local_world(o.K)
+            got = self.local[o.idx] = world.reasons[o.idx]
+            # The same world resolves the cut without ``o``, which is last in T and
+            # voids nothing in its past (B4): the recipients of its rekey (12.9 KB6).
+            before = o.K & ~o.bit
+            if before not in self.local_members_of:
+                self.local_members_of[before] = self._members_at(world, before)
         return got
 
-    def _alone(self, o: _Op) -> bool:
-        """Whether the current world judges ``o`` as its cut alone would: it is settled,
-        nobody forked, and every operation is in ``o``'s past or has ``o`` in its own.
-        Operations after ``o`` change no verdict in its past (their cuts cover it, and
+    def local_members(self, K: int) -> frozenset[bytes]:
+        """The members (level 1 to 4) at cut ``K`` in the resolution of ``K`` alone, as
+        :meth:`local_reason` resolves it: those a rekey written at ``K`` is sealed to
+        (12.9 KB6), whatever arrives later."""
+        got = self.local_members_of.get(K)
+        if got is None:
+            got = self.local_members_of[K] = self._members_at(self._local_world(K), K)
+        return got
+
+    def _members_at(self, w: _World, K: int) -> frozenset[bytes]:
+        return frozenset(
+            who for who, m in w.mask.items() if m & K and w.level(who, K)[0] >= _READER
+        )
+
+    def _local_world(self, K: int) -> _World:
+        """A world that judges the operations of cut ``K`` as the resolution of ``K``
+        alone does, without forks: the current one when it does (:meth:`_alone`)."""
+        if self._alone(K):
+            return self.world
+        order = sorted((self.ops[i] for i in _bits(K)), key=attrgetter("key"))
+        return self._search(order, forkless=True)[0]
+
+    def _alone(self, cut: int) -> bool:
+        """Whether the current world judges the operations of ``cut`` as that cut alone
+        would: it is settled, nobody forked, and every other operation has all of the cut
+        in its past. Such operations change no verdict in the cut (theirs cover it, and
         B4 keeps a voider from reaching below what it saw), and come later in ``T``."""
         ops = self.ops
         w = self.world
         if self.forked or self.dirty or len(w.reasons) != len(ops):
             return False
-        i = o.idx
-        past = o.K
-        if past != (1 << (i + 1)) - 1:  # an operation that arrived before it is not in it
+        top = cut.bit_length()
+        if cut != (1 << top) - 1:  # an operation that arrived before one in it is not
             return False
-        return all((p.K >> i) & 1 for p in ops[i + 1 :])
+        return all(p.K & cut == cut for p in ops[top:])
 
     def _search(
         self, order: list[_Op], *, forkless: bool = False
