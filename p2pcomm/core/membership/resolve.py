@@ -607,17 +607,27 @@ class _Core:
 
     def _alone(self, cut: int) -> bool:
         """Whether the current world judges the operations of ``cut`` as that cut alone
-        would: it is settled, nobody forked, and every other operation has all of the cut
-        in its past. Such operations change no verdict in the cut (theirs cover it, and
-        B4 keeps a voider from reaching below what it saw), and come later in ``T``."""
+        would. It does when it is settled, nobody forked, no cycle excluded anything
+        (R6), and no operation outside the cut can change a verdict in it: one that has
+        the whole cut in its past cannot (B4 keeps a voider from reaching below what it
+        saw, and it comes later in ``T``), nor can a concurrent one that voids nothing in
+        the cut (R2, R4, R5) and is no JOIN of an invitation in the cut (R5's uses)."""
         ops = self.ops
         w = self.world
-        if self.forked or self.dirty or len(w.reasons) != len(ops):
+        if self.forked or self.dirty or self.excluded or len(w.reasons) != len(ops):
             return False
-        top = cut.bit_length()
-        if cut != (1 << top) - 1:  # an operation that arrived before one in it is not
-            return False
-        return all(p.K & cut == cut for p in ops[top:])
+        by_id = self.by_id
+        for i in _bits(((1 << len(ops)) - 1) & ~cut):
+            p = ops[i]
+            if p.K & cut == cut:
+                continue
+            if p.kind == Kind.JOIN and p.invite is not None:
+                inv = by_id.get(p.invite)
+                if inv is not None and (cut >> inv.idx) & 1:
+                    return False
+            if p.voider_kind and any((cut >> q.idx) & 1 for q in self._victim_ops(p)):
+                return False
+        return True
 
     def _search(
         self, order: list[_Op], *, forkless: bool = False
