@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .core.content import ContentMachine, ContentView, Item
+from .core.encoding import value_length
 from .core.encryptor import MAX_DUTIES, genesis_body
 from .core.epochs import HISTORY_FULL, HISTORY_SINCE_JOIN, encrypted_kind
 from .core.identity import ID_TEXT_PREFIX, KeyPair, MemberId
@@ -254,6 +255,7 @@ class Group(GroupReads):
     def write(self, intent: Intent, *, now: int | None = None) -> Entry:
         """Append a planned entry (durably) and return it. In an encrypted group a KEYS
         entry may come first (spec/12-encryption.md W1, W3)."""
+        self.refresh()  # an intent not made by planner(): seal it on the current state
         entries = append_intent_all(
             self.log,
             self.identity,
@@ -462,6 +464,13 @@ def append_intent_all(
         return [log.append(identity, intent.kind, intent.body, timestamp=ts)]
     me = identity.public_key
     kind, body = intent.kind, intent.body
+    if encrypted_kind(kind) and value_length(body) != len(body):
+        # 12.10 C3: refused before a rekey or forward is written for it
+        raise ValidationError(
+            ErrorCode.MALFORMED,
+            f"the body of kind {kind} in an encrypted group is one msgpack value;"
+            " encode opaque bytes as a bin",
+        )
     written: list[Entry] = []
 
     def position() -> tuple[int, int]:

@@ -28,9 +28,12 @@ def test_crypto_benchmark_figures_follow_the_formats() -> None:
         assert isinstance(block, int) and body == block + 41
         entry = figures[f"rekey_entry_bytes_n{n}"]
         assert isinstance(entry, int) and isinstance(body, int) and entry > body
-    # Padmé: the worst case is a power of two, whose terminator starts a new class.
+    # Padmé without a terminator (12.3): the worst case is one past a power of two, the
+    # first length of a class, padded to the class's next bound; below 12 %.
     at = figures["padding_overhead_max_at_bytes"]
-    assert isinstance(at, int) and at & (at - 1) == 0
+    assert isinstance(at, int) and (at - 1) & (at - 2) == 0
+    assert figures["padding_overhead_max_pct"] == 11.63
+    assert figures["padding_overhead_100_bytes"] == 4
     for key in (
         "rekey_build_ms_n300",
         "rekey_seal_ms_n300",

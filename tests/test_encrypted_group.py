@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from p2pcomm.community import Group
-from p2pcomm.core.membership import Kind, Reason, Role
+from p2pcomm.core.encoding import encode
+from p2pcomm.core.intent import Intent
+from p2pcomm.core.membership import FIRST_APP_KIND, Kind, Reason, Role
 from p2pcomm.core.seal import decode_envelope
-from p2pcomm.errors import NotFoundError, ValidationError
+from p2pcomm.errors import ErrorCode, NotFoundError, ValidationError
 from p2pcomm.store import SqliteStore
 from p2pcomm.testing.history import named_keypair
 from tests.test_community import Clock, copy
@@ -231,3 +233,27 @@ def test_a_since_join_group_shows_a_newcomer_only_what_follows(
         Group.create(a_store, ALICE, "x", history="forever")
     for s in (a_store, b_store, c_store):
         s.close()
+
+
+def test_an_application_body_is_one_msgpack_value_in_an_encrypted_group(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """12.10 C3 and 12.3: the plaintext says where it ends, so padding needs no
+    terminator; opaque bytes are written as a bin, and anything else is refused before
+    a byte is written (no rekey or forward for it either)."""
+    (a_store,) = stores(tmp_path, "alice")
+    club = Group.create(a_store, ALICE, "Garden club", founder_name="alice", clock=clock)
+    before = a_store.count(club.id)
+    for raw in [b"", b"opaque bytes", b"\xc1", encode(b"x") + b"\x00"]:
+        with pytest.raises(ValidationError) as info:
+            club.write(Intent(kind=FIRST_APP_KIND, body=raw))
+        assert info.value.code is ErrorCode.MALFORMED
+    assert a_store.count(club.id) == before
+    entry = club.write(Intent(kind=FIRST_APP_KIND, body=encode(b"opaque bytes")))
+    body = a_store.get_entry(club.id, entry.id).body  # type: ignore[union-attr]
+    assert body is not None and b"opaque" not in body
+    # 14 bytes pad to Padmé(14) = 14: no byte of padding, 44 of envelope
+    assert len(body) == 14 + 44
+    plain = Group.create(a_store, BOB, "Open club", founder_name="bob", encrypted=False)
+    assert plain.write(Intent(kind=FIRST_APP_KIND, body=b"opaque bytes")).body == b"opaque bytes"
+    a_store.close()

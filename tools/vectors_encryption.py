@@ -95,6 +95,7 @@ KEY = fixed("epoch key")
 EPOCH = fixed("epoch id", 8)
 NONCE = fixed("nonce", 12)
 CTX = s.AadContext(GROUP, test_key("alice"), 3, 20)
+HELLO = Post(text="hello, group").encode()
 NAMES = ["alice", "bob", "carol", "dave"]
 RECEIVE = {name: fixed(f"receive key {name}") for name in NAMES}
 RECEIVE_PUB = {name: crypto.x25519_public(k) for name, k in RECEIVE.items()}
@@ -151,25 +152,34 @@ def constants() -> dict[str, Any]:
 
 def padding() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    sizes = [0, 1, 2, 7, 8, 9, 100, 239, 240, 1000, 4096, 47103, 48000, 49151]
-    for n in sizes:
+    zeros = [0, 5, 6, 7, 98, 126, 127, 222, 223, 997, 4093, 47100, 47101, 47997, 49148]
+    for k in zeros:
+        plaintext = encode(bytes(k))
+        n = len(plaintext)
         out.append(
             {
                 "type": "padding",
                 "name": f"padding-{n}",
-                "description": f"a plaintext of {n} bytes and its terminator pad to Padmé({n + 1})",
+                "description": f"a plaintext of {n} bytes, the bin of {k} zero bytes,"
+                f" pads to Padmé({n})",
+                "zeros": k,
                 "size": n,
                 "padme": s.padme_length(n),
-                "padded_size": s.padme_length(n + 1),
+                "padded_size": len(s.pad(plaintext)),
             }
         )
+    nine = encode(bytes(7))  # 9 bytes: Padmé(9) = 10
+    hundred = encode(bytes(98))  # 100 bytes: Padmé(100) = 104
     for name, padded, what in [
-        ("unpad-empty", b"", "nothing at all: no terminator"),
-        ("unpad-zeros", bytes(8), "only zeros"),
-        ("unpad-wrong-terminator", b"abc\x81", "0x81 where the terminator belongs"),
-        ("unpad-nonzero-after-terminator", b"abc\x80\x00\x01", "a nonzero byte after 0x80"),
-        ("unpad-too-long", b"x" * 99 + b"\x80" + bytes(8), "99 bytes padded to 108, not 104"),
-        ("unpad-too-short", b"x" * 100 + b"\x80" + bytes(2), "100 bytes padded to 103, not 104"),
+        ("unpad-empty", b"", "nothing at all: no value"),
+        ("unpad-zeros", bytes(8), "the value 0 and seven zeros: Padmé(1) is 1"),
+        ("unpad-c1", b"\xc1\x00", "c1, which is no msgpack value"),
+        ("unpad-truncated", b"\x92\xc0", "an array of two values holding one"),
+        ("unpad-nonzero-after-value", nine + b"\x01", "a nonzero byte after the value"),
+        ("unpad-terminator", nine + b"\x80", "a 0x80 terminator (revision 5) after the value"),
+        ("unpad-too-long", hundred + bytes(8), "100 bytes padded to 108, not 104"),
+        ("unpad-too-short", hundred + bytes(3), "100 bytes padded to 103, not 104"),
+        ("unpad-too-short-none", nine, "9 bytes not padded to 10"),
     ]:
         out.append(
             {
@@ -186,10 +196,14 @@ def padding() -> list[dict[str, Any]]:
 def envelopes() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cases = [
-        ("envelope-empty", b"", "an empty plaintext: one byte of padding"),
-        ("envelope-hello", b"hello, group", "a short post"),
-        ("envelope-239", bytes(range(239)), "the last size whose ciphertext has a 1-byte length"),
-        ("envelope-240", bytes(range(240)), "the first with a 2-byte length"),
+        ("envelope-smallest", b"\x90", "the smallest plaintext, one byte: no padding"),
+        ("envelope-hello", HELLO, "a short post: the POST body of 'hello, group'"),
+        (
+            "envelope-224",
+            encode(bytes(range(222))),
+            "the last size whose ciphertext has a 1-byte length",
+        ),
+        ("envelope-225", encode(bytes(range(223))), "the first with a 2-byte length"),
     ]
     for name, plaintext, what in cases:
         out.append(
@@ -206,11 +220,11 @@ def envelopes() -> list[dict[str, Any]]:
                 "body": s.seal_body(KEY, EPOCH, NONCE, CTX, plaintext).hex(),
             }
         )
-    body = s.seal_body(KEY, EPOCH, NONCE, CTX, b"hello, group")
+    body = s.seal_body(KEY, EPOCH, NONCE, CTX, HELLO)
     fields = s.decode_envelope(body)
     flipped = body[:-1] + bytes([body[-1] ^ 0x01])
-    bad_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), b"hello, group\x80\x00\x00\x01")
-    too_much_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), b"hello\x80" + bytes(10))
+    bad_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), HELLO + b"\x01")
+    too_much_pad = crypto.aead_seal(KEY, NONCE, CTX.aad(), encode("hello") + bytes(10))
     other = {
         "group": s.AadContext(fixed("other group"), CTX.author, CTX.seq, CTX.kind),
         "author": s.AadContext(CTX.group, test_key("bob"), CTX.seq, CTX.kind),
@@ -233,14 +247,14 @@ def envelopes() -> list[dict[str, Any]]:
         ),
         (
             "open-bad-padding",
-            "a good tag over padding with a nonzero byte after the terminator",
+            "a good tag over padding with a nonzero byte after the value",
             KEY,
             encode([1, EPOCH, NONCE, bad_pad]),
             CTX,
         ),
         (
             "open-too-much-padding",
-            "a good tag over 5 bytes padded to 16, not 6",
+            "a good tag over 6 bytes padded to 16, not 6",
             KEY,
             encode([1, EPOCH, NONCE, too_much_pad]),
             CTX,
@@ -262,7 +276,7 @@ def envelopes() -> list[dict[str, Any]]:
         ),
         (
             "open-ciphertext-16",
-            "a ciphertext of only a tag: not even the padding terminator",
+            "a ciphertext of only a tag: not even a one-byte plaintext",
             KEY,
             encode([1, EPOCH, NONCE, fields.ciphertext[-16:]]),
             CTX,
@@ -955,7 +969,7 @@ def sealed_fields() -> list[dict[str, Any]]:
         ("genesis-truncated", "the last byte missing", sealed[:-1]),
         (
             "genesis-short",
-            "28 bytes: a nonce and a tag, not even the padding terminator",
+            "28 bytes: a nonce and a tag, not even a one-byte plaintext",
             sealed[:12] + sealed[-16:],
         ),
         ("genesis-name-65", "a 65-byte name, above 04's limit of 64", genesis_sealed(over)),
@@ -1321,16 +1335,66 @@ def story_leave() -> Story:
 
 def story_leave_after_a_forward() -> Story:
     st = Story(name="leave after a forward")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER})
+    alice, bob, dave = st["alice"], st["bob"], st["dave"]
+    alice.add(dave, Role.MEMBER)
+    dave.sync(alice)
+    dave.publish()
+    alice.sync(dave)
+    alice.forward()  # W4: dave is a member and no holder of the epoch
+    dave.leave()  # before he has seen the forward
+    bob.sync(dave)  # the add, dave's key and his leave, not alice's forward
+    st.stale_post("bob", "sealed without a rekey: not stale at its cut, yet dave reads it")
+    bob.post("after the rekey W3 asks for on dave's leave")
+    alice.sync(bob)
+    return st
+
+
+def story_void_at_its_cut() -> Story:
+    st = Story(name="void at its cut")
     st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
     alice, bob, carol, dave = st["alice"], st["bob"], st["carol"], st["dave"]
-    dave.remove(carol)  # void (a member cannot remove), but its rekey leaves carol out
-    alice.sync(dave)
-    alice.forward()  # W4: carol is a member and no holder of the new epoch
+    dave.ban(alice)  # a member cannot ban: void at its own cut; its rekey leaves alice out
+    dave.post("dave, after his void ban: in the epoch before it")
+    carol.sync(dave)
     carol.leave()
-    bob.sync(dave, carol)  # the removal and the leave, not alice's forward
-    st.stale_post("bob", "sealed without a rekey: not stale at its cut, yet carol reads it")
-    bob.post("after the rekey W3 asks for on carol's leave")
+    bob.sync(carol)
+    bob.leave()
     alice.sync(bob)
+    alice.post("alice reads dave's post though no one the ban's rekey reached stayed")
+    return st
+
+
+def story_void_at_its_cut_stands() -> Story:
+    st = Story(name="void at its cut, effective in the end")
+    st.group({"bob": Role.ADMIN, "carol": Role.ADMIN, "dave": Role.MEMBER})
+    alice, bob, carol = st["alice"], st["bob"], st["carol"]
+    cut = carol.seq
+    carol.set_role(bob, Role.MEMBER)  # void in the end: alice removes carol concurrently
+    bob.sync(carol)
+    bob.remove(st["dave"])  # void at its cut (bob sees his demotion), effective in the end
+    alice.remove(carol, cut=cut)
+    alice.sync(bob)
+    st.stale_post("alice", "sealed without a rekey: dave, removed, holds the epoch")
+    alice.post("after the rekey W3 asks for")
+    return st
+
+
+def story_add_voided_after_a_rekey() -> Story:
+    st = Story(name="add voided after a rekey")
+    st.group({"bob": Role.ADMIN, "carol": Role.MEMBER, "dave": Role.MEMBER})
+    alice, bob, carol, dave, erin = st["alice"], st["bob"], st["carol"], st["dave"], st["erin"]
+    cut = bob.seq
+    bob.add(erin, Role.MEMBER)
+    erin.sync(bob)
+    erin.publish()
+    bob.sync(erin)
+    dave.sync(bob, erin)
+    alice.set_role(bob, Role.MEMBER, cut=cut)  # R2 voids bob's ADD of erin
+    dave.rekey()  # dave has not seen the demotion: a slot for erin
+    carol.sync(alice, dave)
+    st.stale_post("carol", "sealed for the epoch erin holds")
+    carol.post("after the rekey W3 asks for")
     return st
 
 
@@ -1517,12 +1581,38 @@ STORIES: list[tuple[str, str, Callable[[], Story]]] = [
     ),
     (
         "history-leave-after-a-forward",
-        "dave, a plain member, writes a REMOVE of carol: void, but its rekey counts and"
-        " leaves her out, so alice forwards her the new epoch (W4); carol then leaves. Bob"
-        " sees the removal and the leave but not the forward: at his cut carol is no"
-        " holder, so a post sealed there is not stale (X1), yet carol can derive its key;"
-        " W3 has bob rekey because carol left after the frontier's rekey",
+        "alice adds dave, who publishes his receive key, and forwards him the epoch (W4);"
+        " dave leaves before he sees the forward. Bob sees the add, the key and the leave"
+        " but not the forward: at his cut dave is no holder, so a post sealed there is not"
+        " stale (X1), yet dave can derive its key; W3 has bob rekey because dave left after"
+        " the frontier's rekey",
         story_leave_after_a_forward,
+    ),
+    (
+        "history-void-at-its-cut",
+        "dave, a plain member, bans alice: void at its own cut (insufficient-role), so its"
+        " rekey, which leaves alice out, counts in no frontier (F1). Dave's post after it"
+        " is in the epoch before, which alice holds; carol and bob, whom the rekey"
+        " reached, leave, and alice still reads it",
+        story_void_at_its_cut,
+    ),
+    (
+        "history-void-at-its-cut-stands",
+        "carol demotes bob while alice removes carol with a cut before the demotion (R2"
+        " voids it); bob, who has seen his demotion and not carol's removal, removes dave:"
+        " void at its cut, effective in the end. Its rekey counts in no frontier, so dave,"
+        " removed, holds the epoch at alice's cut: a post sealed there is stale (X1), and"
+        " W3 has alice rekey",
+        story_void_at_its_cut_stands,
+    ),
+    (
+        "history-add-voided-after-a-rekey",
+        "bob adds erin, who publishes her receive key, while alice demotes bob with a cut"
+        " before the ADD (R2 voids it); dave, who has not seen the demotion, rekeys and"
+        " seals a slot to erin. Erin stays a recipient (KB6: the rekey's cut resolved"
+        " alone) and so a holder; she is no member, so the epoch is stale (X1): carol's"
+        " post sealed in it is void, and W3 has carol rekey",
+        story_add_voided_after_a_rekey,
     ),
     (
         "history-equivocation",

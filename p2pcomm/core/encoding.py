@@ -31,7 +31,7 @@ library only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 import msgpack
 
@@ -52,6 +52,7 @@ __all__ = [
     "expect_optional_bytes",
     "expect_str",
     "expect_uint",
+    "value_length",
 ]
 
 Value: TypeAlias = "bool | int | bytes | str | list[Value] | tuple[Value, ...] | None"
@@ -129,6 +130,69 @@ def _check_encodable(value: object, depth: int) -> None:
             _check_encodable(item, depth + 1)
         return
     raise TypeError(f"{type(value).__name__} is not part of the p2pcomm encoding profile")
+
+
+#: For each first byte of a msgpack value with a length field: (size of the length field,
+#: header bytes after it, values per unit of length: 0 when it counts payload bytes).
+_LENGTH_FIELDS: Final = {
+    0xC4: (1, 0, 0), 0xC5: (2, 0, 0), 0xC6: (4, 0, 0),  # bin 8/16/32
+    0xC7: (1, 1, 0), 0xC8: (2, 1, 0), 0xC9: (4, 1, 0),  # ext 8/16/32: a type byte
+    0xD9: (1, 0, 0), 0xDA: (2, 0, 0), 0xDB: (4, 0, 0),  # str 8/16/32
+    0xDC: (2, 0, 1), 0xDD: (4, 0, 1),  # array 16/32
+    0xDE: (2, 0, 2), 0xDF: (4, 0, 2),  # map 16/32: a key and a value per entry
+}  # fmt: skip
+#: Total size of the fixed-size formats from ``c0`` to ``d8`` (0: a length field or
+#: ``c1``, which no value uses).
+_FIXED_SIZES: Final = {
+    0xC0: 1, 0xC2: 1, 0xC3: 1, 0xCA: 5, 0xCB: 9,
+    0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9, 0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9,
+    0xD4: 3, 0xD5: 4, 0xD6: 6, 0xD7: 10, 0xD8: 18,
+}  # fmt: skip
+
+
+def value_length(data: bytes) -> int | None:
+    """The length of the msgpack value ``data`` begins with, or None if it does not
+    begin with a complete one (12.3 PD1). Read from the format bytes alone, for every
+    format of msgpack, in this profile or not (maps, floats, ext): it finds where a value
+    ends, and checks nothing else (not canonical form, not UTF-8, no limits). ``c1`` is no
+    value. Linear in ``len(data)``, with no recursion: each value left to read costs at
+    least one byte."""
+    n = len(data)
+    pos = 0
+    left = 1  # values still to read
+    while left:
+        if pos >= n:
+            return None
+        b = data[pos]
+        left -= 1
+        if b <= 0x7F or b >= 0xE0:  # positive and negative fixint
+            pos += 1
+        elif b <= 0x8F:  # fixmap
+            pos += 1
+            left += 2 * (b & 0x0F)
+        elif b <= 0x9F:  # fixarray
+            pos += 1
+            left += b & 0x0F
+        elif b <= 0xBF:  # fixstr
+            pos += 1 + (b & 0x1F)
+        elif b in _FIXED_SIZES:
+            pos += _FIXED_SIZES[b]
+        elif b in _LENGTH_FIELDS:
+            size, extra, per = _LENGTH_FIELDS[b]
+            start = pos + 1 + size
+            if start > n:
+                return None
+            length = int.from_bytes(data[pos + 1 : start], "big")
+            pos = start + extra
+            if per:
+                left += per * length
+            else:
+                pos += length
+        else:  # c1
+            return None
+        if left > n - pos:  # each value left is at least one byte: it cannot end in time
+            return None
+    return pos if pos <= n else None
 
 
 def _raw_unpack(data: bytes, limits: Limits) -> object:

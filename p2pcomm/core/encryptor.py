@@ -579,7 +579,7 @@ class Encryptor:
             if (
                 not (K >> u.idx) & 1
                 or block is None
-                or not block.is_rekey
+                or not view.counts(u)
                 or block.pointers
                 or u.kind == Kind.GENESIS
             ):
@@ -612,7 +612,7 @@ class Encryptor:
         group = self.machine.group
         if secret is None or block is None or group is None:
             return frozenset()
-        # The recipients follow the resolution (a late removal can change them).
+        # The recipients follow the bodies held (a late body can change them, KB6).
         rec = self.view.recipients(o)[: block.slot_count]
         cached = self._verified.get(o.id)
         if cached is not None and cached[0] == rec:

@@ -23,8 +23,13 @@ The **frontier** of a cut ``K`` (the operations in an entry's causal past) is th
 rekeys in ``K`` that no other rekey in ``K`` follows; the entry's key is the epoch key
 (12.7) of its frontier's secrets. It needs every one of them, so k concurrent removals
 each exclude their target without any extra message. The frontier is a function of ``K``
-and the key blocks alone, never of which operations turn out void: a void rekey still
-counts, which can only shrink who holds the key.
+and the key blocks alone, never of which operations turn out void by entries their
+author could not see: such a void rekey still counts, which can only shrink who holds
+the key. Only a rekey whose operation is void *at its own cut* (the resolution of its
+past alone, ``_Core.local_reason``: a member banning an admin, a removed member
+rekeying after it saw its removal) counts for nothing, since its author had no right to
+write it whatever else arrives: it would otherwise lock out members it could not
+remove, for good once everyone it reached is gone.
 
 The **holders** of a frontier are public: for each of its rekeys, the author, the first
 ``n`` implicit recipients (``n`` slots), and the author and every recipient of a forward
@@ -49,7 +54,7 @@ from typing import TYPE_CHECKING, Final
 from ..errors import DecodeError, ErrorCode, SealError, ValidationError
 from . import crypto
 from .encoding import Limits, decode_canonical, encode, expect_array, expect_bytes, expect_uint
-from .membership.kinds import FIRST_APP_KIND, Kind
+from .membership.kinds import FIRST_APP_KIND, Kind, Reason
 from .membership.ops import Ban, GenesisBody, Join, KeysOp, RemoveMember
 from .membership.world import _bits
 from .seal import (
@@ -274,6 +279,8 @@ class EpochView:
         self._nops = -1
         self._blocks: dict[int, KeyBlock | None] = {}
         self._rekeys = 0
+        #: The rekeys that count in frontiers (12.10 F1): not void at their own cut.
+        self._counting = 0
         self._forwards = 0
         self._keyed = 0
         self._scanned = 0
@@ -292,7 +299,7 @@ class EpochView:
         if core.world is not self._world:
             self._world = core.world
             self._blocks.clear()
-            self._rekeys = self._forwards = self._keyed = 0
+            self._rekeys = self._counting = self._forwards = self._keyed = 0
             self._scanned = 0
             self._members.clear()
             self._recipients.clear()
@@ -309,6 +316,8 @@ class EpochView:
                     self._keyed |= o.bit
                     if b.is_rekey:
                         self._rekeys |= o.bit
+                        if o.kind == Kind.GENESIS or core.local_reason(o) is Reason.OK:
+                            self._counting |= o.bit
                     elif b.is_forward:
                         self._forwards |= o.bit
             self._scanned = len(ops)
@@ -316,6 +325,13 @@ class EpochView:
     def block(self, o: _Op) -> KeyBlock | None:
         self._sync()
         return self._blocks.get(o.idx)
+
+    def counts(self, o: _Op) -> bool:
+        """Whether ``o`` carries a rekey that counts in frontiers (12.10 F1): its
+        operation is not void in the resolution of its own cut, whatever arrives
+        later (a rekey its author had no right to write at all starts no epoch)."""
+        self._sync()
+        return bool((self._counting >> o.idx) & 1)
 
     @property
     def encrypted(self) -> bool:
@@ -372,7 +388,7 @@ class EpochView:
             elif b.to:
                 names = b.to
             else:
-                before = self.members(o.K & ~o.bit)
+                before = self.core.local_members(o.K & ~o.bit)
                 gone = set(b.exclude)
                 if o.kind in (Kind.REMOVE, Kind.BAN) and o.target is not None:
                     gone.add(o.target)
@@ -402,7 +418,8 @@ class EpochView:
             by_id = self.core.by_id
             named = [by_id.get(i) for i in b.epoch]
             ok = all(
-                p is not None and (K >> p.idx) & 1 and (self._rekeys >> p.idx) & 1 for p in named
+                p is not None and (K >> p.idx) & 1 and (self._counting >> p.idx) & 1
+                for p in named
             )
             got = tuple(p for p in named if p is not None) if ok else ()
         else:
@@ -420,7 +437,7 @@ class EpochView:
         if got is not None:
             return got
         ops = self.core.ops
-        inK = _bits(K & self._rekeys)
+        inK = _bits(K & self._counting)
         below = 0
         for i in inK:
             below |= ops[i].K & ~ops[i].bit
@@ -657,7 +674,7 @@ def build_block(
         gone = set(exclude)
         if target is not None:
             gone.add(target)
-        names = sorted(view.members(K) - gone)
+        names = sorted(view.core.local_members(K) - gone)
     keys: list[bytes] = []
     for m in names:
         if m == author and receive:

@@ -35,7 +35,15 @@ from typing import Final
 
 from ..errors import DecodeError, ErrorCode, SealError
 from . import crypto
-from .encoding import Limits, decode_canonical, encode, expect_array, expect_bytes, expect_uint
+from .encoding import (
+    Limits,
+    decode_canonical,
+    encode,
+    expect_array,
+    expect_bytes,
+    expect_uint,
+    value_length,
+)
 from .log import MAX_BODY_SIZE
 
 __all__ = [
@@ -83,7 +91,7 @@ SLOT_SIZE: Final = SECRET_SIZE + TAG_SIZE
 #: The longest rekey context (12.5 SK2).
 MAX_CONTEXT_SIZE: Final = 1024
 #: The longest plaintext whose envelope fits in an entry body (12.4 EV3).
-MAX_PLAINTEXT_SIZE: Final = 47103
+MAX_PLAINTEXT_SIZE: Final = 47104
 
 #: Namespaced BLAKE2b-256 label (02 N4) of epoch ids.
 LABEL_EPOCH_ID: Final = "p2pcomm/1/epoch-id"
@@ -97,7 +105,7 @@ _ZERO_NONCE: Final = bytes(NONCE_SIZE)
 _ENVELOPE_LIMITS: Final = Limits(
     max_size=MAX_BODY_SIZE, max_bytes=MAX_BODY_SIZE, max_array=4, max_depth=1
 )
-#: The smallest ciphertext: one byte of padding (the terminator) and the tag.
+#: The smallest ciphertext: a one-byte plaintext (the smallest msgpack value) and the tag.
 _MIN_CIPHERTEXT: Final = 1 + TAG_SIZE
 
 
@@ -124,33 +132,40 @@ def padme_length(n: int) -> int:
 
 
 def pad(plaintext: bytes) -> bytes:
-    """``plaintext || 0x80 || 0x00...`` to ``padme_length(len(plaintext) + 1)`` bytes (PD1)."""
-    size = padme_length(len(plaintext) + 1)
-    return plaintext + b"\x80" + bytes(size - len(plaintext) - 1)
+    """``plaintext || 0x00...`` to ``padme_length(len(plaintext))`` bytes (PD1).
+
+    ``plaintext`` must be exactly one msgpack value (:func:`value_length`), which is how
+    it ends: no terminator is needed. Every plaintext of the protocol is one (a body of
+    04, the sealed fields); an application encodes opaque bytes as a ``bin``. Raises
+    ``ValueError`` for anything else (a caller's mistake)."""
+    if value_length(plaintext) != len(plaintext):
+        raise ValueError(
+            f"a padded plaintext is exactly one msgpack value; these {len(plaintext)} bytes"
+            " are not (encode opaque bytes as a bin)"
+        )
+    return plaintext + bytes(padme_length(len(plaintext)) - len(plaintext))
 
 
 def unpad(padded: bytes) -> bytes:
     """Inverse of :func:`pad`. Raises :class:`SealError` ``BAD_PADDING`` unless ``padded``
-    is exactly what :func:`pad` makes of some plaintext (PD2): a 0x80 terminator followed
-    only by zeros, and a total length that is the Padmé length of the content plus one."""
-    content = padded.rstrip(b"\x00")
-    if not content or content[-1] != 0x80:
+    is exactly what :func:`pad` makes of some plaintext (PD2): one msgpack value, then
+    only zeros, for a total length that is the Padmé length of the value."""
+    n = value_length(padded)
+    if n is None:
         raise SealError(
-            ErrorCode.BAD_PADDING,
-            "padding has no 0x80 terminator before its zeros",
-            expected="0x80",
-            found=f"0x{content[-1]:02x}" if content else "only zeros",
+            ErrorCode.BAD_PADDING, "padded bytes do not begin with a complete msgpack value"
         )
-    content = content[:-1]
-    expected = padme_length(len(content) + 1)
+    if padded.count(0, n) != len(padded) - n:
+        raise SealError(ErrorCode.BAD_PADDING, "a nonzero byte after the padded value")
+    expected = padme_length(n)
     if expected != len(padded):
         raise SealError(
             ErrorCode.BAD_PADDING,
-            f"{len(content)} bytes of content are padded to {len(padded)} bytes, not {expected}",
+            f"{n} bytes of content are padded to {len(padded)} bytes, not {expected}",
             expected=expected,
             found=len(padded),
         )
-    return content
+    return padded[:n]
 
 
 # ------------------------------------------------------------------ 12.4 envelope

@@ -392,8 +392,10 @@ def no_holder_left(
 ) -> list[tuple[Entry, bytes]]:
     """The failures no forward can mend: no current member holds every secret of the
     entry's epoch (after :func:`forward_round`). It happens when everyone a rekey
-    reached is gone, for instance a member's void removal whose rekey left out the
-    member it could not remove, and whose recipients all left since."""
+    reached is gone, for instance a removal void only by a concurrent demotion of its
+    author, whose rekey left out a member who stays one, and whose recipients all left
+    before anyone forwarded it (a removal void at its own cut starts no epoch, 12.10
+    F1)."""
     if not failures:
         return []
     machine = full_machine(world.entries)

@@ -29,6 +29,7 @@ from p2pcomm.core.encoding import (
     expect_optional_bytes,
     expect_str,
     expect_uint,
+    value_length,
 )
 from p2pcomm.errors import DecodeError, ErrorCode
 
@@ -454,3 +455,60 @@ def test_structure_positions_refuse_floats_and_nesting_as_wrong_type(hexed: str)
 def test_structure_canonical_check_still_applies() -> None:
     assert _fails(decode_canonical, bytes.fromhex("92cc0101")).code is ErrorCode.NOT_CANONICAL
     assert _fails(decode_canonical, bytes.fromhex("9191cc01")).code is ErrorCode.NOT_CANONICAL
+
+
+# ------------------------------------------------------------------ value_length (12.3)
+
+_ANY_MSGPACK = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.binary(max_size=300)
+    | st.text(max_size=300)
+    | st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=20)),
+    lambda inner: st.lists(inner, max_size=20)
+    | st.dictionaries(st.integers(0, 1000), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@given(_ANY_MSGPACK, st.binary(max_size=20))
+def test_value_length_finds_where_any_msgpack_value_ends(value: object, tail: bytes) -> None:
+    packed = msgpack.packb(value, use_bin_type=True)
+    assert value_length(packed) == len(packed)
+    assert value_length(packed + tail) == len(packed)
+    for cut in range(len(packed)):
+        assert value_length(packed[:cut]) is None
+
+
+@given(st.binary(max_size=64))
+def test_value_length_agrees_with_msgpack_on_any_bytes(data: bytes) -> None:
+    unpacker = msgpack.Unpacker(raw=True, strict_map_key=False, use_list=True)
+    unpacker.feed(data)
+    try:
+        unpacker.skip()
+        expected: int | None = unpacker.tell()
+    except (msgpack.OutOfData, ValueError, msgpack.FormatError, msgpack.StackError):
+        expected = None
+    assert value_length(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "length"),
+    [
+        (b"", None),
+        (b"\xc1", None),
+        (b"\x90", 1),
+        (b"\x80", 1),
+        (b"\x92\xc0", None),
+        (b"\x81\x01", None),
+        (b"\xdd\xff\xff\xff\xff" + bytes(10), None),  # claims 2^32 - 1 items
+        (b"\xc6\xff\xff\xff\xff", None),  # claims 2^32 - 1 bytes
+        (b"\xd8\x01" + bytes(16), 18),  # fixext 16
+        (b"\xc7\x02\x05ab", 5),  # ext 8: length, type, data
+        (b"\x91" * 5000 + b"\xc0", 5001),  # deep nesting: no recursion
+    ],
+)
+def test_value_length_cases(data: bytes, length: int | None) -> None:
+    assert value_length(data) == length

@@ -507,30 +507,32 @@ def test_f_without_the_rekey_the_post_is_stale() -> None:
 
 
 def test_f_a_leave_concurrent_with_a_forward_to_the_leaver_still_forces_a_rekey() -> None:
-    """Yves (a plain member) writes a REMOVE of Xavier: void, but its rekey leaves
-    Xavier out, so Alice forwards it to him; meanwhile Xavier leaves. Bob sees the
-    removal and the leave but not the forward: the public count says Xavier holds
-    nothing (X1 is met), yet the forward reached him, so Bob rekeys before posting."""
+    """Alice adds Zoe, who publishes her receive key, and Alice forwards her the epoch;
+    meanwhile Zoe leaves. Bob sees the add, the key and the leave but not the forward:
+    the public count says Zoe holds nothing (X1 is met), yet the forward reached her,
+    so Bob rekeys before posting (W3)."""
     history, r = group()
-    alice, bob, xavier, yves = r["alice"], r["bob"], r["xavier"], r["yves"]
-    void = yves.remove(xavier)
-    alice.sync(yves)
+    alice, bob = r["alice"], r["bob"]
+    zoe = newcomer(history, r, "zoe")
+    alice.add(zoe)
+    zoe.sync(alice)
+    zoe.publish()
+    alice.sync(zoe)
     welcome = alice.forward()
-    assert welcome is not None and forwarded_to(history, welcome) == {"xavier"}
-    xavier.leave()
-    bob.sync(yves, xavier)
+    assert welcome is not None and forwarded_to(history, welcome) == {"zoe"}
+    zoe.leave()
+    bob.sync(zoe)
     K = bob.next_cut()
     view = bob.enc.view
-    assert not view.stale(K) and "xavier" not in {WHO[m] for m in view.holders(K)}
+    assert not view.stale(K) and "zoe" not in {WHO[m] for m in view.holders(K)}
     before = len(history)
-    post = bob.post("after Xavier left")
+    post = bob.post("after Zoe left")
     assert len(history) == before + 2 and history.entries[before].header.kind == Kind.KEYS
     assert frontier(history, post) == ids(history.entries[before])
-    assert reason(history, void) is Reason.INSUFFICIENT_ROLE
     assert reason(history, post) is Reason.OK
     sync_all(list(r.values()))
-    assert xavier.read(post) is None
-    assert cannot_derive(history, xavier, post)
+    assert zoe.read(post) is None
+    assert cannot_derive(history, zoe, post)
 
 
 @pytest.mark.parametrize("how", ["remove", "rekey"])
@@ -690,13 +692,87 @@ def test_c_if_the_senior_writes_before_the_forward_a_history_forward_repairs_it(
     assert tuple(ids(ra, rb)) in named
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="implicit recipients are recomputed under the final resolution: a rekey written "
-    "before its writer saw an operation that retroactively voids an ADD (R2) keeps a slot "
-    "for the voided member that holders() no longer counts, so X1 does not see it",
-)
-def test_a_member_whose_add_is_voided_later_keeps_a_slot_holders_do_not_count() -> None:
+@pytest.mark.parametrize("how", ["ban", "remove"])
+def test_k_a_rekey_void_at_its_own_cut_starts_no_epoch(how: str) -> None:
+    """12.10 F1: Xavier, a plain member, bans (or removes) Alice, which his own cut
+    already voids (insufficient-role), and his rekey leaves her out. It does not count:
+    his post, and what is written after it, stay in the epoch before, which Alice holds.
+    Counted, it would lock her out of them, and once everyone it reached is gone no
+    forward could ever reach her.
+
+        genesis -- adds -- forward F (everyone) -- X: BAN alice (void) -- X: post P
+                                                                            |
+                                        yves, xavier leave; bob removed -- Alice reads P
+    """
+    history, r = group(admins=("bob",), members=("xavier", "yves"))
+    alice, bob, xavier, yves = r["alice"], r["bob"], r["xavier"], r["yves"]
+    before = frontier(history, xavier.post("before"))
+    void = xavier.ban(alice) if how == "ban" else xavier.remove(alice)
+    assert reason(history, void) is Reason.INSUFFICIENT_ROLE
+    machine, view = view_of(history)
+    op = machine._core.by_id[void.id]
+    block = view.block(op)
+    assert block is not None and block.is_rekey and not view.counts(op)
+    assert "alice" not in {WHO[m] for m, _ in view.recipients(op)}
+    post = xavier.post("after my void ban")
+    assert frontier(history, post) == before
+    assert holders(history, post) == {"alice", "bob", "xavier", "yves"}
+    assert reason(history, post) is Reason.OK
+    # Everyone the void rekey reached goes: it would have had no holder left.
+    for rep in (yves, xavier):
+        rep.sync(alice)
+        rep.leave()
+    alice.sync(yves, xavier)
+    alice.remove(bob)
+    sync_all(list(r.values()))
+    assert alice.read(post) is not None
+    assert forward_round(r) == []
+
+
+def test_k_a_rekey_void_at_its_own_cut_counts_for_nothing_even_if_its_removal_stands() -> None:
+    """The verdict of a cut alone and the final one can differ the other way: Carol
+    demotes Bob while Alice, concurrently, removes Carol (R2 voids the demotion). Bob,
+    who has seen his demotion and not Carol's removal, removes Yves: void at his cut,
+    effective in the end. His rekey starts no epoch, so Yves, removed, still holds the
+    epoch of the cut: X1 makes it stale, and the next writer rekeys first (W3).
+
+        Carol: SET_ROLE bob member -- Bob: REMOVE yves (void at its cut, effective)
+        Alice: REMOVE carol (cut before the demotion) --------+-- Alice: post (rekeys)
+    """
+    history, r = group(admins=("bob", "carol"), members=("xavier", "yves"))
+    alice, bob, carol, yves = r["alice"], r["bob"], r["carol"], r["yves"]
+    cut = carol.seq
+    demotion = carol.set_role(bob, Role.MEMBER)
+    bob.sync(carol)
+    removal = bob.remove(yves)
+    alice.remove(carol, cut=cut)
+    assert reason(history, demotion) is Reason.REVOKED
+    assert reason(history, removal) is Reason.OK
+    machine, view = view_of(history)
+    assert not view.counts(machine._core.by_id[removal.id])
+    assert yves.id not in full(history).roles()
+    alice.sync(bob)
+    alice.follow_rules = False
+    stale = alice.post("without the rekey")
+    alice.follow_rules = True
+    assert "yves" in holders(history, stale)
+    assert reason(history, stale) is Reason.STALE_EPOCH
+    post = alice.post("after the removal")
+    assert reason(history, post) is Reason.OK
+    assert "yves" not in holders(history, post)
+    assert cannot_derive(history, yves, post)
+
+
+def test_l_a_slot_sealed_to_a_member_whose_add_is_voided_later_makes_her_a_holder() -> None:
+    """KB6: the recipients of a rekey are the members its own cut resolves alone, those
+    its author sealed to. Bob adds Zoe while Alice demotes Bob below that ADD (R2 voids
+    it); Yves, who has not seen the demotion, rekeys and seals a slot to Zoe. Zoe stays
+    a recipient and so a holder (H1): the epoch reaches a non-member and is stale (X1),
+    and Carol, who sees the demotion, rekeys before she posts.
+
+        Bob: ADD zoe -- Zoe: her key -- Yves: rekey R (a slot for Zoe) --+-- Carol: post
+        Alice: SET_ROLE bob member (cut before the ADD) -----------------+
+    """
     history, r = group(admins=("bob",), members=("carol", "yves"))
     alice, bob, carol, yves = r["alice"], r["bob"], r["carol"], r["yves"]
     zoe = newcomer(history, r, "zoe")
@@ -708,13 +784,25 @@ def test_a_member_whose_add_is_voided_later_keeps_a_slot_holders_do_not_count() 
     yves.sync(bob, zoe)
     alice.set_role(bob, Role.MEMBER, cut=cut)  # demotes Bob below his ADD of Zoe
     rekey = yves.rekey()  # Yves has not seen it: Zoe gets a slot
+    assert reason(history, add) is Reason.REVOKED
+    machine, view = view_of(history)
+    recipients = [WHO[m] for m, _ in view.recipients(machine._core.by_id[rekey.id])]
+    assert recipients == sorted(recipients, key=lambda n: KEYS[n].public_key)
+    assert "zoe" in recipients  # her slot is counted where Yves sealed it
     carol.sync(alice, yves)
+    carol.follow_rules = False
+    careless = carol.post("sealed for the epoch Zoe holds")
+    carol.follow_rules = True
+    assert frontier(history, careless) == ids(rekey)
+    assert "zoe" in holders(history, careless) and "zoe" not in members_at(history, careless)
+    assert reason(history, careless) is Reason.STALE_EPOCH
+    zoe.sync(carol)
+    assert zoe.read(careless) is not None  # what X1 is about
     post = carol.post("after the demotion")
-    assert frontier(history, post) == ids(rekey)
+    assert frontier(history, post) != ids(rekey)
     assert "zoe" not in members_at(history, post)
     assert "zoe" not in holders(history, post)
     assert reason(history, post) is Reason.OK
-    assert reason(history, add) is not Reason.OK
     assert cannot_derive(history, zoe, post)
 
 

@@ -257,11 +257,33 @@ def test_a_departure_the_frontier_does_not_follow_calls_for_a_rekey() -> None:
     it; the writer rekeys because of the leave itself."""
     (v,) = [v for v in of("history") if v["name"] == "history-leave-after-a-forward"]
     careless, honest = v["expect"]["content"].values()
-    assert careless["verdict"] == "ok" and "carol" not in careless["holders"]
-    assert "carol" in careless["derive"] and "carol" not in careless["members"]
+    assert careless["verdict"] == "ok" and "dave" not in careless["holders"]
+    assert "dave" in careless["derive"] and "dave" not in careless["members"]
     (rekey,) = honest["frontier"]
     assert v["expect"]["key_ops"][rekey]["rekey"] and rekey.startswith("bob-")
-    assert honest["verdict"] == "ok" and "carol" not in honest["derive"]
+    assert honest["verdict"] == "ok" and "dave" not in honest["derive"]
+
+
+def test_a_rekey_void_at_its_own_cut_starts_no_epoch() -> None:
+    """F1: dave's BAN of alice is void at its cut, so its rekey, which leaves alice out,
+    is in no frontier: his post after it is in the epoch before, which alice holds, and
+    she reads it when everyone that rekey reached has left."""
+    (v,) = [v for v in of("history") if v["name"] == "history-void-at-its-cut"]
+    expect = v["expect"]
+    assert expect["verdicts"]["dave-2"] == "insufficient-role"
+    ban = expect["key_ops"]["dave-2"]
+    assert ban["rekey"] and "alice" not in ban["recipients"]
+    content = expect["content"]
+    assert "dave-2" not in content["dave-3"]["frontier"]
+    assert "alice" in content["dave-3"]["derive"]
+    assert sorted(expect["members"]) == ["alice", "dave"]
+    assert all("dave-2" not in c["frontier"] for c in content.values())
+    (v,) = [v for v in of("history") if v["name"] == "history-void-at-its-cut-stands"]
+    expect = v["expect"]
+    assert expect["verdicts"]["bob-2"] == "ok" and "dave" not in expect["members"]
+    stale, honest = (c for c in expect["content"].values())
+    assert stale["verdict"] == "stale-epoch" and "dave" in stale["derive"]
+    assert honest["verdict"] == "ok" and "dave" not in honest["derive"]
 
 
 def test_a_since_join_group_shows_a_newcomer_only_what_follows() -> None:
@@ -298,3 +320,17 @@ def test_a_since_join_group_shows_a_newcomer_only_what_follows() -> None:
     carol = {x(k["public"]): x(k["private"]) for k in v["receive"]["carol"]}
     enc = Encryptor(machine, x(v["authors"]["carol"]), carol, {}, random_bytes=bytes)
     assert enc.metadata() is None and not enc.since_join
+
+
+def test_a_slot_sealed_to_a_member_whose_add_is_voided_later_counts() -> None:
+    """KB6: the recipients of dave's rekey are the members of its cut resolved alone, so
+    erin, whose ADD a demotion outside that cut voids, keeps her slot and is a holder:
+    the epoch is stale (X1), and carol rekeys before she posts (W3)."""
+    (v,) = [v for v in of("history") if v["name"] == "history-add-voided-after-a-rekey"]
+    expect = v["expect"]
+    assert expect["verdicts"]["bob-2"] == "revoked" and "erin" not in expect["members"]
+    assert "erin" in expect["key_ops"]["dave-2"]["recipients"]
+    stale, honest = (c for c in expect["content"].values())
+    assert stale["frontier"] == ["dave-2"] and stale["verdict"] == "stale-epoch"
+    assert "erin" in stale["holders"] and "erin" in stale["derive"]
+    assert honest["verdict"] == "ok" and "erin" not in honest["derive"]

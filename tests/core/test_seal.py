@@ -105,23 +105,74 @@ def test_padme_agrees_with_the_paper_formula_and_bounds_the_overhead() -> None:
         s.padme_length(-1)
 
 
-@given(st.binary(max_size=3000))
-def test_pad_round_trips(plaintext: bytes) -> None:
+def value(n: int) -> bytes:
+    """A msgpack value of exactly ``n`` bytes (``n >= 1``): what every plaintext is."""
+    if n == 1:
+        return b"\xc0"
+    if n == 258:  # past a bin 8 of 255 bytes, short of a bin 16 of 256
+        return b"\x92" + encode(b"v" * 255) + b"\xc0"
+    got = encode(b"v" * (n - 2 if n <= 257 else n - 3))
+    assert len(got) == n
+    return got
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary() | st.text(),
+    lambda inner: st.lists(inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(VALUES)
+def test_pad_round_trips(v: object) -> None:
+    plaintext = encode(v)  # type: ignore[arg-type]
     padded = s.pad(plaintext)
-    assert len(padded) == s.padme_length(len(plaintext) + 1)
-    assert padded[len(plaintext)] == 0x80
+    assert len(padded) == s.padme_length(len(plaintext))
+    assert padded == plaintext + bytes(len(padded) - len(plaintext))
     assert s.unpad(padded) == plaintext
+
+
+@pytest.mark.parametrize("n", [*range(1, 300), 1000, 4095, 4096, 4097, 47103, 47104])
+def test_pad_adds_at_most_padme_and_never_more_than_12_percent(n: int) -> None:
+    padded = s.pad(value(n))
+    assert len(padded) == s.padme_length(n)
+    assert len(padded) - n <= 0.12 * n
+    assert s.unpad(padded) == value(n)
+
+
+def test_the_worst_case_from_100_bytes_is_below_12_percent() -> None:
+    # With a terminator, 128 bytes padded to 144 (12.5 %); without, 129 bytes do.
+    worst = max(range(100, s.MAX_PLAINTEXT_SIZE + 1), key=lambda n: s.padme_length(n) / n)
+    assert (worst, s.padme_length(worst)) == (129, 144)
+    assert len(s.pad(value(128))) == 128
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [b"", b"\x91", b"\xc0\xc0", b"\xc1", bytes(2), b"hello", encode(b"abc") + b"\x00"],
+    ids=["empty", "truncated", "two-values", "c1", "two-zeros", "text", "trailing-zero"],
+)
+def test_pad_refuses_anything_but_one_value(plaintext: bytes) -> None:
+    with pytest.raises(ValueError):
+        s.pad(plaintext)
+
+
+NINE = value(9)  # Padmé(9) = 10: one zero
 
 
 @pytest.mark.parametrize(
     "padded",
     [
         b"",
-        bytes(8),
-        b"abc\x81",
-        b"abc\x80\x00\x01",
-        b"\x80\x00",  # right terminator, but one zero more than Padmé gives for 0 bytes
-        b"x" * 99 + b"\x80" + bytes(8),  # 99 bytes pad to 104, not 108
+        b"\xc1",
+        b"\x92\xc0",  # an array of two holding one value
+        bytes(8),  # the value 0, then seven zeros: Padmé(1) is 1
+        NINE,  # one zero short
+        NINE + bytes(2),  # one zero too many
+        NINE + b"\x01",  # not a zero
+        NINE + b"\x80",  # a terminator (revision 5 and before) is not a zero either
+        b"x" * 99 + bytes(5),  # one value of 1 byte, then nonzero bytes
+        encode(b"v" * 98) + bytes(8),  # 100 bytes pad to 104, not 108
     ],
 )
 def test_unpad_refuses_what_pad_never_makes(padded: bytes) -> None:
@@ -134,28 +185,29 @@ def test_unpad_refuses_what_pad_never_makes(padded: bytes) -> None:
 
 
 @given(st.binary(max_size=5000), st.binary(min_size=12, max_size=12))
-def test_envelope_round_trips(plaintext: bytes, nonce: bytes) -> None:
+def test_envelope_round_trips(data: bytes, nonce: bytes) -> None:
+    plaintext = encode(data)
     body = s.seal_body(KEY, EID, nonce, CTX, plaintext)
     env = s.decode_envelope(body)
     assert (env.epoch_id, env.nonce) == (EID, nonce)
-    assert len(env.ciphertext) == s.padme_length(len(plaintext) + 1) + 16
+    assert len(env.ciphertext) == s.padme_length(len(plaintext)) + 16
     assert s.open_body(KEY, body, CTX) == plaintext
 
 
-@pytest.mark.parametrize("n", [0, 1, 100, 222, 223, 255, 1000, 4000, s.MAX_PLAINTEXT_SIZE])
+@pytest.mark.parametrize("n", [1, 100, 222, 223, 239, 240, 255, 1000, 4000, s.MAX_PLAINTEXT_SIZE])
 def test_envelope_overhead_is_44_or_45_bytes_before_padding(n: int) -> None:
-    body = s.seal_body(KEY, EID, NONCE, CTX, bytes(n))
-    padded = s.padme_length(n + 1)
+    body = s.seal_body(KEY, EID, NONCE, CTX, value(n))
+    padded = s.padme_length(n)
     # array 1 + version 1 + epoch id 2+8 + nonce 2+12 + bin header 2 or 3 + tag 16
     assert len(body) - padded == (44 if padded + 16 < 256 else 45)
 
 
 def test_the_largest_plaintext_fills_a_body_and_one_more_byte_does_not_fit() -> None:
     n = s.MAX_PLAINTEXT_SIZE
-    assert len(s.seal_body(KEY, EID, NONCE, CTX, bytes(n))) <= MAX_BODY_SIZE
-    assert 45 + s.padme_length(n + 2) > MAX_BODY_SIZE
+    assert len(s.seal_body(KEY, EID, NONCE, CTX, value(n))) <= MAX_BODY_SIZE
+    assert 45 + s.padme_length(n + 1) > MAX_BODY_SIZE
     with pytest.raises(ValueError):
-        s.seal_body(KEY, EID, NONCE, CTX, bytes(n + 1))
+        s.seal_body(KEY, EID, NONCE, CTX, value(n + 1))
 
 
 def test_aad_layout() -> None:
@@ -185,14 +237,14 @@ def test_aad_layout() -> None:
     ids=["other-group", "other-author", "other-seq", "other-kind"],
 )
 def test_a_ciphertext_moved_to_another_entry_does_not_open(ctx: s.AadContext) -> None:
-    body = s.seal_body(KEY, EID, NONCE, CTX, b"hello")
+    body = s.seal_body(KEY, EID, NONCE, CTX, encode("hello"))
     with pytest.raises(SealError) as info:
         s.open_body(KEY, body, ctx)
     assert info.value.code is ErrorCode.DECRYPT_FAILED
 
 
 def test_a_flipped_bit_or_another_key_does_not_open() -> None:
-    body = s.seal_body(KEY, EID, NONCE, CTX, b"hello world")
+    body = s.seal_body(KEY, EID, NONCE, CTX, encode("hello world"))
     with pytest.raises(SealError) as info:
         s.open_body(b("other key"), body, CTX)
     assert info.value.code is ErrorCode.DECRYPT_FAILED
@@ -257,7 +309,7 @@ def test_malformed_envelopes_are_decode_errors(body: bytes, code: ErrorCode) -> 
 
 
 def test_every_truncation_of_an_envelope_is_a_typed_error() -> None:
-    body = s.seal_body(KEY, EID, NONCE, CTX, b"some content")
+    body = s.seal_body(KEY, EID, NONCE, CTX, encode("some content"))
     for n in range(len(body)):
         with pytest.raises(DecodeError):
             s.open_body(KEY, body[:n], CTX)
@@ -270,7 +322,7 @@ def test_seal_body_refuses_arguments_of_the_wrong_size() -> None:
         (KEY, EID, NONCE[:8]),
     ]:
         with pytest.raises(ValueError):
-            s.seal_body(key, eid, nonce, CTX, b"")
+            s.seal_body(key, eid, nonce, CTX, encode(""))
 
 
 # ------------------------------------------------------------------ slots
@@ -460,8 +512,8 @@ def test_a_member_reads_content_end_to_end() -> None:
     rekey_entry = b("the rekey entry id")
     rekey = s.seal_slots(SECRET, RECEIVE_PUB[:3], G, b"op context")
     key = s.epoch_key(G, [(rekey_entry, SECRET)])
-    body = s.seal_body(key, s.epoch_id(G, [rekey_entry]), NONCE, CTX, b"hello, group")
+    body = s.seal_body(key, s.epoch_id(G, [rekey_entry]), NONCE, CTX, encode("hello, group"))
     env = s.decode_envelope(body)
     assert env.epoch_id == s.epoch_id(G, [rekey_entry])
     secret = s.open_slot(RECEIVE[1], None, rekey, G, b"op context")
-    assert s.open_body(s.epoch_key(G, [(rekey_entry, secret)]), body, CTX) == b"hello, group"
+    assert s.open_body(s.epoch_key(G, [(rekey_entry, secret)]), body, CTX) == encode("hello, group")

@@ -91,11 +91,12 @@ def test_constants() -> None:
 
 @pytest.mark.parametrize("v", of("padding"), ids=lambda v: v["name"])
 def test_padding(v: dict[str, Any]) -> None:
-    assert s.padme_length(v["size"]) == v["padme"]
-    assert s.padme_length(v["size"] + 1) == v["padded_size"]
-    padded = s.pad(bytes(v["size"]))
-    assert len(padded) == v["padded_size"]
-    assert s.unpad(padded) == bytes(v["size"])
+    plaintext = encode(bytes(v["zeros"]))
+    assert len(plaintext) == v["size"]
+    assert s.padme_length(v["size"]) == v["padme"] == v["padded_size"]
+    padded = s.pad(plaintext)
+    assert padded == plaintext + bytes(v["padded_size"] - v["size"])
+    assert s.unpad(padded) == plaintext
 
 
 @pytest.mark.parametrize("v", of("unpad"), ids=lambda v: v["name"])
@@ -242,10 +243,10 @@ CHAPTER = (Path(__file__).resolve().parents[2] / "spec" / "12-encryption.md").re
 
 
 def test_the_worked_envelope_in_the_chapter_is_the_vector() -> None:
-    block = CHAPTER.split("`envelope-hello`) is 58 bytes:\n\n```\n", 1)[1].split("```", 1)[0]
+    block = CHAPTER.split("`envelope-hello`) is 60 bytes:\n\n```\n", 1)[1].split("```", 1)[0]
     (v,) = [v for v in of("envelope") if v["name"] == "envelope-hello"]
     assert "".join(block.split()) == v["body"]
-    assert len(x(v["body"])) == 58
+    assert len(x(v["body"])) == 60
 
 
 def test_the_label_table_lists_every_label_of_the_code() -> None:

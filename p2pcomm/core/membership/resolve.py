@@ -107,6 +107,12 @@ class _Core:
         self.world = _World(self)
         self.world.go_live()
         self.excluded: frozenset[int] = frozenset()
+        #: Operation index -> its verdict in the resolution of its cut alone.
+        self.local: dict[int, Reason] = {}
+        #: Cut -> its members in the resolution of the cut alone.
+        self.local_members_of: dict[int, frozenset[bytes]] = {}
+        #: Some author's log forked.
+        self.forked = False
         #: The world is stale: a rebuild is due before the next judgement.
         self.dirty = False
         #: Within apply_many: postpone rebuilds to the end.
@@ -246,6 +252,8 @@ class _Core:
             return
         o.entry = entry
         o.bad = None
+        self.local.clear()  # a body in a cut may change the verdicts of that cut
+        self.local_members_of.clear()
         self._interpret(o)
         if o.kind == Kind.INVITE:
             for j in self.joins_by_invite.get(o.id, ()):
@@ -284,6 +292,7 @@ class _Core:
             if not rec.fork or seq < rec.fork:
                 rec.fork = seq
                 forked = True
+                self.forked = True
         else:
             rec.max_seq = seq
         kind = h.kind
@@ -531,8 +540,15 @@ class _Core:
             if not (o.K >> j.idx) & 1 and not (j.K >> o.idx) & 1:
                 yield j
 
-    def _evaluate(self, order: list[_Op], S: Iterable[_Op], excluded: frozenset[int]) -> _World:
-        w = _World(self, S)
+    def _evaluate(
+        self,
+        order: list[_Op],
+        S: Iterable[_Op],
+        excluded: frozenset[int],
+        *,
+        forkless: bool = False,
+    ) -> _World:
+        w = _World(self, S, forkless=forkless)
         check = w.check
         accept = w.accept
         reasons = w.reasons
@@ -546,12 +562,83 @@ class _Core:
     def rebuild(self) -> None:
         """R6: search a stable set of voiding operations, excluding the most junior
         participant of any cycle, and install the resulting world."""
+        world, excluded = self._search(sorted(self.ops, key=attrgetter("key")))
+        world.go_live()
+        self.world = world
+        self.excluded = excluded
+
+    def local_reason(self, o: _Op) -> Reason:
+        """The verdict of ``o`` in the resolution of its cut alone: the operations in its
+        past and itself, judged as if nobody had forked (12.10 F1: whether a rekey
+        counts). A function of ``o``'s past, whatever else arrives; kept until a late
+        body may change it."""
+        got = self.local.get(o.idx)
+        if got is None:
+            world = self._local_world(o.K)
+            got = self.local[o.idx] = world.reasons[o.idx]
+            # The same world resolves the cut without ``o``, which is last in T and
+            # voids nothing in its past (B4): the recipients of its rekey (12.9 KB6).
+            before = o.K & ~o.bit
+            if before not in self.local_members_of:
+                self.local_members_of[before] = self._members_at(world, before)
+        return got
+
+    def local_members(self, K: int) -> frozenset[bytes]:
+        """The members (level 1 to 4) at cut ``K`` in the resolution of ``K`` alone, as
+        :meth:`local_reason` resolves it: those a rekey written at ``K`` is sealed to
+        (12.9 KB6), whatever arrives later."""
+        got = self.local_members_of.get(K)
+        if got is None:
+            got = self.local_members_of[K] = self._members_at(self._local_world(K), K)
+        return got
+
+    def _members_at(self, w: _World, K: int) -> frozenset[bytes]:
+        return frozenset(
+            who for who, m in w.mask.items() if m & K and w.level(who, K)[0] >= _READER
+        )
+
+    def _local_world(self, K: int) -> _World:
+        """A world that judges the operations of cut ``K`` as the resolution of ``K``
+        alone does, without forks: the current one when it does (:meth:`_alone`)."""
+        if self._alone(K):
+            return self.world
+        order = sorted((self.ops[i] for i in _bits(K)), key=attrgetter("key"))
+        return self._search(order, forkless=True)[0]
+
+    def _alone(self, cut: int) -> bool:
+        """Whether the current world judges the operations of ``cut`` as that cut alone
+        would. It does when it is settled, nobody forked, no cycle excluded anything
+        (R6), and no operation outside the cut can change a verdict in it: one that has
+        the whole cut in its past cannot (B4 keeps a voider from reaching below what it
+        saw, and it comes later in ``T``), nor can a concurrent one that voids nothing in
+        the cut (R2, R4, R5) and is no JOIN of an invitation in the cut (R5's uses)."""
         ops = self.ops
-        order = sorted(ops, key=attrgetter("key"))
+        w = self.world
+        if self.forked or self.dirty or self.excluded or len(w.reasons) != len(ops):
+            return False
+        by_id = self.by_id
+        for i in _bits(((1 << len(ops)) - 1) & ~cut):
+            p = ops[i]
+            if p.K & cut == cut:
+                continue
+            if p.kind == Kind.JOIN and p.invite is not None:
+                inv = by_id.get(p.invite)
+                if inv is not None and (cut >> inv.idx) & 1:
+                    return False
+            if p.voider_kind and any((cut >> q.idx) & 1 for q in self._victim_ops(p)):
+                return False
+        return True
+
+    def _search(
+        self, order: list[_Op], *, forkless: bool = False
+    ) -> tuple[_World, frozenset[int]]:
+        """The stable world of the operations ``order`` (sorted by ``T`` key, closed
+        under pasts) and the operations excluded from cycles (R6)."""
+        ops = self.ops
         excluded: set[int] = set()
         while True:
             frozen = frozenset(excluded)
-            world0 = self._evaluate(order, (), frozen)
+            world0 = self._evaluate(order, (), frozen, forkless=forkless)
             history: list[frozenset[int]] = [frozenset()]
             world = world0
             cycle: list[frozenset[int]] | None = None
@@ -564,7 +651,9 @@ class _Core:
                     cycle = [*history[start:], S_next]
                     break
                 history.append(S_next)
-                world = self._evaluate(order, [ops[i] for i in sorted(S_next)], frozen)
+                world = self._evaluate(
+                    order, [ops[i] for i in sorted(S_next)], frozen, forkless=forkless
+                )
             if cycle is None:
                 break
             union = frozenset().union(*cycle)
@@ -575,9 +664,7 @@ class _Core:
             # The most junior participant goes: latest grant of the author, then latest op.
             ranked = [(world0.level(c.author, c.K)[1], c.key, c.idx) for c in responsible or D]
             excluded.add(max(ranked)[2])
-        world.go_live()
-        self.world = world
-        self.excluded = frozenset(excluded)
+        return world, frozenset(excluded)
 
     def _settle(self) -> None:
         if self.batching or not self.dirty:

@@ -130,6 +130,7 @@ class _World:
 
     __slots__ = (
         "core",
+        "forkless",
         "levels",
         "mask",
         "meta",
@@ -145,8 +146,10 @@ class _World:
         "valid",
     )
 
-    def __init__(self, core: _Core, S: Iterable[_Op] = ()) -> None:
+    def __init__(self, core: _Core, S: Iterable[_Op] = (), *, forkless: bool = False) -> None:
         self.core = core
+        #: Judge as if no author had forked (the resolution of a cut alone, 12.10 F1).
+        self.forkless = forkless
         self.reasons: dict[int, Reason] = {}
         self.levels: dict[int, int] = {}
         self.valid = 0
@@ -220,7 +223,7 @@ class _World:
         if o.idx in excluded:
             return Reason.CONFLICT
         arec = core.authors[author]
-        if arec.fork and o.seq >= arec.fork:
+        if arec.fork and o.seq >= arec.fork and not self.forkless:
             self.levels[o.idx] = LEVEL_EQUIVOCATED
             return Reason.EQUIVOCATION
         need: int
@@ -246,7 +249,9 @@ class _World:
             if body.max_uses and self.uses.get(inv.id, 0) >= body.max_uses:
                 return Reason.INVITATION_USED_UP
             ineed = inv.need_static
-            if core.authors[inv.author].fork or self.level(inv.author, K)[0] < ineed:
+            if (
+                core.authors[inv.author].fork and not self.forkless
+            ) or self.level(inv.author, K)[0] < ineed:
                 return Reason.INVITER_REVOKED
             for v in self.s_voiders.get(inv.author, ()):
                 if (
@@ -335,7 +340,7 @@ class _World:
                 for who, m in self.mask.items():
                     inK = m & K
                     rec = core.authors.get(who)
-                    if not inK or (rec is not None and rec.fork):
+                    if not inK or (rec is not None and rec.fork and not self.forkless):
                         continue
                     other = core.level_of(who, inK)[0]
                     if other >= _ADMIN:
