@@ -138,8 +138,13 @@ def main() -> int:
             ids.append(posted)
             for reader, seconds in times.items():
                 took[reader].append(seconds)
+        route = {
+            "bob": "only through dave or mallory",
+            "carol": "only through dave or mallory",
+            "dave": "linked to alice",
+        }
         for reader in READERS:
-            print(f"{reader} read alice's {POSTS} posts: {ms(took[reader])}")
+            print(f"{reader} read alice's {POSTS} posts: {ms(took[reader])} ({route[reader]})")
 
         # Mallory's node holds every post it withholds; its log tells of each.
         for posted_id in ids:

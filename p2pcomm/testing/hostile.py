@@ -242,11 +242,15 @@ class Interceptor:
         entries: Sequence[Entry],
         send: Callable[[bytes, Message], bool],
     ) -> None:
-        """The node stored ``entries`` from a peer: relay each post among them to every
-        peer it has a session of ``group`` with (the one it came from too), rewritten,
-        followed by a forged next post of the same author. ``send(peer, message)``
-        queues a gossip message as the overlay does, uninspected."""
-        if self.mode != "tamper":
+        """The node stored ``entries`` from a peer. Tampering, it relays each post
+        among them to every peer it has a session of ``group`` with (the one it came
+        from too), rewritten, followed by a forged next post of the same author
+        (``send(peer, message)`` queues a gossip message as the overlay does,
+        uninspected). Censoring, each entry it withholds is told of now (the policy's
+        line), however it came."""
+        if self.mode == "censor":
+            for e in entries:
+                self.forward(group, e)
             return
         for e in entries:
             if e.header.kind not in _FORGED_KINDS or not self._targets(e):
