@@ -3,14 +3,14 @@ loopback TCP: what it sends by sync is rewritten or withheld, and an honest node
 refuses the one and gets around the other.
 
 Story (a plaintext group, so that only the log is at stake):
-  1: Alice founds the group with Bob and Mallory as members and posts P.
-  2: Mallory's node holds P; Bob's node does not. Alice's node holds it too.
+  1: Alice founds the group with Bob and Mallory as members and posts P1, P2, P3.
+  2: Mallory's node holds them; Bob's node does not. Alice's node holds them too.
   3: Bob's node syncs with Mallory's, then with Alice's.
 
-Tampering: Mallory's node sends a rewritten P; Bob's refuses it (PeerMisbehaved
-naming Mallory), stores nothing of it, and gets P from Alice's. Censoring Alice:
-Mallory's node sends nothing of Alice's, so P is not among what Bob's node gets from
-it; Bob's node gets P from Alice's.
+Tampering: Mallory's node sends rewritten posts (a catch-up run); Bob's refuses them
+(PeerMisbehaved naming Mallory), stores none of them, and gets the posts from Alice's.
+Censoring Alice: Mallory's node sends nothing of Alice's, so the posts are not among
+what Bob's node gets from it; Bob's node gets them from Alice's.
 """
 
 from __future__ import annotations
@@ -35,20 +35,22 @@ from tests.net.node_helpers import PATIENCE, expect
 ALICE, BOB, MALLORY = keypair(0), keypair(1), keypair(2)
 
 
-def stores(tmp_path: Path) -> tuple[bytes, Entry, SqliteStore, SqliteStore, SqliteStore]:
-    """The group, Alice's post, and the stores of Alice, Bob (without the post) and
-    Mallory."""
+def stores(
+    tmp_path: Path,
+) -> tuple[bytes, list[Entry], SqliteStore, SqliteStore, SqliteStore]:
+    """The group, Alice's posts (three: a catch-up run of them), and the stores of
+    Alice, Bob (without the posts) and Mallory."""
     a = SqliteStore(tmp_path / "a.db", durable=False)
     club = Group.create(a, ALICE, "club", encrypted=False)
     club.add(BOB.public_key, Role.MEMBER)
     club.add(MALLORY.public_key, Role.MEMBER)
     before = [e for _, e in a.iter_entries(club.id)]
-    entry = club.post("the true post")
+    posts = [club.post(f"true post {n}") for n in range(3)]
     b = SqliteStore(tmp_path / "b.db", durable=False)
     b.put_entries(club.id, before)
     m = SqliteStore(tmp_path / "m.db", durable=False)
-    m.put_entries(club.id, [*before, entry])
-    return club.id, entry, a, b, m
+    m.put_entries(club.id, [*before, *posts])
+    return club.id, posts, a, b, m
 
 
 def lines(out: str) -> list[dict[str, object]]:
@@ -67,10 +69,14 @@ def synced(peer: bytes) -> Callable[[NodeEvent], bool]:
 async def test_the_hostile_node_rewrites_or_withholds_and_the_honest_one_gets_around_it(
     tmp_path: Path, mode: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    group, post, a, b, m = stores(tmp_path)
+    group, posts, a, b, m = stores(tmp_path)
     spy = hostile.Interceptor(mode, ALICE.public_key)
     spy.me = MALLORY.public_key
-    bad = hostile.tampered(post)
+    bad = [hostile.tampered(p) for p in posts]
+
+    def holds(entries: list[Entry]) -> list[bool]:
+        return [b.entry_meta(group, e.id) is not None for e in entries]
+
     try:
         with trio.fail_after(PATIENCE), hostile.intercepting(spy):
             async with (
@@ -86,22 +92,23 @@ async def test_the_hostile_node_rewrites_or_withholds_and_the_honest_one_gets_ar
                     assert ev.reason.startswith("bad-signature")
                 else:
                     await expect(events, synced(MALLORY.public_key))
-                    assert b.entry_meta(group, post.id) is None  # withheld
-                assert b.entry_meta(group, bad.id) is None
+                    assert holds(posts) == [False] * 3  # withheld
+                assert holds(bad) == [False] * 3
                 await nb.connect(*na.address)
                 await expect(events, synced(ALICE.public_key))
-                assert b.entry_meta(group, post.id) is not None
-                assert b.entry_meta(group, bad.id) is None
+                assert holds(posts) == [True] * 3
+                assert holds(bad) == [False] * 3
     finally:
         for s in (a, b, m):
             s.close()
     told = [d for d in lines(capsys.readouterr().out) if d.get("event") == "hostile"]
     if mode == "tamper":
-        assert {"action": "tampered", "entry": bad.id.hex(), "original": post.id.hex()}.items() <= (
-            told[0].items()
-        )
+        assert [(d["action"], d["original"]) for d in told] == [
+            ("tampered", p.id.hex()) for p in posts
+        ]
+        assert [d["entry"] for d in told] == [e.id.hex() for e in bad]
     else:
-        assert [(d["action"], d["entry"]) for d in told] == [("dropped", post.id.hex())]
+        assert [(d["action"], d["entry"]) for d in told] == [("dropped", p.id.hex()) for p in posts]
 
 
 def test_forgeries_do_not_verify_and_bad_arguments_are_refused(
