@@ -728,6 +728,12 @@ class Node:
             return self._forward(group, entry)
         return entry
 
+    def _forwards_whole(self, group: bytes, entry: Entry) -> bool:
+        """Whether peers get ``entry`` as it is (:meth:`_outgoing`): what gossip may
+        carry."""
+        out = self._outgoing(group, entry)
+        return out is True or out == entry
+
     def membership(self, group: bytes) -> ContentMachine:
         """Membership and content state of ``group`` (when the node tracks them)."""
         return self.content[group]

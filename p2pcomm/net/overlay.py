@@ -398,14 +398,19 @@ class Overlay:
 
     def stored(self, group: bytes, entries: Iterable[Entry], *, own: bool, live: bool) -> None:
         """Entries stored: verdicts for those offered; the node's own and those that
-        came live outside gossip are broadcast. Entries caught up on are not (06 L1)."""
+        came live outside gossip are broadcast. Entries caught up on are not (06 L1).
+        Gossip carries only what the node forwards whole (04 F1: not an entry that
+        membership voids, whose header alone sync sends where needed, 04 F2): one it
+        does not is judged held, so that it is neither passed on nor held against the
+        peer that sent it (that peer's view may differ)."""
         g = self.groups.get(group)
         if g is None:
             return
+        forwards = self.node._forwards_whole
         for e in entries:
             if g.offered.pop(e.id, None) is not None:
-                self.feed(group, Verdict(e.id, True))
-            elif own or live:
+                self.feed(group, Verdict(e.id, True, known=not forwards(group, e)))
+            elif (own or live) and forwards(group, e):
                 self.feed(group, Broadcast(e.id, encode_gossip_entry(e)))
 
     # -- anti-entropy

@@ -55,6 +55,8 @@ __all__ = [
     "item_ids",
     "readable",
     "scenario",
+    "showing",
+    "wait_each",
 ]
 
 #: A scenario's exit status when this machine cannot make namespaces (automake's "skip").
@@ -176,6 +178,32 @@ class Host:
             return {"exit": res.returncode, "error": res.stderr.strip()}
         text = res.stdout.strip()
         return json.loads(text) if text else None
+
+    def begin(self, *args: str) -> Callable[[], Any]:
+        """Start a command here with ``--json`` and return at once (the nodes can be
+        read meanwhile); call what is returned to wait for the command and get its
+        parsed output (raises :class:`CommandFailed` when it fails)."""
+        proc = subprocess.Popen(
+            [*self.command(*args), "--json"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=self.lab.env,
+        )  # fmt: skip
+
+        def finish() -> Any:
+            try:
+                out, err = proc.communicate(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise CommandFailed(f"{self.name}: p2pcomm {' '.join(args)} did not end") from None
+            if proc.returncode != 0 or "Traceback" in err:
+                raise CommandFailed(
+                    f"{self.name}: p2pcomm {' '.join(args)} exited {proc.returncode}: "
+                    f"{out.strip()} {err.strip()}"
+                )
+            return json.loads(out) if out.strip() else None
+
+        return finish
 
     def start(self, *args: str, peers: Sequence[Host] = ()) -> NodeProcess:
         """``p2pcomm run`` here: listening on this host's address (port 7447), no
@@ -421,6 +449,40 @@ class Lab:
         self._made.clear()
 
 
+def wait_each(
+    nodes: Sequence[NodeProcess],
+    pred: Callable[[dict[str, Any]], bool],
+    timeout: float = DEADLINE,
+) -> list[tuple[float, dict[str, Any]]]:
+    """For each of ``nodes``, the first line ``pred`` accepts, with the time it was
+    read, as :meth:`NodeProcess.wait` gives; the nodes are read together, so that each
+    line's time is when it came, whichever node it came from (waiting for one node
+    after another would time the later ones when the earlier ones were done). Raises
+    ``TimeoutError`` when some node shows none in time."""
+    deadline = time.monotonic() + timeout
+    found: dict[int, tuple[float, dict[str, Any]]] = {}
+    cursors = [0] * len(nodes)
+    with selectors.DefaultSelector() as selector:
+        for i, node in enumerate(nodes):
+            assert node.proc.stdout is not None
+            selector.register(node.proc.stdout, selectors.EVENT_READ, i)
+        while True:
+            for i, node in enumerate(nodes):
+                while i not in found and cursors[i] < len(node.seen):
+                    at, doc = node.seen[cursors[i]]
+                    cursors[i] += 1
+                    if pred(doc):
+                        found[i] = (at, doc)
+            if len(found) == len(nodes):
+                return [found[i] for i in range(len(nodes))]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                late = ", ".join(n.name for i, n in enumerate(nodes) if i not in found)
+                raise TimeoutError(f"{late}: no expected line in {timeout:.0f} s")
+            for key, _ in selector.select(left):
+                nodes[key.data]._read(time.monotonic() + left)  # ready: returns at once
+
+
 def item_ids(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The items a node's line tells of (item-added, items-added, item-updated), by id."""
     if doc.get("event") in ("item-added", "item-updated"):
@@ -439,6 +501,12 @@ def readable(item_id: str) -> Callable[[dict[str, Any]], bool]:
         return item is not None and item.get("text") is not None
 
     return pred
+
+
+def showing(text: str) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for :meth:`NodeProcess.wait`: the line shows an item whose text
+    (readable) is ``text``."""
+    return lambda doc: any(i.get("text") == text for i in item_ids(doc).values())
 
 
 def _joined(member: str) -> Callable[[dict[str, Any]], bool]:

@@ -17,8 +17,11 @@ import trio
 
 from p2pcomm.community import Group
 from p2pcomm.core.gossip import GossipConfig, HyParViewConfig, PlumtreeConfig
+from p2pcomm.core.gossip.messages import Gossip
 from p2pcomm.core.identity import KeyPair
-from p2pcomm.core.membership import Role
+from p2pcomm.core.log import create_entry
+from p2pcomm.core.membership import Kind, Role
+from p2pcomm.core.sync import encode_gossip_entry
 from p2pcomm.net.node import Node, open_node
 from p2pcomm.store import SqliteStore
 from p2pcomm.testing.history import keypair
@@ -223,3 +226,43 @@ async def test_members_agree_on_one_root_and_a_tree_of_parents(tmp_path: Path) -
             await until(nodes, one_tree)
             entry = await nodes[n - 1].group(group).post("along the tree")
             await until(nodes, lambda: all(holds(node, group, {entry.id}) for node in nodes))
+
+
+async def test_an_entry_membership_voids_is_kept_but_not_gossiped_on(tmp_path: Path) -> None:
+    """Spec 04 F1 over gossip: a member's node (2) pushes node 1 a well-formed post by a
+    key that is no member. Node 1 keeps it (it is valid; F1: SHOULD keep) but shows it
+    nowhere and gossips it to nobody: node 0, which hears from node 1 the post it writes
+    next, never receives the stranger's body (sync sends the header alone, 04 F2, as
+    node 1's post depends on it)."""
+    with trio.fail_after(PATIENCE):
+        async with network(tmp_path, 3, active=3, bound=6) as (group, nodes, _):
+            await until(nodes, lambda: all(len(neighbours(node, group)) == 2 for node in nodes))
+            first = await nodes[0].group(group).post("before")
+            await until(nodes, lambda: all(holds(node, group, {first.id}) for node in nodes))
+            stranger = create_entry(
+                keypair(99),
+                group=group,
+                seq=1,
+                prev=None,
+                links=[first.id],
+                timestamp=first.header.timestamp + 1,
+                kind=Kind.POST,
+                body=b"from nobody",
+            )
+            relay = nodes[2].overlay
+            assert relay is not None
+            assert relay._send(
+                group, nodes[1].peer_id, Gossip(stranger.id, 0, encode_gossip_entry(stranger))
+            )
+            await until(nodes, lambda: holds(nodes[1], group, {stranger.id}))
+            assert not nodes[1].membership(group).should_forward(stranger.id)
+            after = await nodes[1].group(group).post("after")
+            await until(nodes, lambda: holds(nodes[0], group, {after.id}))
+            # Node 1's post links what node 1 holds, the stranger's post among it (04
+            # W4 asks writers not to): node 0 may fetch its header, never its body.
+            held = nodes[0].store.get_entry(group, stranger.id)
+            assert held is None or held.body is None
+            ov = nodes[1].overlay
+            assert ov is not None
+            assert stranger.id not in ov.groups[group].state.tree.cache  # nothing to serve
+            assert stranger.id not in {i.id for i in nodes[1].group(group).items()}
