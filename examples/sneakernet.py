@@ -44,7 +44,7 @@ from p2pcomm.testing.netlab import (
 
 GROUP = "Garden club"
 #: Posts each of alice and carol writes while bob is away, and after the stick left.
-AWAY = 10
+AWAY = 15
 LATER = 2
 #: How long bob's node may take to catch up once back online.
 WITHIN = 60.0
@@ -233,21 +233,23 @@ def sneakernet() -> int:
             f"them in {took:.1f} s"
         )
         print(
-            f"bob's node received {stats['entries_received']} entries over the network and "
+            f"bob's node received {stats['entries_received']} copies of entries over the network and "
             f"stored {stats['entries_accepted']}; the group holds {total}, bob had {had} "
             f"and lacked {lacked}"
         )
         check(entries(bob, group) == total, "bob's node did not catch up")
-        # What he stored came over the network; each of his two peers may offer him what
-        # he lacked, and none sent him what the stick had brought.
+        # He stored exactly what he lacked. A new entry may reach him more than once
+        # (by sync and by gossip, from each of two peers: copies counted in
+        # entries_received), but the history the stick brought is not fetched again:
+        # that alone would be as many entries as he had.
         check(stats["entries_accepted"] == lacked, "bob's node stored what it did not lack")
         check(
-            stats["entries_received"] <= 2 * lacked < had,
-            "bob's node was sent entries the stick had brought",
+            stats["entries_received"] < had,
+            "bob's node was sent as many entries as the stick had brought",
         )
         print(
             "claim held: the stick carried the history with no network, the tampered copy "
-            "added nothing unverified, and back online bob fetched only what he still lacked"
+            "added nothing unverified, and back online bob stored only what he still lacked"
         )
     return 0
 

@@ -28,9 +28,9 @@ EXPECTED = {
     "sneakernet.py": [
         "bob's device goes offline: his node stops and the router drops his packets",
         "nothing unverified kept",
-        "new entries verified and stored; reads 20 of 20 posts",
+        "new entries verified and stored; reads 30 of 30 posts",
         "claim held: the stick carried the history with no network, the tampered copy added "
-        "nothing unverified, and back online bob fetched only what he still lacked",
+        "nothing unverified, and back online bob stored only what he still lacked",
     ],
     "local_meetup.py": [
         "three nodes start; none is given an address",
