@@ -29,8 +29,10 @@ the other commands run there too (:meth:`Host.cli`), as a person would type them
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import re
 import secrets
 import selectors
 import shutil
@@ -66,6 +68,17 @@ SKIPPED = 77
 DEADLINE = 60.0
 
 _REEXEC_MARK = "P2PCOMM_LAB_USERNS"
+
+
+def _die_with_parent() -> None:
+    """In a child before it runs the command: end it (SIGTERM) when the scenario's
+    process dies, even killed outright, so that no node outlives its lab. Linux's
+    PR_SET_PDEATHSIG; it is kept across ``ip netns exec``'s exec."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to arrange
+        pass
 
 
 class LabUnavailable(Exception):
@@ -186,7 +199,7 @@ class Host:
         proc = subprocess.Popen(
             [*self.command(*args), "--json"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=self.lab.env,
+            text=True, env=self.lab.env, preexec_fn=_die_with_parent,
         )  # fmt: skip
 
         def finish() -> Any:
@@ -235,7 +248,7 @@ class NodeProcess:
         self.name = name
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env,
+            stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent,
         )  # fmt: skip
         assert self.proc.stdout is not None
         self._selector = selectors.DefaultSelector()
@@ -311,6 +324,28 @@ class NodeProcess:
         return self.proc.returncode
 
 
+_LAB_NS = re.compile(r"p2p-(?:r|[0-9]+)-([0-9a-f]{5,})$")
+
+
+def _sweep() -> None:
+    """Delete the namespaces of labs whose process is gone (killed before it could
+    clean up: a deadline's SIGKILL). Their nodes are gone already: each ends with its
+    lab's process (:func:`_die_with_parent`)."""
+    listed = _ip("netns", "list")
+    for line in listed.stdout.splitlines():
+        name = line.split(" ", 1)[0]
+        match = _LAB_NS.match(name)
+        if match is None:
+            continue
+        pid = int(match.group(1)[:-4], 16)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            _ip("netns", "del", name)
+        except PermissionError:  # alive, someone else's
+            pass
+
+
 class Lab:
     """Hosts joined through a router namespace. Use as a context manager: every
     namespace, process and veth is gone after ``with``, whatever happened."""
@@ -320,7 +355,9 @@ class Lab:
             raise ValueError("host names must be distinct, 1 to 200 of them")
         #: The hosts share one link through a bridge (see the module docstring).
         self.lan = lan
-        self.tag = secrets.token_hex(3)
+        # The creator's pid in every name lets a later lab delete what one killed
+        # outright left behind (:func:`_sweep`); names stay within 15 characters.
+        self.tag = f"{os.getpid():x}{secrets.token_hex(2)}"
         self.router = f"p2p-r-{self.tag}"
         self.folder = folder
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("P2PCOMM_")}
@@ -349,6 +386,7 @@ class Lab:
             raise LabUnavailable(f"ip {' '.join(args)}: {res.stderr.strip()}")
 
     def _build(self) -> None:
+        _sweep()
         self._run("netns", "add", self.router)
         self._made.append(self.router)
         self._run("-n", self.router, "link", "set", "lo", "up")
