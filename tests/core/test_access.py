@@ -18,6 +18,7 @@ from p2pcomm.core.access import (
 )
 from p2pcomm.core.content import visible_content
 from p2pcomm.core.invitation import invitation_keypair
+from p2pcomm.core.log import decode_entry
 from p2pcomm.core.membership import MembershipMachine, Role, resolve
 from p2pcomm.core.sync import Msg, SharedGroups, SyncSession
 from p2pcomm.testing.history import History, keypair
@@ -123,6 +124,23 @@ def test_a_removed_member_is_served_the_past_of_its_removal() -> None:
     assert grant.allows(removal, bob) and not grant.allows(after, bob)
     # A stranger is never served, and a removal that is void serves nothing.
     assert machine.removals(keypair(2).public_key) == []
+
+
+@pytest.mark.parametrize("v", by_type("grant"), ids=lambda v: str(v["name"]))
+def test_grant_vectors(v: dict[str, object]) -> None:
+    """What a peer is served (06 AC1 to AC3, AC2a), recomputed from the entries alone,
+    in two arrival orders."""
+    entries = [decode_entry(bytes.fromhex(x)) for x in v["entries"]]  # type: ignore[attr-defined]
+    headers = {e.id: e.header for e in entries}
+    for order in (entries, entries[::-1]):
+        machine = MembershipMachine()
+        machine.apply_many(order)
+        grant = grant_for(
+            machine.state, bytes.fromhex(str(v["peer"])), proofs=[], session_hash=b"\0" * 64,
+            now_ms=0, cut_of=lambda eid: causal_cut(eid, headers.get), removals=machine.removals,
+        )  # fmt: skip
+        assert grant.access.value == v["access"]
+        assert {a.hex(): seq for a, seq in grant.cut.items()} == v["cut"]
 
 
 def test_an_invitees_cut_is_the_causal_past_of_the_invite() -> None:
