@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,15 @@ def view(lab: Lab, host: str) -> tuple[Any, ...]:
     )
 
 
+def synced_with(member: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda d: d.get("event") == "synced" and d.get("peer") == member
+
+
+def left(member: str) -> Callable[[dict[str, Any]], bool]:
+    """A node's line telling that ``member`` is no longer a member."""
+    return lambda d: d.get("event") == "member-left" and d.get("member") == member
+
+
 def agreed(views: dict[str, tuple[Any, ...]]) -> bool:
     """Every host sees the same members, roles and bans, and every host that is still
     a member the same posts (a removed member is served nothing new, spec 06)."""
@@ -61,6 +71,12 @@ def agreed(views: dict[str, tuple[Any, ...]]) -> bool:
 def main() -> int:
     with tempfile.TemporaryDirectory() as folder, Lab(LEFT + RIGHT, Path(folder)) as lab:
         group, nodes = found_group(lab, "alice", ["bob", "carol", "dave", "erin"], GROUP)
+        # Everyone's node dialled alice; erin's also knows bob's address, so that the
+        # side they will share is linked whatever the gossip overlay chose (a node cut
+        # off from all its neighbours only looks for others once their links time out).
+        nodes["erin"].stop()
+        nodes["erin"] = lab["erin"].start(peers=[lab["alice"], lab["bob"]])
+        nodes["erin"].wait(synced_with(lab["bob"].member))
         lab["alice"].cli("role", GROUP, lab["bob"].member, "admin")
         posted = lab["alice"].cli("post", GROUP, "Spring planting: who takes which bed?")
         for host in LEFT + RIGHT:
@@ -74,6 +90,10 @@ def main() -> int:
         print("the router now drops every packet between {alice, carol, dave} and {bob, erin}")
         lab["alice"].cli("remove", GROUP, lab["bob"].member, "--reason", "partition test")
         lab["bob"].cli("remove", GROUP, lab["alice"].member, "--reason", "partition test")
+        # Each side's member posts once its node holds the removal, so the post is
+        # written after it (causally) and sealed to the members that side has left.
+        nodes["carol"].wait(left(lab["bob"].member))
+        nodes["erin"].wait(left(lab["alice"].member))
         left_post = lab["carol"].cli("post", GROUP, "Left side: I'll take the tomatoes")
         right_post = lab["erin"].cli("post", GROUP, "Right side: beans for me")
         nodes["dave"].wait(readable(left_post["id"]))

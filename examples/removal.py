@@ -55,6 +55,11 @@ def main() -> int:
         )
         print("alice removes mallory; mallory's node learns it at once")
 
+        # Carol writes once her node holds the removal: "after" it causally, not only
+        # by the clock (a post written before she knew would still be mallory's to read).
+        nodes["carol"].wait(
+            lambda d: d.get("event") == "member-left" and d.get("member") == mallory
+        )
         after = [
             lab["alice"].cli("post", GROUP, "Gate code changes to 4411 tomorrow"),
             lab["carol"].cli("post", GROUP, "Bring gloves on Saturday"),

@@ -136,8 +136,9 @@ def ensure_lab() -> None:
 
 def scenario(body: Callable[[], int]) -> int:
     """Run a scenario's ``body`` as a command: :data:`SKIPPED` (with the reason) where
-    namespaces cannot be made, 1 with one line when a command fails or a node's line
-    does not come in time, else what ``body`` returns (0: the claim held)."""
+    namespaces cannot be made, 1 with one line when a command fails, a node's line does
+    not come in time or a check (``assert``) fails, else what ``body`` returns (0: the
+    claim held)."""
     try:
         ensure_lab()
     except LabUnavailable as exc:
@@ -145,8 +146,8 @@ def scenario(body: Callable[[], int]) -> int:
         return SKIPPED
     try:
         return body()
-    except (CommandFailed, TimeoutError) as exc:
-        print(f"claim failed: {exc}")
+    except (AssertionError, CommandFailed, TimeoutError) as exc:
+        print(f"claim failed: {exc or type(exc).__name__}")
         return 1
 
 
