@@ -27,8 +27,10 @@ from p2pcomm.testing.netlab import (
     Lab,
     found_group,
     item_ids,
+    left,
     readable,
     scenario,
+    synced_with,
 )
 
 GROUP = "Garden club"
@@ -37,10 +39,6 @@ GROUP = "Garden club"
 def carries(item_id: str) -> Callable[[dict[str, Any]], bool]:
     """The relay's node shows the item: stored, and sealed to it."""
     return lambda d: item_id in item_ids(d)
-
-
-def synced_with(member: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda d: d.get("event") == "synced" and d.get("peer") == member
 
 
 def texts(host: Host) -> list[str | None]:
@@ -97,7 +95,7 @@ def main() -> int:
         r.wait(carries(secret["id"]))
         a.stop()
         b = bob.start(peers=[relay])
-        b.wait(lambda d: d.get("event") == "member-left" and d.get("member") == bob.member)
+        b.wait(left(bob.member))
         b.wait(synced_with(relay.member))
         held = {i["id"] for i in bob.cli("read", GROUP)["items"]}
         print(

@@ -18,7 +18,6 @@ when namespaces cannot be made here, 1 otherwise.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
@@ -28,8 +27,8 @@ from p2pcomm.testing.netlab import (
     Lab,
     NodeProcess,
     found_group,
-    item_ids,
-    readable,
+    median_ms,
+    post_timed,
     scenario,
 )
 
@@ -39,26 +38,15 @@ ROUNDS = 4
 WITHIN = 60.0
 
 
-def deliver(lab: Lab, nodes: dict[str, NodeProcess], author: str, reader: str, text: str) -> float:
-    """``author`` posts ``text`` with the CLI; seconds until ``reader``'s node shows it
-    readable (from the entry's own timestamp)."""
-    posted = lab[author].cli("post", GROUP, text)
-    at, doc = nodes[reader].wait(readable(posted["id"]), timeout=WITHIN)
-    item = item_ids(doc)[posted["id"]]
-    assert item["text"] == text, (item, text)
-    return at - float(item["timestamp"]) / 1000
-
-
 def exchange(lab: Lab, nodes: dict[str, NodeProcess], phase: str) -> list[float]:
+    """Alice and bob each post ``ROUNDS`` times; the seconds each post took to show
+    readable on the other's node."""
     took = []
     for n in range(ROUNDS):
-        took.append(deliver(lab, nodes, "alice", "bob", f"{phase}: alice's note {n}"))
-        took.append(deliver(lab, nodes, "bob", "alice", f"{phase}: bob's note {n}"))
+        for author, reader in (("alice", "bob"), ("bob", "alice")):
+            text = f"{phase}: {author}'s note {n}"
+            took.append(post_timed(lab, nodes, author, [reader], GROUP, text, WITHIN)[1][reader])
     return took
-
-
-def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
 
 
 def main() -> int:
@@ -76,7 +64,7 @@ def main() -> int:
         open_net = exchange(lab, nodes, "open")
         print(
             f"open network: {len(open_net)} posts between alice and bob, "
-            f"each arrived readable; {ms(open_net)}"
+            f"each arrived readable; {median_ms(open_net)}"
         )
 
         lab.block("alice", "bob")
@@ -84,7 +72,7 @@ def main() -> int:
         blocked = exchange(lab, nodes, "blocked")
         print(
             f"link blocked: {len(blocked)} posts between alice and bob, "
-            f"each arrived readable; {ms(blocked)}"
+            f"each arrived readable; {median_ms(blocked)}"
         )
         for who in ("alice", "bob"):
             others = {d["peer"] for d in nodes[who].events("peer-up")}

@@ -20,88 +20,33 @@ mallory's node did withhold them, 77 when namespaces cannot be made here, 1 othe
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from p2pcomm.testing import hostile
 from p2pcomm.testing.netlab import (
     CommandFailed,
     Lab,
-    NodeProcess,
-    item_ids,
+    Line,
+    found_group,
+    median_ms,
+    post_timed,
     scenario,
-    showing,
-    wait_each,
 )
 
 GROUP = "Garden club"
 READERS = ("bob", "carol", "dave")
 POSTS = 4
-#: A predicate on a node's JSON line.
-Line = Callable[[dict[str, Any]], bool]
 #: A post must arrive within this.
 WITHIN = 60.0
-
-
-def joined(member: str) -> Line:
-    return lambda d: d.get("event") == "member-joined" and d.get("member") == member
-
-
-def form_group(lab: Lab) -> tuple[str, dict[str, NodeProcess]]:
-    """Alice founds the group; the others join with invitation codes; mallory's node
-    is the censoring one, withholding alice's entries."""
-    for name in ("alice", *READERS, "mallory"):
-        lab[name].member = lab[name].cli("init", "--name", name)["id"]
-    group: str = lab["alice"].cli("group", "create", GROUP)["id"]
-    nodes = {"alice": lab["alice"].start()}
-    codes = {
-        name: lab["alice"].cli("invite", GROUP, "--address", lab["alice"].address())["code"]
-        for name in (*READERS, "mallory")
-    }
-    # Each joins with its own code, all at once; alice's node sees each of them in.
-    joining = [lab[name].begin("join", code) for name, code in codes.items()]
-    for finish in joining:
-        finish()
-    for name in codes:
-        nodes["alice"].wait(joined(lab[name].member))
-    for name in READERS:
-        nodes[name] = lab[name].start(peers=[lab["alice"]])
-    censor = ("--censor", lab["alice"].member)
-    nodes["mallory"] = hostile.start(lab["mallory"], *censor, peers=[lab["alice"]])
-    for name in (*READERS, "mallory"):
-        nodes[name].wait(lambda d: d.get("event") == "synced" and d.get("group") == group)
-    return group, nodes
 
 
 def withheld_line(entry: str) -> Line:
     return lambda d: (
         d.get("event") == "hostile" and d.get("action") == "dropped" and d.get("entry") == entry
     )
-
-
-def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
-
-
-def post_timed(
-    lab: Lab, nodes: dict[str, NodeProcess], author: str, readers: list[str], text: str
-) -> tuple[str, dict[str, float]]:
-    """``author`` posts ``text`` with the CLI while the readers' nodes are watched:
-    the post's id, and per reader the seconds from the entry's own timestamp until
-    that node showed it readable."""
-    finish = lab[author].begin("post", GROUP, text)
-    seen = wait_each([nodes[r] for r in readers], showing(text), WITHIN)
-    posted: str = finish()["id"]
-    took = {}
-    for reader, (at, doc) in zip(readers, seen, strict=True):
-        item = item_ids(doc)[posted]
-        took[reader] = at - item["timestamp"] / 1000
-    return posted, took
 
 
 def main() -> int:
@@ -111,7 +56,10 @@ def main() -> int:
     ):
         print("five hosts, each its own network namespace behind one router")
         started = time.monotonic()
-        group, nodes = form_group(lab)
+        group, nodes = found_group(
+            lab, "alice", [*READERS, "mallory"], GROUP,
+            start={"mallory": lambda peers: hostile.start(lab["mallory"], "--censor", lab["alice"].member, peers=peers)},
+        )  # fmt: skip
         alice = lab["alice"].member
         print(
             f"alice founded {GROUP!r}; bob, carol, dave and mallory joined with invitation "
@@ -127,7 +75,9 @@ def main() -> int:
         took: dict[str, list[float]] = {r: [] for r in READERS}
         ids: list[str] = []
         for n in range(POSTS):
-            posted, times = post_timed(lab, nodes, "alice", list(READERS), f"alice's note {n}")
+            posted, times = post_timed(
+                lab, nodes, "alice", READERS, GROUP, f"alice's note {n}", WITHIN
+            )
             ids.append(posted)
             for reader, seconds in times.items():
                 took[reader].append(seconds)
@@ -137,7 +87,9 @@ def main() -> int:
             "dave": "linked to alice",
         }
         for reader in READERS:
-            print(f"{reader} read alice's {POSTS} posts: {ms(took[reader])} ({route[reader]})")
+            print(
+                f"{reader} read alice's {POSTS} posts: {median_ms(took[reader])} ({route[reader]})"
+            )
 
         # Mallory's node holds every post it withholds; its log tells of each.
         for posted_id in ids:

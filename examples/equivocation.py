@@ -40,7 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,14 @@ from p2pcomm.testing.netlab import (
     CommandFailed,
     Lab,
     LabUnavailable,
+    Line,
     NodeProcess,
     ensure_lab,
     found_group,
     item_ids,
     readable,
+    synced,
+    wait_each,
 )
 
 GROUP = "Garden club"
@@ -65,38 +68,21 @@ HONEST = ["alice", "carol", "dave", "erin", "frank"]
 #: A post must arrive, and a fork be found, within this.
 WITHIN = 60.0
 
-Pred = Callable[[dict[str, Any]], bool]
-
 
 def first_lines(
-    nodes: dict[str, NodeProcess], names: Iterable[str], pred: Pred, timeout: float = WITHIN
+    nodes: dict[str, NodeProcess], names: Iterable[str], pred: Line, timeout: float = WITHIN
 ) -> dict[str, float]:
     """For each of ``names``, when its node printed its first line that ``pred`` accepts
-    (wall clock, as read). The nodes are read in turn, a short wait each, so that no
-    node's lines sit unread while another is waited for."""
-    deadline = time.monotonic() + timeout
-    left, seen = list(names), {}
-    while left:
-        for name in list(left):
-            try:
-                at, _ = nodes[name].wait(pred, timeout=0.02)
-            except TimeoutError:
-                continue
-            seen[name] = at
-            left.remove(name)
-        if left and time.monotonic() > deadline:
-            raise TimeoutError(f"no expected line from {', '.join(left)} in {timeout:.0f} s")
-    return seen
+    (wall clock, as read; the nodes are read together)."""
+    names = list(names)
+    seen = wait_each([nodes[n] for n in names], pred, timeout)
+    return {name: at for name, (at, _) in zip(names, seen, strict=True)}
 
 
-def expelled(member: str) -> Pred:
+def expelled(member: str) -> Line:
     return lambda d: (
         d.get("event") == "member-left" and d.get("member") == member and d.get("how") == "expelled"
     )
-
-
-def synced(group: str) -> Pred:
-    return lambda d: d.get("event") == "synced" and d.get("group") == group
 
 
 def showed(node: NodeProcess, text: str) -> bool:

@@ -21,15 +21,16 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from p2pcomm.testing.netlab import (
     Lab,
     found_group,
+    left,
     readable,
     scenario,
+    synced_with,
 )
 
 GROUP = "Garden club"
@@ -48,15 +49,6 @@ def view(lab: Lab, host: str) -> tuple[Any, ...]:
         tuple(sorted(members["banned"])),
         tuple((i["author_name"] or i["author"][:12], i["text"], i["hidden"]) for i in items),
     )
-
-
-def synced_with(member: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda d: d.get("event") == "synced" and d.get("peer") == member
-
-
-def left(member: str) -> Callable[[dict[str, Any]], bool]:
-    """A node's line telling that ``member`` is no longer a member."""
-    return lambda d: d.get("event") == "member-left" and d.get("member") == member
 
 
 def agreed(views: dict[str, tuple[Any, ...]]) -> bool:

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from p2pcomm.testing.netlab import (
     Lab,
     found_group,
+    left,
     readable,
     scenario,
+    synced_with,
 )
 
 GROUP = "Garden club"
@@ -34,10 +34,6 @@ HOSTS = ["alice", "bob", "carol", "mallory"]
 #: How long mallory's node is watched for anything new (a fixed wait is the point
 #: here: it shows that nothing arrives, it synchronises nothing).
 WATCH = 5.0
-
-
-def synced_with(member: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda d: d.get("event") == "synced" and d.get("peer") == member
 
 
 def main() -> int:
@@ -50,16 +46,12 @@ def main() -> int:
 
         mallory = lab["mallory"].member
         lab["alice"].cli("remove", GROUP, mallory, "--reason", "spam")
-        nodes["mallory"].wait(
-            lambda d: d.get("event") == "member-left" and d.get("member") == mallory
-        )
+        nodes["mallory"].wait(left(mallory))
         print("alice removes mallory; mallory's node learns it at once")
 
         # Carol writes once her node holds the removal: "after" it causally, not only
         # by the clock (a post written before she knew would still be mallory's to read).
-        nodes["carol"].wait(
-            lambda d: d.get("event") == "member-left" and d.get("member") == mallory
-        )
+        nodes["carol"].wait(left(mallory))
         after = [
             lab["alice"].cli("post", GROUP, "Gate code changes to 4411 tomorrow"),
             lab["carol"].cli("post", GROUP, "Bring gloves on Saturday"),

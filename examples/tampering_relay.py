@@ -27,9 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from p2pcomm.paths import Home
 from p2pcomm.store import SqliteStore
@@ -37,70 +35,20 @@ from p2pcomm.testing import hostile
 from p2pcomm.testing.netlab import (
     CommandFailed,
     Lab,
-    NodeProcess,
-    item_ids,
+    Line,
+    found_group,
+    post_timed,
     scenario,
-    showing,
-    wait_each,
 )
 
 GROUP = "Garden club"
 HONEST = ("alice", "bob", "carol")
-#: A predicate on a node's JSON line.
-Line = Callable[[dict[str, Any]], bool]
 #: A post must arrive within this; mallory must be refused within this.
 WITHIN = 60.0
 
 
-def joined(member: str) -> Line:
-    return lambda d: d.get("event") == "member-joined" and d.get("member") == member
-
-
-def form_group(lab: Lab) -> tuple[str, dict[str, NodeProcess]]:
-    """Alice founds the group; bob, carol and mallory join with invitation codes;
-    mallory's node is the tampering one."""
-    for name in (*HONEST, "mallory"):
-        lab[name].member = lab[name].cli("init", "--name", name)["id"]
-    group: str = lab["alice"].cli("group", "create", GROUP)["id"]
-    nodes = {"alice": lab["alice"].start()}
-    codes = {
-        name: lab["alice"].cli("invite", GROUP, "--address", lab["alice"].address())["code"]
-        for name in ("bob", "carol", "mallory")
-    }
-    # Each joins with its own code, all at once; alice's node sees each of them in.
-    joining = [lab[name].begin("join", code) for name, code in codes.items()]
-    for finish in joining:
-        finish()
-    for name in codes:
-        nodes["alice"].wait(joined(lab[name].member))
-    for name in ("bob", "carol"):
-        nodes[name] = lab[name].start(peers=[lab["alice"]])
-    nodes["mallory"] = hostile.start(
-        lab["mallory"], "--tamper", "--after", "3", peers=[lab["alice"]]
-    )
-    for name in ("bob", "carol", "mallory"):
-        nodes[name].wait(lambda d: d.get("event") == "synced" and d.get("group") == group)
-    return group, nodes
-
-
 def refused(peer: str) -> Line:
     return lambda d: d.get("event") == "peer-misbehaved" and d.get("peer") == peer
-
-
-def post_timed(
-    lab: Lab, nodes: dict[str, NodeProcess], author: str, readers: list[str], text: str
-) -> tuple[str, dict[str, float]]:
-    """``author`` posts ``text`` with the CLI while the readers' nodes are watched:
-    the post's id, and per reader the seconds from the entry's own timestamp until
-    that node showed it readable."""
-    finish = lab[author].begin("post", GROUP, text)
-    seen = wait_each([nodes[r] for r in readers], showing(text), WITHIN)
-    posted: str = finish()["id"]
-    took = {}
-    for reader, (at, doc) in zip(readers, seen, strict=True):
-        item = item_ids(doc)[posted]
-        took[reader] = at - item["timestamp"] / 1000
-    return posted, took
 
 
 def sent_forged(peer: str) -> Line:
@@ -114,7 +62,10 @@ def main() -> int:
     ):
         print("four hosts, each its own network namespace behind one router")
         started = time.monotonic()
-        group, nodes = form_group(lab)
+        group, nodes = found_group(
+            lab, "alice", ["bob", "carol", "mallory"], GROUP,
+            start={"mallory": lambda peers: hostile.start(lab["mallory"], "--tamper", "--after", "3", peers=peers)},
+        )  # fmt: skip
         mallory = lab["mallory"].member
         print(
             f"alice founded {GROUP!r}; bob, carol and mallory joined with invitation codes "
@@ -138,7 +89,7 @@ def main() -> int:
             for author in HONEST:
                 text = f"{author}'s note {n}"
                 readers = [r for r in HONEST if r != author]
-                posted, times = post_timed(lab, nodes, author, readers, text)
+                posted, times = post_timed(lab, nodes, author, readers, GROUP, text, WITHIN)
                 posts.append((author, posted, text))
                 took.extend(times.values())
         print(

@@ -331,14 +331,7 @@ def start(host: Host, *mode: str, peers: Sequence[Host] = ()) -> NodeProcess:
     """Run the hostile node in ``host``'s namespace, as :meth:`Host.start` runs the
     ordinary one (listening on the host's address, port 7447, no mDNS, dialling
     ``peers``); ``mode`` is ``("--tamper",)`` or ``("--censor", MEMBER)``."""
-    argv = ["ip", "netns", "exec", host.ns, sys.executable, "-m", "p2pcomm.testing.hostile"]
-    argv += [*mode, "run", "--json", "--listen", host.address(), "--no-mdns"]
-    for peer in peers:
-        argv += ["--peer", peer.address()]
-    node = NodeProcess(host.name, [*argv, "--home", str(host.home)], host.lab.env)
-    host.lab.processes.append(node)
-    node.wait(lambda d: d.get("event") == "started")
-    return node
+    return host.start(peers=peers, module="p2pcomm.testing.hostile", mode=mode)
 
 
 def _usage(message: str) -> int:

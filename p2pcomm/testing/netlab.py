@@ -37,10 +37,11 @@ import secrets
 import selectors
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,18 @@ __all__ = [
     "LabUnavailable",
     "NodeProcess",
     "ensure_lab",
+    "Line",
     "found_group",
     "item_ids",
+    "joined",
+    "left",
+    "median_ms",
+    "post_timed",
     "readable",
     "scenario",
     "showing",
+    "synced",
+    "synced_with",
     "wait_each",
 ]
 
@@ -163,45 +171,29 @@ class Host:
     #: The member id of this host's identity, once made (``p2pcomm init``).
     member: str = ""
 
-    def command(self, *args: str) -> list[str]:
-        """``p2pcomm ARGS --home HOME`` run inside this host's namespace."""
+    def command(self, *args: str, module: str = "p2pcomm") -> list[str]:
+        """``python -m MODULE ARGS --home HOME`` run inside this host's namespace."""
         return [
             "ip", "netns", "exec", self.ns,
-            sys.executable, "-m", "p2pcomm", *args, "--home", str(self.home),
+            sys.executable, "-m", module, *args, "--home", str(self.home),
         ]  # fmt: skip
 
     def cli(self, *args: str, check: bool = True) -> Any:
         """Run a command here with ``--json``; its parsed output (raises
-        :class:`CommandFailed` when it fails and ``check``)."""
-        res = subprocess.run(
-            [*self.command(*args), "--json"],
-            capture_output=True,
-            text=True,
-            env=self.lab.env,
-            timeout=DEADLINE,
-            check=False,
-        )
-        if "Traceback" in res.stderr:
-            raise CommandFailed(f"{self.name}: p2pcomm {' '.join(args)} crashed:\n{res.stderr}")
-        if res.returncode != 0:
-            if check:
-                raise CommandFailed(
-                    f"{self.name}: p2pcomm {' '.join(args)} exited {res.returncode}: "
-                    f"{res.stdout.strip()} {res.stderr.strip()}"
-                )
-            return {"exit": res.returncode, "error": res.stderr.strip()}
-        text = res.stdout.strip()
-        return json.loads(text) if text else None
+        :class:`CommandFailed` when it fails and ``check``; otherwise a failure gives
+        ``{"exit": STATUS, "error": STDERR}``)."""
+        return self.begin(*args, check=check)()
 
-    def begin(self, *args: str) -> Callable[[], Any]:
+    def begin(self, *args: str, check: bool = True) -> Callable[[], Any]:
         """Start a command here with ``--json`` and return at once (the nodes can be
         read meanwhile); call what is returned to wait for the command and get its
-        parsed output (raises :class:`CommandFailed` when it fails)."""
+        parsed output, as :meth:`cli` gives it."""
         proc = subprocess.Popen(
             [*self.command(*args), "--json"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=self.lab.env, preexec_fn=_die_with_parent,
         )  # fmt: skip
+        what = f"{self.name}: p2pcomm {' '.join(args)}"
 
         def finish() -> Any:
             try:
@@ -209,29 +201,37 @@ class Host:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-                raise CommandFailed(f"{self.name}: p2pcomm {' '.join(args)} did not end") from None
-            if proc.returncode != 0 or "Traceback" in err:
-                raise CommandFailed(
-                    f"{self.name}: p2pcomm {' '.join(args)} exited {proc.returncode}: "
-                    f"{out.strip()} {err.strip()}"
-                )
+                raise CommandFailed(f"{what} did not end") from None
+            if "Traceback" in err:
+                raise CommandFailed(f"{what} crashed:\n{err}")
+            if proc.returncode != 0:
+                if not check:
+                    return {"exit": proc.returncode, "error": err.strip()}
+                raise CommandFailed(f"{what} exited {proc.returncode}: {out.strip()} {err.strip()}")
             return json.loads(out) if out.strip() else None
 
         return finish
 
-    def start(self, *args: str, peers: Sequence[Host] = ()) -> NodeProcess:
+    def start(
+        self,
+        *args: str,
+        peers: Sequence[Host] = (),
+        module: str = "p2pcomm",
+        mode: Sequence[str] = (),
+    ) -> NodeProcess:
         """``p2pcomm run`` here: listening on this host's address (port 7447), no
-        mDNS unless asked, dialling ``peers``."""
+        mDNS unless asked, dialling ``peers``. ``module`` and ``mode`` run another
+        program that takes ``run``'s arguments after its own ``mode`` (the hostile
+        node of :mod:`p2pcomm.testing.hostile`)."""
         extra: list[str] = []
         for peer in peers:
-            extra += ["--peer", f"{peer.ip}:7447"]
+            extra += ["--peer", peer.address()]
         if "--interface" not in args:
             extra.append("--no-mdns")
-        node = NodeProcess(
-            self.name,
-            [*self.command("run", "--json", "--listen", f"{self.ip}:7447", *extra, *args)],
-            self.lab.env,
+        argv = self.command(
+            *mode, "run", "--json", "--listen", self.address(), *extra, *args, module=module
         )
+        node = NodeProcess(self.name, argv, self.lab.env)
         self.lab.processes.append(node)
         node.wait(lambda d: d.get("event") == "started")
         return node
@@ -409,36 +409,27 @@ class Lab:
             inner, outer = f"h{n}{self.tag}", f"r{n}{self.tag}"
             if self.lan:
                 ip = f"169.254.128.{n}"
-                self._plug(ns, inner, outer, ip, bridge)
-                self.hosts[name] = Host(name=name, ns=ns, ip=ip, home=self.folder / name, lab=self)
-                continue
-            ip = f"169.254.{n}.2"
-            for step in (
-                ("link", "add", inner, "type", "veth", "peer", "name", outer),
-                ("link", "set", inner, "netns", ns),
-                ("link", "set", outer, "netns", self.router),
-                ("-n", ns, "link", "set", "lo", "up"),
-                ("-n", ns, "addr", "add", f"{ip}/24", "dev", inner),
-                ("-n", ns, "link", "set", inner, "up"),
-                ("-n", self.router, "addr", "add", f"169.254.{n}.1/24", "dev", outer),
-                ("-n", self.router, "link", "set", outer, "up"),
-                ("-n", ns, "route", "add", "default", "via", f"169.254.{n}.1"),
-            ):
-                self._run(*step)
-            home = self.folder / name
-            self.hosts[name] = Host(name=name, ns=ns, ip=ip, home=home, lab=self)
+                self._plug(ns, inner, outer, f"{ip}/16")
+                self._run("-n", self.router, "link", "set", outer, "master", bridge)
+                self._run("-n", self.router, "link", "set", outer, "up")
+            else:
+                ip = f"169.254.{n}.2"
+                self._plug(ns, inner, outer, f"{ip}/24")
+                self._run("-n", self.router, "addr", "add", f"169.254.{n}.1/24", "dev", outer)
+                self._run("-n", self.router, "link", "set", outer, "up")
+                self._run("-n", ns, "route", "add", "default", "via", f"169.254.{n}.1")
+            self.hosts[name] = Host(name=name, ns=ns, ip=ip, home=self.folder / name, lab=self)
 
-    def _plug(self, ns: str, inner: str, outer: str, ip: str, bridge: str) -> None:
-        """Host ``ns``'s link on the LAN's bridge, at ``ip`` in 169.254.0.0/16."""
+    def _plug(self, ns: str, inner: str, outer: str, address: str) -> None:
+        """A veth pair from host ``ns`` (``inner``, at ``address``, up) to the router
+        (``outer``, left down for the caller to attach)."""
         for step in (
             ("link", "add", inner, "type", "veth", "peer", "name", outer),
             ("link", "set", inner, "netns", ns),
             ("link", "set", outer, "netns", self.router),
             ("-n", ns, "link", "set", "lo", "up"),
-            ("-n", ns, "addr", "add", f"{ip}/16", "dev", inner),
+            ("-n", ns, "addr", "add", address, "dev", inner),
             ("-n", ns, "link", "set", inner, "up"),
-            ("-n", self.router, "link", "set", outer, "master", bridge),
-            ("-n", self.router, "link", "set", outer, "up"),
         ):
             self._run(*step)
 
@@ -548,26 +539,87 @@ def showing(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda doc: any(i.get("text") == text for i in item_ids(doc).values())
 
 
-def _joined(member: str) -> Callable[[dict[str, Any]], bool]:
+#: A predicate on a node's JSON line.
+Line = Callable[[dict[str, Any]], bool]
+
+
+def joined(member: str) -> Line:
+    """The node tells that ``member`` (a member id) became a member."""
     return lambda d: d.get("event") == "member-joined" and d.get("member") == member
 
 
+def left(member: str) -> Line:
+    """The node tells that ``member`` is no longer a member (removed, banned, left,
+    expelled)."""
+    return lambda d: d.get("event") == "member-left" and d.get("member") == member
+
+
+def synced_with(member: str) -> Line:
+    """The node finished a sync with ``member``'s node."""
+    return lambda d: d.get("event") == "synced" and d.get("peer") == member
+
+
+def synced(group: str) -> Line:
+    """The node finished a sync of ``group`` with some peer."""
+    return lambda d: d.get("event") == "synced" and d.get("group") == group
+
+
+def median_ms(values: Sequence[float]) -> str:
+    """Seconds as people read a delivery time: ``median N ms, max M ms``."""
+    return f"median {statistics.median(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
+
+
+def post_timed(
+    lab: Lab,
+    nodes: Mapping[str, NodeProcess],
+    author: str,
+    readers: Sequence[str],
+    group: str,
+    text: str,
+    within: float = DEADLINE,
+) -> tuple[str, dict[str, float]]:
+    """``author`` posts ``text`` to ``group`` with the CLI while the readers' nodes
+    are watched together: the post's id, and per reader the seconds from the entry's
+    own timestamp until that node showed it readable."""
+    finish = lab[author].begin("post", group, text)
+    seen = wait_each([nodes[r] for r in readers], showing(text), within)
+    posted: str = finish()["id"]
+    took = {
+        reader: at - float(item_ids(doc)[posted]["timestamp"]) / 1000
+        for reader, (at, doc) in zip(readers, seen, strict=True)
+    }
+    return posted, took
+
+
 def found_group(
-    lab: Lab, admin: str, members: Sequence[str], name: str
+    lab: Lab,
+    admin: str,
+    members: Sequence[str],
+    name: str,
+    *,
+    start: Mapping[str, Callable[[Sequence[Host]], NodeProcess]] | None = None,
 ) -> tuple[str, dict[str, NodeProcess]]:
     """The ordinary way in: every host makes an identity, ``admin`` creates group
     ``name`` and runs, and each of ``members`` joins with an invitation code naming the
-    admin's address, then runs dialling the admin. Returns the group id and the
-    running nodes, by host name, every one of them past its first sync."""
+    admin's address (all at once), then runs dialling the admin: ``p2pcomm run``, or
+    ``start[member](peers)`` where given (a hostile node). Returns the group id and
+    the running nodes, by host name, every one of them past its first sync."""
     for host in (admin, *members):
         lab[host].member = lab[host].cli("init", "--name", host)["id"]
     group: str = lab[admin].cli("group", "create", name)["id"]
     nodes = {admin: lab[admin].start()}
+    codes = [
+        lab[admin].cli("invite", name, "--address", lab[admin].address())["code"] for _ in members
+    ]
+    joining = [lab[m].begin("join", code) for m, code in zip(members, codes, strict=True)]
+    for finish in joining:
+        finish()
     for member in members:
-        code = lab[admin].cli("invite", name, "--address", lab[admin].address())["code"]
-        lab[member].cli("join", code)
-        nodes[admin].wait(_joined(lab[member].member))
+        nodes[admin].wait(joined(lab[member].member))
     for member in members:
-        nodes[member] = lab[member].start(peers=[lab[admin]])
-        nodes[member].wait(lambda d: d.get("event") == "synced" and d.get("group") == group)
+        peers = [lab[admin]]
+        runs = (start or {}).get(member)
+        nodes[member] = runs(peers) if runs is not None else lab[member].start(peers=peers)
+    for member in members:
+        nodes[member].wait(synced(group))
     return group, nodes
